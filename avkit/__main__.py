@@ -1,0 +1,5 @@
+import sys
+
+from avkit.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""``avkit info``: placeholder replaced by the io work."""

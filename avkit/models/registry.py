@@ -1,0 +1,71 @@
+"""One plain registry of model builders: ``create_model(name, **options)`` and ``list_models()``.
+
+A family file registers its builders with ``@register_model("name", family="...")``; the
+decorated function is an ordinary builder you can also call directly. Nothing is nested or
+string-typed beyond the one name -> function table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch.nn as nn
+
+from avkit.errors import AvkitError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    builder: Callable[..., nn.Module]
+    description: str
+    # Input kinds the model takes: "video" (float [B,3,T,H,W]), "audio" (waveform or spectrogram).
+    modality: str = "video"
+
+
+_MODELS: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, family: str, modality: str = "video") -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator adding a builder under ``name``; the builder's docstring's first line describes it."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _MODELS:
+            raise RuntimeError(f"model {name!r} registered twice")
+        doc = (fn.__doc__ or "").strip().splitlines()
+        _MODELS[name] = ModelEntry(name, family, fn, doc[0] if doc else "", modality)
+        return fn
+
+    return wrap
+
+
+def _load_families() -> None:
+    # Importing the package imports every family file, which registers its builders.
+    import avkit.models  # noqa: F401
+
+
+def list_models(family: str | None = None, modality: str | None = None) -> list[str]:
+    """Names of all registered models, optionally filtered by family or modality, sorted."""
+    _load_families()
+    return sorted(
+        e.name for e in _MODELS.values()
+        if (family is None or e.family == family) and (modality is None or e.modality == modality)
+    )
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name`` (raises AvkitError listing close names if unknown)."""
+    _load_families()
+    if name not in _MODELS:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(_MODELS), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else " (see 'avkit models')"
+        raise AvkitError(f"unknown model {name!r}{hint}")
+    return _MODELS[name]
+
+
+def create_model(name: str, **options) -> nn.Module:
+    """Build model ``name`` with builder keyword ``options`` (e.g. ``num_classes=10, width=16``)."""
+    return model_entry(name).builder(**options)
