@@ -1,0 +1,526 @@
+"""``VideoDataset``: clips (frames + sound) from a manifest or a class-per-folder tree.
+
+Sources:
+
+- a manifest ``.jsonl`` (one JSON object a line) or ``.csv`` (with a header) with fields
+  ``path`` and ``label`` and optionally ``start``, ``end`` (seconds: use only that segment),
+  ``caption`` and ``split``; paths are relative to the manifest's folder;
+- a folder holding ``manifest.jsonl`` / ``manifest.csv`` (what ``avkit generate`` writes);
+- a folder with one subfolder of videos per class (the UCF-101 / Kinetics layout).
+
+Classes come from ``classes.json`` beside the manifest (a list of names or of
+``{"name": ...}`` objects, in label-index order) when present, else the sorted unique labels.
+
+Randomness is a function of ``(seed, epoch, index)`` only, so an item is the same whichever
+DataLoader worker makes it; ``set_epoch`` changes the draws (call it before each epoch; with
+``persistent_workers=True`` workers keep the epoch they started with). Files are opened per item,
+so nothing open is pickled into workers.
+
+Unreadable videos are skipped: the item is replaced by the next readable index, the path and
+reason are recorded in ``dataset.skipped``, a warning names the file the first time, and
+``skipped_report()`` lists them. Items made in worker processes carry what they skipped under
+``"skipped"``; :meth:`VideoDataset.loader` gathers those into the main process's ``skipped``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import av
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from avkit.data.audio_features import LogMel
+from avkit.data.sampling import ClipWindow, random_clip, sliding_windows, uniform_clips
+from avkit.data.transforms import Compose, eval_transform, train_transform
+from avkit.errors import AvkitError, MediaError
+from avkit.io.read import VideoReader
+
+log = logging.getLogger("avkit.data")
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv")
+AUDIO_MODES = (None, "waveform", "spectrogram", "both")
+# Errors that mean "this file cannot be read" (io wraps most into MediaError).
+_READ_ERRORS = (MediaError, OSError, av.FFmpegError, EOFError)
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One manifest row, resolved: absolute path, label index, optional segment and caption."""
+
+    path: str
+    label: int
+    start: float | None = None
+    end: float | None = None
+    caption: str = ""
+    split: str | None = None
+
+
+# -- sources --------------------------------------------------------------------------------
+
+def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], set[str]]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise AvkitError(f"{path}: line {n} is not valid JSON ({err.msg})") from None
+        if not isinstance(row, dict):
+            raise AvkitError(f"{path}: line {n} is not a JSON object")
+        row["_line"] = n
+        rows.append(row)
+    columns = set().union(*(r.keys() for r in rows)) if rows else set()
+    return rows, columns
+
+
+def _read_csv(path: Path) -> tuple[list[dict[str, Any]], set[str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        columns = {c.strip() for c in (reader.fieldnames or [])}
+        rows = []
+        for n, row in enumerate(reader, 2):
+            clean = {k.strip(): (v.strip() if isinstance(v, str) else v) for k, v in row.items() if k}
+            clean = {k: (None if v == "" else v) for k, v in clean.items()}
+            clean["_line"] = n
+            rows.append(clean)
+    return rows, columns
+
+
+def _read_folder(root: Path) -> tuple[list[dict[str, Any]], set[str]]:
+    rows = []
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for f in sorted(class_dir.rglob("*")):
+            if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS:
+                rows.append({"path": str(f.relative_to(root)), "label": class_dir.name, "_line": None})
+    return rows, {"path", "label"}
+
+
+def _load_classes(path: Path) -> list[str]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise AvkitError(f"{path}: cannot read classes ({err})") from None
+    if not isinstance(data, list) or not data:
+        raise AvkitError(f"{path}: expected a non-empty list of class names or {{'name': ...}} objects")
+    names = [c["name"] if isinstance(c, dict) and "name" in c else c for c in data]
+    if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+        raise AvkitError(f"{path}: class names must be unique strings")
+    return names
+
+
+def _float_or_none(value: Any, what: str, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise AvkitError(f"{where}: {what} must be a number of seconds, got {value!r}") from None
+    if not math.isfinite(x) or x < 0:
+        raise AvkitError(f"{where}: {what} must be a non-negative number of seconds, got {value!r}")
+    return x
+
+
+def load_records(source: str | Path, split: str | None = None) -> tuple[list[VideoRecord], list[str], Path]:
+    """Validate ``source`` and return its records, the class names and the manifest (or root) path.
+
+    Raises ``AvkitError`` naming the manifest for a missing file, missing columns, unknown
+    labels, bad numbers, or no rows (after the ``split`` filter).
+    """
+    source = Path(source)
+    if not source.exists():
+        raise AvkitError(f"{source}: dataset source does not exist")
+    if source.is_dir():
+        for name in ("manifest.jsonl", "manifest.csv"):
+            if (source / name).is_file():
+                source = source / name
+                break
+    if source.is_dir():
+        rows, columns = _read_folder(source)
+        base = source
+    elif source.suffix.lower() == ".jsonl":
+        rows, columns = _read_jsonl(source)
+        base = source.parent
+    elif source.suffix.lower() == ".csv":
+        rows, columns = _read_csv(source)
+        base = source.parent
+    else:
+        raise AvkitError(f"{source}: expected a .jsonl or .csv manifest or a folder of class folders")
+    if not rows:
+        raise AvkitError(f"{source}: no videos listed (empty manifest or no class folders with videos)")
+    missing = [c for c in ("path", "label") if c not in columns]
+    if missing:
+        raise AvkitError(f"{source}: missing column(s) {', '.join(missing)} (need path and label)")
+
+    classes_file = base / "classes.json"
+    classes = _load_classes(classes_file) if classes_file.is_file() else None
+    if classes is None:
+        classes = sorted({str(r["label"]) for r in rows if r.get("label") is not None})
+    index_of = {name: i for i, name in enumerate(classes)}
+
+    if split is not None and "split" not in columns:
+        raise AvkitError(f"{source}: split={split!r} asked for but the manifest has no 'split' field")
+    records = []
+    for row in rows:
+        where = f"{source}" + (f" line {row['_line']}" if row.get("_line") else "")
+        if not row.get("path"):
+            raise AvkitError(f"{where}: empty path")
+        label = row.get("label")
+        if label is None:
+            raise AvkitError(f"{where}: empty label")
+        if str(label) in index_of:
+            y = index_of[str(label)]
+        elif isinstance(label, int) and classes_file.is_file() and 0 <= label < len(classes):
+            y = label
+        else:
+            raise AvkitError(f"{where}: unknown label {label!r} (classes: {', '.join(classes[:10])}"
+                             f"{', ...' if len(classes) > 10 else ''})")
+        start = _float_or_none(row.get("start"), "start", where)
+        end = _float_or_none(row.get("end"), "end", where)
+        if start is not None and end is not None and end <= start:
+            raise AvkitError(f"{where}: end ({end}) must be after start ({start})")
+        path = Path(row["path"])
+        rec = VideoRecord(path=str(path if path.is_absolute() else base / path), label=y, start=start,
+                          end=end, caption=str(row.get("caption") or ""), split=row.get("split"))
+        if split is None or rec.split == split:
+            records.append(rec)
+    if not records:
+        raise AvkitError(f"{source}: no videos in split {split!r}")
+    return records, classes, source
+
+
+# -- the dataset ----------------------------------------------------------------------------
+
+class VideoDataset(Dataset):
+    """Clips of ``num_frames`` at ``fps`` with their sound, label and metadata.
+
+    ``mode="train"``: one random clip, random crop + flip -> ``video float [3, T, size, size]``.
+    ``mode="test"``: ``num_clips`` uniform clips x ``num_crops`` (1 or 3) crops ->
+    ``video [K, 3, T, size, size]`` with ``K = num_clips * num_crops``, clip-major.
+
+    ``audio``: None, ``"waveform"`` (``audio float32 [S]``), ``"spectrogram"``
+    (``spectrogram [1, F, T']``, see ``spectrogram=LogMel(...)``) or ``"both"``. The audio span
+    is ``audio_seconds`` long (default: the clip's length) centred on the video clip, read at
+    ``sample_rate``; in test mode there is one per view (``[K, S]``, ``[K, 1, F, T']``). A video
+    without sound gives silence and ``has_audio=False``.
+
+    ``transform`` replaces the preset (``train_transform(size)`` / ``eval_transform(size,
+    num_crops)``); it gets ``uint8 [T, H, W, 3]`` frames decoded at the preset's short side
+    (``short_side``) and, if it is a ``Compose`` or has ``takes_rng``, the item's generator.
+    ``audio_transform`` (e.g. ``RandomGain``) acts on the waveform in train mode.
+    """
+
+    def __init__(
+        self,
+        source: str | Path,
+        *,
+        num_frames: int = 8,
+        fps: float = 5.0,
+        size: int = 112,
+        short_side: int | None = None,
+        mode: str = "train",
+        num_clips: int = 10,
+        num_crops: int = 1,
+        pad: str = "repeat",
+        audio: str | None = None,
+        sample_rate: int = 16000,
+        audio_seconds: float | None = None,
+        spectrogram: LogMel | None = None,
+        split: str | None = None,
+        seed: int = 0,
+        transform: Callable | None = None,
+        audio_transform: Callable | None = None,
+        max_skips: int = 50,
+    ) -> None:
+        if mode not in ("train", "test"):
+            raise AvkitError(f"mode must be 'train' or 'test', got {mode!r}")
+        if audio not in AUDIO_MODES:
+            raise AvkitError(f"audio must be one of {AUDIO_MODES}, got {audio!r}")
+        if num_crops not in (1, 3):
+            raise AvkitError(f"num_crops must be 1 or 3, got {num_crops!r}")
+        if audio_seconds is not None and audio_seconds <= 0:
+            raise AvkitError(f"audio_seconds must be positive, got {audio_seconds!r}")
+        self.records, self.classes, self.source = load_records(source, split)
+        self.num_frames = int(num_frames)
+        self.fps = float(fps)
+        self.size = int(size)
+        self.mode = mode
+        self.num_clips = int(num_clips)
+        self.num_crops = int(num_crops) if mode == "test" else 1
+        self.pad = pad
+        self.audio = audio
+        self.sample_rate = int(sample_rate)
+        self.audio_seconds = float(audio_seconds) if audio_seconds is not None else self.num_frames / self.fps
+        self.spectrogram = spectrogram if spectrogram is not None else LogMel(sample_rate=self.sample_rate)
+        if audio in ("spectrogram", "both") and self.spectrogram.sample_rate != self.sample_rate:
+            raise AvkitError(f"spectrogram.sample_rate ({self.spectrogram.sample_rate}) must equal "
+                             f"sample_rate ({self.sample_rate})")
+        self.split = split
+        self.seed = int(seed)
+        self.epoch = 0
+        if short_side is None:
+            short_side = self.size if self.num_crops == 3 else round(self.size * 8 / 7)
+        self.short_side = int(short_side)
+        if transform is None:
+            transform = (train_transform(self.size, self.short_side) if mode == "train"
+                         else eval_transform(self.size, self.num_crops, self.short_side))
+        self.transform = transform
+        self.audio_transform = audio_transform
+        self.max_skips = int(max_skips)
+        self.skipped: dict[str, str] = {}
+        # Sanity-check the sampling arguments now rather than in a worker.
+        random_clip(1.0, self.num_frames, self.fps, 0, pad=self.pad)
+
+    # -- basic facts --------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def labels(self) -> list[int]:
+        """Label index of every item (for balanced samplers, class counts)."""
+        return [r.label for r in self.records]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Change the random draws (clip start, crop, flip) for the next pass."""
+        self.epoch = int(epoch)
+
+    def rng(self, index: int) -> np.random.Generator:
+        """The generator for ``index`` this epoch: a function of ``(seed, epoch, index)`` only."""
+        return np.random.default_rng([self.seed, self.epoch, int(index)])
+
+    def __repr__(self) -> str:
+        return (f"VideoDataset({str(self.source)!r}, {len(self)} videos, {self.num_classes} classes, "
+                f"mode={self.mode!r}, num_frames={self.num_frames}, fps={self.fps}, size={self.size}, "
+                f"audio={self.audio!r})")
+
+    # -- items --------------------------------------------------------------------------
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        n = len(self.records)
+        if not -n <= index < n:
+            raise IndexError(f"index {index} out of range for {n} videos")
+        index %= n
+        skipped_here: dict[str, str] = {}
+        for attempt in range(min(n, self.max_skips + 1)):
+            i = (index + attempt) % n
+            path = self.records[i].path
+            if path in self.skipped:
+                skipped_here[path] = self.skipped[path]
+                continue
+            try:
+                item = self.load(i)
+            except _READ_ERRORS as err:
+                reason = err.reason if isinstance(err, MediaError) else f"{type(err).__name__}: {err}"
+                self._record_skip(path, reason)
+                skipped_here[path] = reason
+                continue
+            item["skipped"] = skipped_here
+            return item
+        raise AvkitError(f"{self.source}: no readable video found from index {index} after skipping "
+                         f"{len(skipped_here)} file(s):\n{self.skipped_report()}")
+
+    def _record_skip(self, path: str, reason: str) -> None:
+        if path not in self.skipped:
+            log.warning("skipping unreadable video %s: %s", path, reason)
+        self.skipped[path] = reason
+
+    def load(self, index: int) -> dict[str, Any]:
+        """Item ``index`` without the skip logic (raises ``MediaError`` for an unreadable file)."""
+        rec = self.records[index]
+        rng = self.rng(index)
+        with VideoReader(rec.path) as reader:
+            lo, hi = self._segment(rec, reader)
+            if self.mode == "train":
+                windows = [_shift(random_clip(hi - lo, self.num_frames, self.fps, rng, pad=self.pad), lo)]
+            else:
+                windows = [_shift(w, lo) for w in
+                           uniform_clips(hi - lo, self.num_frames, self.fps, self.num_clips, pad=self.pad)]
+            video = self._video(reader, windows, rng)
+            waves, has_audio = self._waves(reader, windows, rng, augment=self.mode == "train")
+        item: dict[str, Any] = {"video": video}
+        if waves is not None:
+            if self.mode == "test":
+                waves = waves.repeat_interleave(self.num_crops, dim=0)  # one per view
+            else:
+                waves = waves[0]
+            if self.audio in ("waveform", "both"):
+                item["audio"] = waves
+            if self.audio in ("spectrogram", "both"):
+                item["spectrogram"] = self.spectrogram(waves)
+            item["has_audio"] = has_audio
+        item.update(label=rec.label, index=index, path=rec.path, start=float(windows[0].start),
+                    end=float(windows[-1].end), caption=rec.caption)
+        return item
+
+    def _segment(self, rec: VideoRecord, reader: VideoReader) -> tuple[float, float]:
+        duration = reader.duration
+        if duration is None or not duration > 0:
+            raise MediaError(rec.path, "unknown or zero video duration")
+        lo = rec.start or 0.0
+        hi = min(rec.end, duration) if rec.end is not None else duration
+        if hi <= lo:
+            raise MediaError(rec.path, f"segment [{rec.start}, {rec.end}) lies outside the video "
+                                       f"(duration {duration:.3f} s)")
+        return lo, hi
+
+    def _video(self, reader: VideoReader, windows: list[ClipWindow], rng: np.random.Generator) -> torch.Tensor:
+        times = np.concatenate([w.times for w in windows])
+        frames, _ = reader.frames_at(times, size=self.short_side)
+        clips = frames.split(self.num_frames)
+        if self.mode == "train":
+            return _apply(self.transform, clips[0], rng)
+        views = [_apply(self.transform, c, rng) for c in clips]
+        if self.num_crops == 1 and views[0].ndim == 4:
+            return torch.stack(views)
+        return torch.cat(views)  # each is [num_crops, 3, T, H, W]
+
+    def _waves(self, reader: VideoReader, windows: list[ClipWindow], rng: np.random.Generator,
+               augment: bool) -> tuple[torch.Tensor | None, bool]:
+        if self.audio is None:
+            return None, False
+        length = int(round(self.audio_seconds * self.sample_rate))
+        has_audio = reader.audio is not None
+        waves = []
+        for w in windows:
+            if not has_audio:
+                waves.append(torch.zeros(length, dtype=torch.float32))
+                continue
+            a0 = max(0.0, (w.start + w.end) / 2 - self.audio_seconds / 2)
+            wave = reader.read_audio(a0, a0 + length / self.sample_rate, sample_rate=self.sample_rate)
+            wave = torch.nn.functional.pad(wave[:length], (0, max(0, length - wave.shape[0])))
+            if augment and self.audio_transform is not None:
+                wave = _apply(self.audio_transform, wave, rng)
+            waves.append(wave)
+        return torch.stack(waves), has_audio
+
+    # -- whole-video evaluation ------------------------------------------------------------
+    def video_clips(self, index: int, *, stride: float | None = None, batch_size: int = 16,
+                    transform: Callable | None = None) -> Iterator[dict[str, Any]]:
+        """All clips of video ``index`` (sliding windows, default stride = clip length), in batches.
+
+        Yields dicts with ``video [B, 3, T, size, size]`` (``[B, 3 crops, 3, T, size, size]`` for a
+        three-crop test set), ``audio`` / ``spectrogram`` as configured, ``start`` / ``end``
+        float64 ``[B]``, ``label``, ``path``. The transform is the test-mode one (a centre crop
+        for a train-mode dataset) unless given. Raises ``MediaError`` for an unreadable file (no
+        skipping: the caller asked for this video).
+        """
+        rec = self.records[index]
+        if transform is None:
+            transform = self.transform if self.mode == "test" else eval_transform(self.size, 1, self.short_side)
+        rng = np.random.default_rng(0)  # unused by eval transforms; keeps custom ones deterministic
+        with VideoReader(rec.path) as reader:
+            lo, hi = self._segment(rec, reader)
+            windows = [_shift(w, lo) for w in sliding_windows(hi - lo, self.num_frames, self.fps, stride,
+                                                             pad=self.pad)]
+            for b in range(0, len(windows), batch_size):
+                chunk = windows[b:b + batch_size]
+                times = np.concatenate([w.times for w in chunk])
+                frames, _ = reader.frames_at(times, size=self.short_side)
+                clips = [_apply(transform, c, rng) for c in frames.split(self.num_frames)]
+                out: dict[str, Any] = {"video": torch.stack(clips)}
+                if self.audio is not None:
+                    waves, _ = self._waves(reader, chunk, rng, augment=False)
+                    if self.audio in ("waveform", "both"):
+                        out["audio"] = waves
+                    if self.audio in ("spectrogram", "both"):
+                        out["spectrogram"] = self.spectrogram(waves)
+                out.update(start=torch.tensor([w.start for w in chunk], dtype=torch.float64),
+                           end=torch.tensor([w.end for w in chunk], dtype=torch.float64),
+                           label=rec.label, path=rec.path)
+                yield out
+
+    # -- reporting and loading -----------------------------------------------------------
+    def skipped_report(self) -> str:
+        """A readable list of the skipped files and why (``"no videos skipped"`` when none)."""
+        if not self.skipped:
+            return "no videos skipped"
+        lines = [f"{len(self.skipped)} of {len(self)} videos skipped (unreadable):"]
+        lines += [f"  {p}: {r}" for p, r in sorted(self.skipped.items())]
+        return "\n".join(lines)
+
+    def loader(self, batch_size: int = 8, *, shuffle: bool | None = None, num_workers: int = 0,
+               drop_last: bool = False, **kwargs: Any) -> "SkipTrackingLoader":
+        """A DataLoader with :func:`collate` whose batches' skip records land in ``self.skipped``.
+
+        ``shuffle`` defaults to True in train mode; the shuffle order is seeded by
+        ``(seed, epoch)``, so call ``set_epoch`` before each epoch.
+        """
+        return SkipTrackingLoader(self, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                                  drop_last=drop_last, **kwargs)
+
+
+class SkipTrackingLoader:
+    """Iterates a ``DataLoader`` over a :class:`VideoDataset`, copying skip records into it."""
+
+    def __init__(self, dataset: VideoDataset, *, batch_size: int, shuffle: bool | None, num_workers: int,
+                 drop_last: bool, **kwargs: Any) -> None:
+        self.dataset = dataset
+        self.shuffle = dataset.mode == "train" if shuffle is None else shuffle
+        self.options = dict(batch_size=batch_size, num_workers=num_workers, drop_last=drop_last,
+                            collate_fn=collate, **kwargs)
+
+    def __len__(self) -> int:
+        n, b = len(self.dataset), self.options["batch_size"]
+        return n // b if self.options["drop_last"] else math.ceil(n / b)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        ds = self.dataset
+        gen = torch.Generator().manual_seed(ds.seed * 1_000_003 + ds.epoch)
+        # A fresh DataLoader per pass: workers get the dataset with its current epoch.
+        loader = DataLoader(ds, shuffle=self.shuffle, generator=gen, **self.options)
+        for batch in loader:
+            for path, reason in batch.get("skipped", {}).items():
+                ds._record_skip(path, reason)
+            yield batch
+
+
+def _shift(w: ClipWindow, offset: float) -> ClipWindow:
+    if offset == 0:
+        return w
+    return ClipWindow(w.start + offset, w.end + offset, w.times + offset)
+
+
+def _apply(transform: Callable, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    if isinstance(transform, Compose) or getattr(transform, "takes_rng", False):
+        return transform(x, rng=rng)
+    return transform(x)
+
+
+def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Batch item dicts: tensors stacked, numbers to tensors, strings as lists.
+
+    ``"skipped"`` (path -> reason per item) becomes one merged dict for the batch. Keys missing
+    from some items are dropped from the batch rather than guessed.
+    """
+    if not items:
+        raise AvkitError("collate got an empty batch")
+    keys = [k for k in items[0] if all(k in it for it in items)]
+    out: dict[str, Any] = {}
+    for k in keys:
+        values = [it[k] for it in items]
+        if k == "skipped":
+            merged: dict[str, str] = {}
+            for v in values:
+                merged.update(v)
+            out[k] = merged
+        elif isinstance(values[0], torch.Tensor):
+            out[k] = torch.stack(values)
+        elif isinstance(values[0], bool):
+            out[k] = torch.tensor(values, dtype=torch.bool)
+        elif isinstance(values[0], int):
+            out[k] = torch.tensor(values, dtype=torch.int64)
+        elif isinstance(values[0], float):
+            out[k] = torch.tensor(values, dtype=torch.float64)
+        else:
+            out[k] = list(values)
+    return out
