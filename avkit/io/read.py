@@ -1,0 +1,581 @@
+"""Read a clip (frames + the audio of the same span) without decoding the whole file.
+
+How: seek to the keyframe at or before the first wanted time, decode forward, keep only the
+frames asked for, and stop once past the last wanted time. Far-apart times seek again when a
+keyframe lies between them. Frames are chosen by timestamp (the frame displayed at time t is the
+last frame with pts <= t), so variable-frame-rate files work.
+
+Timestamps are seconds from the start of the file (the earliest stream start), for video and
+audio alike, so the two stay in sync.
+
+``read_clip()`` opens, reads and closes. ``VideoReader`` keeps the file open for many clips
+(datasets, benchmarks).
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import av
+import numpy as np
+import torch
+
+from avkit.errors import AvkitError, MediaError
+from avkit.io.probe import container_start, display_size, open_media, pick_stream, stream_duration
+
+# Frames at most this far past a wanted time still count as "at" it (float rounding of t).
+_EPS = 1e-6
+# Decoder output is in presentation order; some containers (AVI) attach scrambled pts to it.
+# Timestamps are re-sorted within this many frames, which restores them.
+_REORDER = 3
+# Seek again when the next wanted time is this far ahead and no keyframe index says otherwise.
+_FAR = 10.0
+
+# Audio timestamps that disagree with the sample count by more than this (s) are obeyed.
+_AUDIO_RESYNC = 0.1
+
+Size = int | tuple[int, int] | None
+
+
+@dataclass
+class Clip:
+    """Decoded frames and the audio of the same span."""
+
+    frames: torch.Tensor  # uint8 [T, H, W, 3]
+    timestamps: torch.Tensor  # float64 [T], seconds from the start of the file
+    audio: torch.Tensor | None  # float32 [S], mono
+    sample_rate: int | None
+    start: float
+    end: float
+    path: str
+
+
+class VideoReader:
+    """An open media file that reads many clips (keeps the container and decoder around).
+
+    ``video_stream`` / ``audio_stream`` are container stream indices; None picks the default
+    streams (see ``avkit.io.probe``). ``lenient=True`` returns what a truncated or damaged file
+    still holds instead of raising. ``threads=0`` lets FFmpeg pick the decoder thread count.
+    """
+
+    def __init__(self, path: str | Path, *, video_stream: int | None = None,
+                 audio_stream: int | None = None, lenient: bool = False, threads: int = 0) -> None:
+        self.path = str(path)
+        self.lenient = lenient
+        self.container = open_media(path)
+        try:
+            self.video = pick_stream(self.container, path, "video", video_stream)
+            self.audio = pick_stream(self.container, path, "audio", audio_stream)
+        except BaseException:
+            self.container.close()
+            raise
+        self.origin = container_start(self.container)
+        self._frame_times: np.ndarray | None = None
+        self._keyframes: np.ndarray = np.empty(0)
+        self._keyframe_entries = -1
+        self.frames_decoded = 0  # video and audio frames decoded so far (for tests and benchmarks)
+        if self.video is not None:
+            self.video.thread_type = "AUTO"
+            self.video.codec_context.thread_count = threads
+
+    # -- context manager -------------------------------------------------------------------
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.container.close()
+
+    # -- stream facts ----------------------------------------------------------------------
+    def _stream_start(self, stream) -> float:
+        if stream.start_time is None:
+            return 0.0
+        return float(stream.start_time * stream.time_base) - self.origin
+
+    def _stream_end(self, stream) -> float | None:
+        d = stream_duration(stream, self.container)
+        return None if d is None else self._stream_start(stream) + d
+
+    @property
+    def fps(self) -> float | None:
+        """Average frame rate of the video stream."""
+        if self.video is None:
+            return None
+        rate = self.video.average_rate or self.video.guessed_rate or self.video.base_rate
+        return float(rate) if rate else None
+
+    @property
+    def duration(self) -> float | None:
+        """End of the video stream (else the audio stream) in seconds from the file start."""
+        stream = self.video if self.video is not None else self.audio
+        return None if stream is None else self._stream_end(stream)
+
+    def _require_video(self):
+        if self.video is None:
+            raise MediaError(self.path, "no video stream")
+        return self.video
+
+    # -- frame timestamps ------------------------------------------------------------------
+    def frame_times(self) -> np.ndarray:
+        """Timestamps (s) of every video frame in presentation order, from packets (no decoding)."""
+        if self._frame_times is None:
+            stream = self._require_video()
+            tb = stream.time_base
+            pts = []
+            self._seek(stream, self._stream_start(stream))
+            try:
+                for packet in self.container.demux(stream):
+                    if packet.size == 0:
+                        continue
+                    ts = packet.pts if packet.pts is not None else packet.dts
+                    if ts is not None:
+                        pts.append(ts)
+            except av.FFmpegError as err:
+                if not self.lenient:
+                    raise MediaError(self.path, f"corrupt or truncated video data ({_msg(err)})") from None
+            if not pts:
+                raise MediaError(self.path, "no video frames with timestamps")
+            self._frame_times = np.array([float(p * tb) for p in sorted(pts)]) - self.origin
+        return self._frame_times
+
+    def _known_keyframes(self) -> np.ndarray:
+        """Keyframe times (s) the demuxer's index knows (may grow as the file is read)."""
+        entries = self.video.index_entries
+        n = len(entries)
+        if n != self._keyframe_entries:
+            tb = float(self.video.time_base)
+            ts = [e.timestamp * tb for e in entries if e.is_keyframe]
+            self._keyframes = np.sort(np.array(ts, dtype=np.float64)) - self.origin
+            self._keyframe_entries = n
+        return self._keyframes
+
+    def _worth_seeking(self, position: float, t: float) -> bool:
+        """True if a keyframe lies in (position, t], so seeking beats decoding forward."""
+        if t - position > _FAR:
+            return True
+        k = self._known_keyframes()
+        i = np.searchsorted(k, position, side="right")
+        return i < len(k) and k[i] <= t
+
+    # -- decoding --------------------------------------------------------------------------
+    def _seek(self, stream, t: float) -> None:
+        tb = stream.time_base
+        pts = int(math.floor((t + self.origin) / tb)) if t > self._stream_start(stream) else (
+            stream.start_time or 0)
+        try:
+            self.container.seek(pts, stream=stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            try:  # unseekable at that point: decode from the start instead
+                self.container.seek(0)
+            except av.FFmpegError as err:
+                raise MediaError(self.path, f"cannot seek ({_msg(err)})") from None
+
+    def _decoded(self, stream, t: float) -> Iterator:
+        """Frames of ``stream`` from the keyframe at or before ``t`` onwards (raw decode order)."""
+        self._seek(stream, t)
+        try:
+            for packet in self.container.demux(stream):
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as err:
+                    if self.lenient:
+                        continue
+                    raise MediaError(self.path, f"corrupt or truncated {stream.type} data near "
+                                                f"{_packet_time(packet, self.origin)} ({_msg(err)})") from None
+                self.frames_decoded += len(frames)
+                yield from frames
+        except av.FFmpegError as err:  # demuxer error: damaged or cut-off container
+            if not self.lenient:
+                raise MediaError(self.path, f"corrupt or truncated file ({_msg(err)})") from None
+
+    def _timed_frames(self, t: float) -> Iterator[tuple["av.VideoFrame", float]]:
+        """(frame, seconds) from the keyframe at or before ``t``; timestamps made monotonic."""
+        stream = self.video
+        tb = stream.time_base
+        step = (1.0 / self.fps / float(tb)) if self.fps else 1.0
+        waiting: deque = deque()
+        heap: list = []
+        last = None
+        for frame in self._decoded(stream, t):
+            ts = frame.pts if frame.pts is not None else frame.dts
+            if ts is None:
+                ts = 0 if last is None else last + step
+            last = ts
+            heapq.heappush(heap, ts)
+            waiting.append(frame)
+            if len(waiting) > _REORDER:
+                yield waiting.popleft(), float(heapq.heappop(heap) * tb) - self.origin
+        while waiting:
+            yield waiting.popleft(), float(heapq.heappop(heap) * tb) - self.origin
+
+    def _frames_from(self, t: float) -> Iterator[tuple["av.VideoFrame", float]]:
+        """Like ``_timed_frames`` but guarantees the first frame is at or before ``t``.
+
+        A seek can land after ``t`` (index granularity, B-frame reordering, damaged data); then
+        seek again from further back.
+        """
+        start = self._stream_start(self.video)
+        back = 0.0
+        while True:
+            at = t - back
+            frames = self._timed_frames(at)
+            first = next(frames, None)
+            if at <= start or (first is not None and first[1] <= t + _EPS):
+                if first is not None:
+                    yield first
+                    yield from frames
+                return
+            back = max(1.0, 2 * back)
+
+    def _check_ended(self, last_time: float | None, t: float) -> None:
+        """Raise if the video data stopped well before ``t`` although the header says it goes on."""
+        if self.lenient:
+            return
+        if last_time is None:
+            raise MediaError(self.path, "no decodable video frames")
+        end = self._stream_end(self.video)
+        if end is None:  # no declared length: running out is just the end
+            return
+        fps = self.fps or 25.0
+        t = min(t, end - 1.0 / fps)
+        if t - last_time > max(0.5, 2.0 / fps):
+            raise MediaError(self.path, f"truncated or corrupt: video data ends at {last_time:.2f} s but "
+                                        f"the header says {end:.2f} s (pass lenient=True to read what is there)")
+
+    # -- public reads ----------------------------------------------------------------------
+    def frames_at(self, times: Sequence[float] | np.ndarray, size: Size = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """For each time (s), the frame displayed then (the last frame with pts <= t).
+
+        Times before the first frame give the first frame, times after the last give the last.
+        Returns frames ``uint8 [T,H,W,3]`` and their own timestamps ``float64 [T]``.
+        """
+        self._require_video()
+        times = np.asarray(times, dtype=np.float64).reshape(-1)
+        if times.size == 0:
+            return self._empty(size), torch.zeros(0, dtype=torch.float64)
+        if not np.all(np.isfinite(times)):
+            raise AvkitError(f"{self.path}: times must be finite numbers")
+        order = np.argsort(times, kind="stable")
+        out: list = [None] * len(times)
+        stamps = np.empty(len(times), dtype=np.float64)
+        conv = _Converter(size, self._sar)
+        frames = None
+        prev = nxt = None
+        for j in order:
+            t = times[j]
+            position = nxt[1] if nxt is not None else (prev[1] if prev is not None else -math.inf)
+            if frames is None or (nxt is not None and nxt[1] <= t + _EPS and self._worth_seeking(position, t)):
+                frames = self._frames_from(t)
+                prev, nxt = None, next(frames, None)
+            while nxt is not None and nxt[1] <= t + _EPS:
+                prev, nxt = nxt, next(frames, None)
+            if nxt is None:
+                self._check_ended(prev[1] if prev is not None else None, t)
+            chosen = prev if prev is not None else nxt  # t before the first frame: the first frame
+            if chosen is None:
+                raise MediaError(self.path, "no decodable video frames")
+            out[j] = conv(chosen[0])
+            stamps[j] = chosen[1]
+        return torch.from_numpy(np.stack(out)), torch.from_numpy(stamps)
+
+    def frames_between(self, start: float, end: float | None, size: Size = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every frame with a timestamp in ``[start, end)`` (``end=None``: to the last frame)."""
+        self._require_video()
+        stop = math.inf if end is None else end
+        conv = _Converter(size, self._sar)
+        out, stamps = [], []
+        last = None
+        for frame, ts in self._frames_from(start):
+            last = ts
+            if ts >= stop - _EPS:
+                break
+            if ts >= start - _EPS:
+                out.append(conv(frame))
+                stamps.append(ts)
+        else:
+            if end is not None:
+                self._check_ended(last, end)
+        if not out:
+            return self._empty(size), torch.zeros(0, dtype=torch.float64)
+        return torch.from_numpy(np.stack(out)), torch.tensor(stamps, dtype=torch.float64)
+
+    def frames_at_indices(self, indices: Sequence[int], size: Size = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames by index in presentation order (Python-style negatives allowed)."""
+        table = self.frame_times()
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        bad = idx[(idx >= len(table)) | (idx < -len(table))]
+        if bad.size:
+            raise AvkitError(f"{self.path}: frame index {int(bad[0])} out of range "
+                             f"(the video has {len(table)} frames)")
+        return self.frames_at(table[idx], size=size)
+
+    def read_audio(self, start: float | None = None, end: float | None = None, *,
+                   sample_rate: int = 16000) -> torch.Tensor:
+        """Mono float32 waveform of ``[start, end)`` at ``sample_rate``, exactly
+        ``round((end - start) * sample_rate)`` samples (zero-padded past the end of the stream).
+        """
+        stream = self.audio
+        if stream is None:
+            raise MediaError(self.path, "no audio stream")
+        if sample_rate <= 0:
+            raise AvkitError(f"sample_rate must be positive, got {sample_rate}")
+        s_start = self._stream_start(stream)
+        start = s_start if start is None else float(start)
+        if end is None:
+            end = self._stream_end(stream)
+        want = None if end is None else max(0, int(round((end - start) * sample_rate)))
+        if want == 0:
+            return torch.zeros(0, dtype=torch.float32)
+
+        # Decoders of overlapped-transform codecs (AAC, MP3, Opus, Vorbis) output garbage for the
+        # first frame(s) after a seek: start a few codec frames early and drop them.
+        frame_size = stream.codec_context.frame_size or 1024
+        back = max(0.1, 3.0 * frame_size / (stream.codec_context.sample_rate or 44100))
+        while True:  # seek so that the first decoded frame starts at or before `start`
+            at = start - back
+            chunks, first = self._decode_audio(stream, at, end, sample_rate)
+            if at <= s_start or first is None or first <= start + 1.0 / sample_rate:
+                break
+            back = 2 * back
+        if first is None:
+            if not self.lenient and (end is None or start < (self._stream_end(stream) or 0)):
+                raise MediaError(self.path, "no decodable audio")
+            first = start
+        wave = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+        offset = int(round((start - first) * sample_rate))
+        if offset >= 0:
+            wave = wave[offset:]
+        else:
+            wave = np.concatenate([np.zeros(-offset, dtype=np.float32), wave])
+        if want is None:
+            want = len(wave)
+        got_until = start + len(wave) / sample_rate
+        stream_end = self._stream_end(stream)
+        if (not self.lenient and stream_end is not None and len(wave) < want
+                and min(end, stream_end) - got_until > 0.5):
+            raise MediaError(self.path, f"truncated or corrupt: audio data ends at {got_until:.2f} s but "
+                                        f"the header says {stream_end:.2f} s (pass lenient=True)")
+        if len(wave) < want:
+            wave = np.concatenate([wave, np.zeros(want - len(wave), dtype=np.float32)])
+        return torch.from_numpy(np.ascontiguousarray(wave[:want], dtype=np.float32))
+
+    def _decode_audio(self, stream, at: float, end: float | None, sample_rate: int
+                      ) -> tuple[list[np.ndarray], float | None]:
+        """Decode from the packet at or before ``at`` until past ``end``: mono chunks at
+        ``sample_rate`` and the time (s) of the first sample.
+
+        Samples follow each other as decoded, except where the container's timestamps jump by
+        more than ``_AUDIO_RESYNC`` (a real gap or overlap, as in cut files): there silence is
+        inserted or samples dropped, as ffmpeg's ``aresample=async`` does. Some codecs carry
+        timestamps that wobble around the true sample position (Vorbis in Matroska: +-10 ms),
+        so the start time is the median over the first frames, not the first frame's alone;
+        then a seek and a whole-file read agree.
+        """
+        resampler = av.AudioResampler(format="fltp", rate=sample_rate)
+        tb = stream.time_base
+        chunks: list[np.ndarray] = []
+        offsets: list[float] = []  # pts minus sample-count time, for the first frames
+        stop = math.inf if end is None else end + 0.05
+        anchor_t, anchor_n, consumed = None, 0, 0  # input samples consumed since the anchor time
+        estimating = True
+
+        def keep(frames) -> None:
+            for f in frames:
+                arr = f.to_ndarray()  # [channels, samples], planar float
+                chunks.append(arr.mean(axis=0, dtype=np.float32) if arr.ndim == 2 else arr)
+
+        for frame in self._decoded(stream, at):
+            t = (float(frame.pts * tb) - self.origin) if frame.pts is not None else None
+            rate = frame.sample_rate or stream.codec_context.sample_rate
+            if anchor_t is None:
+                anchor_t = t if t is not None else at
+            elif t is not None and rate:
+                drift = t - (anchor_t + (consumed - anchor_n) / rate)
+                if drift > _AUDIO_RESYNC:
+                    chunks.append(np.zeros(int(round(drift * sample_rate)), dtype=np.float32))
+                elif drift < -_AUDIO_RESYNC:
+                    _drop_tail(chunks, int(round(-drift * sample_rate)))
+                if abs(drift) > _AUDIO_RESYNC:
+                    anchor_t, anchor_n = t, consumed
+                    estimating = False  # the start estimate uses frames before any jump only
+            if estimating and t is not None and rate and len(offsets) < 16:
+                offsets.append(t - consumed / rate)
+            consumed += frame.samples
+            keep(resampler.resample(frame))
+            if t is not None and t > stop:
+                break
+        keep(resampler.resample(None))
+        if anchor_t is None:
+            return chunks, None
+        return chunks, float(np.median(offsets)) if offsets else anchor_t
+
+    def read_clip(self, start: float | None = None, end: float | None = None, *,
+                  times: Sequence[float] | None = None, frame_indices: Sequence[int] | None = None,
+                  fps: float | None = None, size: Size = None, sample_rate: int = 16000,
+                  audio: bool = True, allow_missing_audio: bool = False) -> Clip:
+        """See ``avkit.io.read_clip``."""
+        self._require_video()
+        if sum(x is not None for x in (times, frame_indices)) + (start is not None or end is not None) > 1:
+            raise AvkitError("give only one of: start/end, times, frame_indices")
+        if fps is not None and (times is not None or frame_indices is not None):
+            raise AvkitError("fps resamples a [start, end) range; it cannot be combined with times "
+                             "or frame_indices")
+        if fps is not None and fps <= 0:
+            raise AvkitError(f"fps must be positive, got {fps}")
+        if audio and self.audio is None and not allow_missing_audio:
+            raise MediaError(self.path, "no audio stream (pass allow_missing_audio=True for silence, "
+                                        "or audio=False)")
+        frame_step = 1.0 / (self.fps or 25.0)
+        if times is not None or frame_indices is not None:
+            if frame_indices is not None:
+                frames, stamps = self.frames_at_indices(frame_indices, size=size)
+                span = stamps.numpy()
+            else:
+                frames, stamps = self.frames_at(times, size=size)
+                span = np.asarray(times, dtype=np.float64)
+            clip_start = float(span.min()) if span.size else 0.0
+            clip_end = float(span.max()) + frame_step if span.size else 0.0
+        else:
+            clip_start = self._stream_start(self.video) if start is None else float(start)
+            clip_end = self.duration if end is None else float(end)
+            if clip_end is None:
+                raise MediaError(self.path, "unknown duration: pass end")
+            if clip_end < clip_start:
+                raise AvkitError(f"end ({clip_end}) is before start ({clip_start})")
+            if fps is not None:
+                n = max(0, int(math.ceil((clip_end - clip_start) * fps - 1e-9)))
+                frames, stamps = self.frames_at(clip_start + np.arange(n) / fps, size=size)
+            else:
+                frames, stamps = self.frames_between(clip_start, clip_end, size=size)
+        wave = None
+        if audio:
+            if self.audio is None:
+                wave = torch.zeros(max(0, int(round((clip_end - clip_start) * sample_rate))),
+                                   dtype=torch.float32)
+            else:
+                wave = self.read_audio(clip_start, clip_end, sample_rate=sample_rate)
+        return Clip(frames=frames, timestamps=stamps, audio=wave,
+                    sample_rate=sample_rate if audio else None,
+                    start=clip_start, end=clip_end, path=self.path)
+
+    def _sar(self) -> float:
+        """Pixel aspect (width / height of one pixel); the decoder knows it once it has decoded."""
+        sar = self.video.codec_context.sample_aspect_ratio or self.video.sample_aspect_ratio
+        return float(sar) if sar else 1.0
+
+    def _empty(self, size: Size) -> torch.Tensor:
+        cc = self.video.codec_context
+        h, w = _target_size(cc.height, cc.width, self._sar(), 0, size)
+        return torch.zeros((0, h, w, 3), dtype=torch.uint8)
+
+
+class _Converter:
+    """Frame -> RGB uint8 array at the requested size, rotation and pixel aspect applied.
+
+    The output size is fixed by the first frame, so a mid-stream resolution change still stacks.
+    """
+
+    def __init__(self, size: Size, sar: Callable[[], float]) -> None:
+        self.size = size
+        self.sar = sar
+        self.shape: tuple[int, int] | None = None  # display (H, W)
+        self._last_id = None
+        self._last = None
+
+    def __call__(self, frame: "av.VideoFrame") -> np.ndarray:
+        if self._last_id is not None and frame is self._last_id:
+            return self._last
+        rotation = int(frame.rotation or 0)
+        rotation = int(round(rotation / 90.0)) * 90 % 360
+        if self.shape is None:
+            self.shape = _target_size(frame.height, frame.width, self.sar(), rotation, self.size)
+        h, w = self.shape
+        if rotation % 180:
+            h, w = w, h  # size before rotating
+        if (h, w) == (frame.height, frame.width):
+            arr = frame.to_ndarray(format="rgb24")
+        else:
+            arr = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="BILINEAR")
+        if rotation:
+            arr = np.ascontiguousarray(np.rot90(arr, k=rotation // 90))
+        self._last_id, self._last = frame, arr
+        return arr
+
+
+def _target_size(height: int, width: int, sar: float, rotation: int, size: Size) -> tuple[int, int]:
+    """Output (H, W) for a frame of ``height x width`` pixels of aspect ``sar``."""
+    if isinstance(size, (tuple, list)):
+        h, w = int(size[0]), int(size[1])
+        if h <= 0 or w <= 0:
+            raise AvkitError(f"size must be positive, got {size}")
+        return h, w
+    h, w = display_size(height, width, sar, rotation)
+    if size is None:
+        return h, w
+    if int(size) <= 0:
+        raise AvkitError(f"size must be positive, got {size}")
+    short = int(size)
+    if h <= w:
+        return short, max(1, int(round(w * short / h)))
+    return max(1, int(round(h * short / w))), short
+
+
+def _drop_tail(chunks: list[np.ndarray], n: int) -> None:
+    """Remove the last ``n`` samples from a list of 1-D chunks."""
+    while n > 0 and chunks:
+        last = chunks.pop()
+        if len(last) > n:
+            chunks.append(last[: len(last) - n])
+        n -= len(last)
+
+
+def _msg(err: BaseException) -> str:
+    return getattr(err, "strerror", None) or str(err)
+
+
+def _packet_time(packet, origin: float) -> str:
+    if packet.pts is None or packet.time_base is None:
+        return "an unknown time"
+    return f"{float(packet.pts * packet.time_base) - origin:.2f} s"
+
+
+def read_clip(path: str | Path, start: float | None = None, end: float | None = None, *,
+              times: Sequence[float] | None = None, frame_indices: Sequence[int] | None = None,
+              fps: float | None = None, size: Size = None, sample_rate: int = 16000,
+              video_stream: int | None = None, audio_stream: int | None = None, audio: bool = True,
+              allow_missing_audio: bool = False, lenient: bool = False) -> Clip:
+    """Read frames and the matching mono audio of one span of a video.
+
+    Choose frames by ``times`` (seconds; the frame displayed at each time), ``frame_indices``
+    (presentation order), or ``[start, end)``: every frame, or resampled to ``fps`` (times
+    ``start + k / fps``). ``size``: int = short side, or ``(H, W)``. Rotation metadata and
+    non-square pixels are applied. Audio covers ``[start, end)`` of the clip (for times/indices:
+    first time to last time + one frame), resampled to ``sample_rate``.
+
+    Raises ``MediaError`` for unreadable files, a missing audio stream (unless
+    ``allow_missing_audio=True``: silence) and truncated data (unless ``lenient=True``).
+    """
+    with VideoReader(path, video_stream=video_stream, audio_stream=audio_stream,
+                     lenient=lenient) as reader:
+        return reader.read_clip(start, end, times=times, frame_indices=frame_indices, fps=fps,
+                                size=size, sample_rate=sample_rate, audio=audio,
+                                allow_missing_audio=allow_missing_audio)
+
+
+def read_audio(path: str | Path, start: float | None = None, end: float | None = None, *,
+               sample_rate: int = 16000, stream: int | None = None,
+               lenient: bool = False) -> tuple[torch.Tensor, int]:
+    """Mono float32 waveform of ``[start, end)`` (default: the whole audio stream) and its rate."""
+    with VideoReader(path, video_stream=None, audio_stream=stream, lenient=lenient) as reader:
+        if reader.audio is None:
+            raise MediaError(path, "no audio stream")
+        return reader.read_audio(start, end, sample_rate=sample_rate), sample_rate
