@@ -15,7 +15,7 @@ from avkit import __version__
 from avkit.errors import AvkitError
 
 # Order is the order shown by ``avkit --help``.
-COMMANDS = ["quickstart", "info", "generate", "models"]
+COMMANDS = ["quickstart", "info", "generate", "models", "train", "eval", "classify"]
 
 EPILOG = """examples:
   avkit quickstart                         generate data, read it back, print a summary

@@ -1,0 +1,44 @@
+"""``avkit classify``: top-k labels of a video file with a trained run."""
+from __future__ import annotations
+
+import argparse
+import json
+
+EPILOG = """examples:
+  avkit classify clip.mp4 --run runs/motion_c3d
+  avkit classify clip.mp4 --run runs/motion_c3d --top 3 --clips 4 --json
+
+The video is read at the run's frame count, fps and size; class probabilities are
+averaged over --clips uniformly spaced clips (centre crop).
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("classify", help="top-k labels of a video with a trained run",
+                              description="Classify one video file with a trained run directory, "
+                                          "averaging class probabilities over clips.",
+                              epilog=EPILOG)
+    p.add_argument("video", help="video file")
+    p.add_argument("--run", required=True, help="run directory written by 'avkit train'")
+    p.add_argument("--top", type=int, default=5, help="how many labels to print")
+    p.add_argument("--clips", type=int, default=None, help="clips to average (default: recipe's data.test_clips)")
+    p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--json", action="store_true", help="print the labels as JSON")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from avkit.engine.classify import classify
+
+    labels = classify(args.video, args.run, top=args.top, clips=args.clips, checkpoint=args.checkpoint,
+                      device=args.device)
+    if args.json:
+        print(json.dumps({"video": args.video, "run": args.run, "labels": labels}, indent=2))
+        return 0
+    width = max(len(x["label"]) for x in labels)
+    print(f"{args.video}:")
+    for x in labels:
+        print(f"  {x['label']:<{width}}  {x['score']:.4f}")
+    return 0

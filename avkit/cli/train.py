@@ -1,0 +1,53 @@
+"""``avkit train``: train a YAML recipe into a run directory (checkpoints, metrics, report)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+EPILOG = """examples:
+  avkit train recipes/motion_c3d.yaml
+  avkit train recipes/motion_c3d.yaml optim.lr=0.01 train.epochs=3 train.output_dir=runs/try
+  avkit train recipes/motion_c3d.yaml model.video_options.width=16 --overwrite
+  avkit train recipes/motion_c3d.yaml --resume           # continue from RUN/last.safetensors
+  torchrun --nproc_per_node 2 -m avkit.cli.main train recipes/motion_c3d.yaml   # DDP
+
+Overrides are key.sub=value (types converted, unknown keys rejected). data.batch_size is the
+global batch, split between the processes of a distributed run. The run directory gets
+config.yaml, best/last.safetensors, metrics.csv, tensorboard/ and report.md. See docs/training.md.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("train", help="train a recipe (YAML) into a run directory",
+                              description="Train a model from a YAML recipe, with key.sub=value overrides; "
+                                          "write checkpoints, metrics and a report into the run directory.",
+                              epilog=EPILOG)
+    p.add_argument("recipe", help="YAML recipe (or a run directory: its config.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.01")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    group.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from avkit.engine.config import dump_config, load_config
+
+    cfg = load_config(args.recipe, args.overrides)
+    if args.print_config:
+        print(dump_config(cfg), end="")
+        return 0
+    from avkit.engine.trainer import train
+
+    if args.json:
+        cfg.train.progress = False
+    result = train(cfg, overwrite=args.overwrite, resume=args.resume, quiet=args.json)
+    if args.json and os.environ.get("RANK", "0") == "0":
+        print(json.dumps({"run_dir": str(result.run_dir), "epochs_done": result.epochs_done, "steps": result.steps,
+                          "best_epoch": result.best_epoch, "best_val_acc": result.best_val_acc,
+                          "stopped": result.stopped, "history": result.history}, indent=2))
+    return 0

@@ -1,0 +1,158 @@
+"""From config sections to objects: datasets, transforms and models (with starting weights and
+frozen parts). Shared by training, evaluation and ``classify`` so all three see clips the same way.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch.nn as nn
+
+from avkit.engine.checkpoint import load_into, load_weights, unwrap
+from avkit.engine.config import DataConfig, ModelConfig
+from avkit.errors import AvkitError
+
+# ---------------------------------------------------------------------------------------------
+# models
+
+
+def build_model(cfg: ModelConfig, num_classes: int, log: Callable[[str], None] | None = None) -> nn.Module:
+    """The classifier ``cfg`` describes, with ``cfg.init`` weights loaded and parts frozen.
+
+    An audio encoder or a ``fusion`` head gives an audio-visual model (``build_av_model``, takes the
+    batch dict; ``fusion`` defaults to concat, a linear head for one modality); a video model alone
+    comes from the zoo with its own head.
+    """
+    from avkit.models import create_model
+
+    if cfg.fusion or cfg.audio:  # audio-only too: the AV wrapper turns waveforms into spectrograms
+        from avkit.models.audiovisual import build_av_model
+
+        model = build_av_model(video=cfg.video or None, audio=cfg.audio or None, fusion=cfg.fusion or "concat",
+                               num_classes=num_classes, video_options=dict(cfg.video_options),
+                               audio_options=dict(cfg.audio_options), fusion_options=dict(cfg.fusion_options))
+    elif cfg.video:
+        model = create_model(cfg.video, num_classes=num_classes, **cfg.video_options)
+    else:
+        raise AvkitError("the recipe names no model: set model.video and/or model.audio")
+    if cfg.init:
+        result = load_into(model, load_weights(cfg.init), what=cfg.init)
+        if log is not None:
+            log(f"init from {cfg.init}: {result['loaded']} tensors loaded, {len(result['skipped'])} skipped, "
+                f"{len(result['missing'])} left at initial values")
+    if cfg.freeze_backbone or cfg.linear_probe:
+        freeze_backbone(model)
+    return model
+
+
+def head_modules(model: nn.Module) -> list[nn.Module]:
+    """The classifier part of ``model``: the fusion head of an audio-visual model, ``head`` and
+    ``*_head`` children of a zoo model, else its last ``nn.Linear``."""
+    model = unwrap(model)
+    if hasattr(model, "fusion") and hasattr(model, "encoders"):
+        return [model.fusion]
+    heads = [m for name, m in model.named_children() if m is not None and (name == "head" or name.endswith("_head"))]
+    if heads:
+        return heads
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise AvkitError(f"cannot find the classifier head of {type(model).__name__} to train alone")
+    return [linears[-1]]
+
+
+def freeze_backbone(model: nn.Module) -> list[nn.Module]:
+    """Stop gradients everywhere except the head; returns the head modules."""
+    heads = head_modules(model)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for h in heads:
+        for p in h.parameters():
+            p.requires_grad_(True)
+    return heads
+
+
+def trainable_summary(model: nn.Module) -> str:
+    total = sum(p.numel() for p in model.parameters())
+    train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return f"{total / 1e6:.2f}M parameters ({train / 1e6:.2f}M trainable)"
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def class_names_of(dataset: Any) -> list[str]:
+    """The dataset's class names in label order (``dataset.classes``: names or dicts with "name")."""
+    classes = getattr(dataset, "classes", None) or []
+    return [c["name"] if isinstance(c, dict) else getattr(c, "name", c) for c in classes]
+
+
+def short_side_of(cfg: DataConfig, num_crops: int = 1) -> int:
+    """Short side the frames are decoded at: ``data.resize``, else ``size * 8 / 7`` (one crop) or
+    ``size`` (three crops covering the frame)."""
+    if cfg.resize:
+        return cfg.resize
+    return cfg.size if num_crops == 3 else round(cfg.size * 8 / 7)
+
+
+def clip_transform(cfg: DataConfig, train: bool, num_crops: int = 1) -> Callable:
+    """Frames ``uint8 [T, H, W, 3]`` decoded at :func:`short_side_of` -> normalised clip(s):
+    random crop + flip for training (``data.augment``), centre crop or three crops otherwise."""
+    from avkit.data.transforms import eval_transform, train_transform
+
+    short = short_side_of(cfg, num_crops)
+    if train and cfg.augment:
+        return train_transform(cfg.size, short, cfg.mean, cfg.std)
+    return eval_transform(cfg.size, num_crops, short, cfg.mean, cfg.std)
+
+
+def audio_mode(cfg: DataConfig) -> str | None:
+    """``VideoDataset(audio=...)`` for ``data.audio`` / ``data.spectrogram``."""
+    if cfg.spectrogram:
+        return "both" if cfg.audio else "spectrogram"
+    return "waveform" if cfg.audio else None
+
+
+def build_dataset(cfg: DataConfig, split: str, train: bool, num_clips: int = 1, num_crops: int = 1,
+                  seed: int = 0) -> Any:
+    """A ``VideoDataset`` over ``split`` of ``data.source`` (``data.val_source`` when evaluating and
+    set). ``train=False`` gives test-mode items ``video [K, 3, T, H, W]``, ``K = num_clips * num_crops``."""
+    from avkit.data import VideoDataset
+
+    source = cfg.val_source if (not train and cfg.val_source) else cfg.source
+    if not source:
+        raise AvkitError("data.source is empty: set it to a manifest (.jsonl/.csv), a folder with "
+                         "manifest.jsonl, or a class-per-folder root")
+    if num_crops not in (1, 3):
+        raise AvkitError(f"crops must be 1 or 3, got {num_crops}")
+    # A class-per-folder root (or a manifest without splits) has no "split": use every video.
+    split_arg = split or None
+    if split_arg is not None and not _has_split_column(source):
+        split_arg = None
+    return VideoDataset(source, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size,
+                        short_side=short_side_of(cfg, num_crops), mode="train" if train else "test",
+                        num_clips=num_clips, num_crops=num_crops, audio=audio_mode(cfg),
+                        sample_rate=cfg.sample_rate, split=split_arg, seed=seed,
+                        transform=clip_transform(cfg, train, num_crops))
+
+
+def _has_split_column(source: str) -> bool:
+    from avkit.data import load_records
+
+    records, _, _ = load_records(source)
+    return any(r.split is not None for r in records)
+
+
+def build_datasets(cfg: DataConfig, seed: int = 0) -> tuple[Any, Any]:
+    """``(train, val)`` datasets; ``val`` (one centre clip per video) is None when there is no
+    validation data (no ``val_source`` and ``val_split`` empty or absent from the manifest)."""
+    train = build_dataset(cfg, cfg.train_split, train=True, seed=seed)
+    val = None
+    if cfg.val_source or (cfg.val_split and _has_split_column(cfg.source)):
+        val = build_dataset(cfg, cfg.val_split, train=False, seed=seed)
+        check_classes(class_names_of(train), class_names_of(val))
+    return train, val
+
+
+def check_classes(train_names: Sequence[str], val_names: Sequence[str]) -> None:
+    if val_names and list(val_names) != list(train_names):
+        raise AvkitError("the validation data names different classes than the training data")

@@ -1,0 +1,257 @@
+"""Checkpoints in safetensors: never a pickle, always written atomically.
+
+Two kinds of file, both one ``.safetensors`` file so a crash can never leave half a checkpoint:
+
+- **weights** (``best.safetensors``): the model's ``state_dict`` with its plain key names, so
+  ``model.load_state_dict(safetensors.torch.load_file(path))`` works anywhere.
+- **training state** (``last.safetensors``): everything ``--resume`` needs. Tensors are stored
+  under prefixes (``model.``, ``optimizer.``, ``rng.``); scalars (step, epoch, optimizer
+  hyper-parameters, scheduler state, Python RNG state, metric history) go in the file's
+  metadata as JSON.
+
+Starting weights for fine-tuning can also come from a torchvision ``.pth`` file (read with
+``torch.load(weights_only=True)``, which refuses arbitrary objects) or a Hugging Face folder
+(``model.safetensors`` or ``pytorch_model.bin``).
+"""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from avkit.errors import AvkitError
+from avkit.utils import atomic_path
+
+WEIGHTS_FORMAT = "avkit-weights"
+STATE_FORMAT = "avkit-train-state"
+
+
+def _tensors_for_saving(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """CPU, contiguous, and no two entries sharing memory (safetensors refuses shared storage)."""
+    out: dict[str, torch.Tensor] = {}
+    seen: set[tuple[int, int]] = set()
+    for key, t in tensors.items():
+        t = t.detach().to("cpu").contiguous()
+        ident = (t.untyped_storage().data_ptr(), t.storage_offset())
+        if t.numel() and ident in seen:
+            t = t.clone()
+        seen.add(ident)
+        out[key] = t
+    return out
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], fmt: str) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(_tensors_for_saving(tensors), str(tmp), metadata={"format": fmt, "avkit": json.dumps(meta)})
+    return path
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:  # safetensors raises its own error types for bad headers
+        raise AvkitError(f"{path}: not a readable safetensors file ({err})") from None
+    return tensors, meta
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DistributedDataParallel / DataParallel wrappers."""
+    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
+
+
+# ---------------------------------------------------------------------------------------------
+# weights
+
+
+def save_weights(path: str | Path, model: nn.Module, meta: dict[str, Any] | None = None) -> Path:
+    """Write the model's weights (plain ``state_dict`` keys) and a JSON ``meta`` dict."""
+    return _write(Path(path), dict(unwrap(model).state_dict()), meta or {}, WEIGHTS_FORMAT)
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of an avkit safetensors file (``{}`` when absent)."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as err:
+        raise AvkitError(f"{path}: not a readable safetensors file ({err})") from None
+    return json.loads(meta.get("avkit", "{}"))
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A model ``state_dict`` from any supported source.
+
+    ``path`` may be an avkit run directory (its ``best.safetensors``, else ``last.safetensors``),
+    a weights or training-state ``.safetensors`` file, a torchvision ``.pth``/``.pt`` file, or a
+    Hugging Face model folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.safetensors", "last.safetensors", "model.safetensors", "pytorch_model.bin"):
+            if (path / name).is_file():
+                return load_weights(path / name)
+        raise AvkitError(f"{path}: folder has no best.safetensors, last.safetensors, model.safetensors "
+                         "or pytorch_model.bin")
+    if not path.is_file():
+        raise AvkitError(f"{path}: weights file not found")
+    if path.suffix == ".safetensors":
+        tensors, meta = _read(path)
+        if meta.get("format") == STATE_FORMAT:
+            return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        return tensors
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise AvkitError(f"{path}: cannot read weights safely ({type(err).__name__}: {err})") from None
+    for key in ("state_dict", "model", "model_state"):  # common wrappers around a state_dict
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise AvkitError(f"{path}: does not hold a state_dict of tensors")
+    return dict(obj)
+
+
+def _prefixes(keys: Any, depth: int = 3) -> set[str]:
+    out = {""}
+    for k in keys:
+        parts = k.split(".")
+        for i in range(1, min(len(parts), depth + 1)):
+            out.add(".".join(parts[:i]) + ".")
+    return out
+
+
+def match_state_dict(model: nn.Module, source: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Map ``source`` keys onto ``model``'s keys, allowing a stripped and an added key prefix.
+
+    Checkpoints often differ only by wrapper prefixes (``module.``, ``backbone.``, ``videomae.``),
+    so the (strip, add) pair that matches the most same-shaped tensors wins. Tensors whose shape
+    differs (a classifier head for another number of classes) are left out and reported.
+    Returns ``(matched state_dict in model keys, skipped source keys)``.
+    """
+    target = unwrap(model).state_dict()
+    best: dict[str, str] = {}
+    best_score = 0
+    for strip in sorted(_prefixes(source)):
+        stripped = {k[len(strip):]: k for k in source if k.startswith(strip)}
+        for add in sorted(_prefixes(target)):
+            m = {s: add + rest for rest, s in stripped.items() if add + rest in target}
+            score = sum(1 for s, t in m.items() if source[s].shape == target[t].shape)
+            if score > best_score:
+                best, best_score = m, score
+    matched = {t: source[s] for s, t in best.items() if source[s].shape == target[t].shape}
+    skipped = [s for s in source if s not in best or source[s].shape != target[best[s]].shape]
+    return matched, skipped
+
+
+def load_into(model: nn.Module, source: dict[str, torch.Tensor], what: str = "weights") -> dict[str, Any]:
+    """Copy matching tensors of ``source`` into ``model``; AvkitError when nothing matches.
+
+    Returns ``{"loaded": n, "skipped": [...], "missing": [...]}`` (``missing``: model keys
+    left at their initial values, e.g. a new classifier head).
+    """
+    matched, skipped = match_state_dict(model, source)
+    if not matched:
+        raise AvkitError(f"{what}: no tensor matches the model (wrong architecture?)")
+    module = unwrap(model)
+    result = module.load_state_dict(matched, strict=False)
+    return {"loaded": len(matched), "skipped": skipped, "missing": list(result.missing_keys)}
+
+
+# ---------------------------------------------------------------------------------------------
+# training state
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {"rng.torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        for i, s in enumerate(torch.cuda.get_rng_state_all()):
+            tensors[f"rng.cuda.{i}"] = s
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    tensors["rng.numpy"] = torch.from_numpy(np.asarray(keys, dtype=np.int64))
+    py_version, py_state, py_gauss = random.getstate()
+    scalars = {"numpy": [kind, int(pos), int(has_gauss), float(gauss)],
+               "python": [py_version, list(py_state), py_gauss]}
+    return tensors, scalars
+
+
+def _set_rng_state(tensors: dict[str, torch.Tensor], scalars: dict[str, Any]) -> None:
+    torch.set_rng_state(tensors["rng.torch"])
+    cuda = sorted((k for k in tensors if k.startswith("rng.cuda.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+    if cuda and torch.cuda.is_available():
+        states = [tensors[k] for k in cuda][: torch.cuda.device_count()]
+        torch.cuda.set_rng_state_all(states)
+    kind, pos, has_gauss, gauss = scalars["numpy"]
+    np.random.set_state((kind, tensors["rng.numpy"].numpy().astype(np.uint32), pos, has_gauss, gauss))
+    py_version, py_state, py_gauss = scalars["python"]
+    random.setstate((py_version, tuple(py_state), py_gauss))
+
+
+def save_train_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                     scheduler: Any, state: dict[str, Any]) -> Path:
+    """Write model, optimiser, scheduler, RNG and the JSON-able ``state`` (step, epoch, ...)."""
+    tensors = {f"model.{k}": v for k, v in unwrap(model).state_dict().items()}
+    opt = optimizer.state_dict()
+    opt_scalars: dict[str, dict[str, Any]] = {}
+    for pid, pstate in opt["state"].items():
+        for key, value in pstate.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer.{pid}.{key}"] = value
+            else:
+                opt_scalars.setdefault(str(pid), {})[key] = value
+    rng_tensors, rng_scalars = _rng_state()
+    tensors.update(rng_tensors)
+    meta = {
+        "state": state,
+        "optimizer": {"param_groups": opt["param_groups"], "scalars": opt_scalars,
+                      "num_params": len(opt["state"])},
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": rng_scalars,
+    }
+    try:
+        json.dumps(meta)
+    except TypeError as err:
+        raise TypeError(f"training state is not JSON-serialisable: {err}") from None
+    return _write(Path(path), tensors, meta, STATE_FORMAT)
+
+
+def load_train_state(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                     scheduler: Any = None, restore_rng: bool = True) -> dict[str, Any]:
+    """Restore what :func:`save_train_state` wrote; returns its ``state`` dict."""
+    path = Path(path)
+    tensors, raw = _read(path)
+    if raw.get("format") != STATE_FORMAT:
+        raise AvkitError(f"{path}: not an avkit training-state checkpoint")
+    meta = json.loads(raw["avkit"])
+    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    unwrap(model).load_state_dict(weights, strict=True)
+    if optimizer is not None:
+        saved = meta["optimizer"]
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, pid, name = key.split(".", 2)
+                state.setdefault(int(pid), {})[name] = value
+        for pid, scalars in saved["scalars"].items():
+            state.setdefault(int(pid), {}).update(scalars)
+        groups = saved["param_groups"]
+        for group, current in zip(groups, optimizer.param_groups):
+            for k, v in current.items():  # JSON turned tuples (AdamW betas) into lists
+                if isinstance(v, tuple) and isinstance(group.get(k), list):
+                    group[k] = tuple(group[k])
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    if scheduler is not None and meta.get("scheduler") is not None:
+        scheduler.load_state_dict(meta["scheduler"])
+    if restore_rng:
+        _set_rng_state(tensors, meta["rng"])
+    return meta["state"]

@@ -1,0 +1,81 @@
+"""Label one video file with a trained run: ``classify(video, run_dir) -> [{"label", "score"}, ...]``.
+
+The video is read with ``avkit.io`` at ``clips`` uniformly spaced clips (the run's frame count,
+fps and size), each centre-cropped like validation clips; the class probabilities (softmax)
+are averaged over the clips.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from avkit.engine.build import clip_transform, short_side_of
+from avkit.engine.config import Config
+from avkit.engine.evaluate import load_run
+from avkit.errors import AvkitError, MediaError
+
+
+def read_views(path: str | Path, cfg: Config, clips: int) -> dict[str, torch.Tensor]:
+    """A batch of ``clips`` centre-cropped clips of ``path`` the way ``cfg`` sees them:
+    ``video [clips, 3, T, H, W]`` plus ``audio [clips, S]`` / ``spectrogram`` when the run uses sound."""
+    from avkit.data.audio_features import LogMel
+    from avkit.data.sampling import uniform_clips
+    from avkit.io import probe, read_clip
+
+    path = Path(path)
+    info = probe(path)
+    if info.video_index is None:
+        raise MediaError(path, "no video stream")
+    duration = info.duration
+    if not duration or duration <= 0:
+        raise MediaError(path, "unknown or zero duration")
+    data = cfg.data
+    windows = uniform_clips(duration, data.num_frames, data.fps, clips)
+    transform = clip_transform(data, train=False, num_crops=1)
+    need_audio = data.audio or data.spectrogram
+    length = int(round(data.num_frames / data.fps * data.sample_rate))
+    videos, waves = [], []
+    for w in windows:
+        clip = read_clip(path, times=w.times, size=short_side_of(data, 1), audio=need_audio,
+                         sample_rate=data.sample_rate, allow_missing_audio=True)
+        videos.append(transform(clip.frames))
+        if need_audio:
+            wave = clip.audio if clip.audio is not None else torch.zeros(length)
+            wave = torch.as_tensor(wave, dtype=torch.float32)[:length]
+            waves.append(torch.nn.functional.pad(wave, (0, length - wave.shape[0])))
+    batch: dict[str, torch.Tensor] = {"video": torch.stack(videos)}
+    if need_audio:
+        wave = torch.stack(waves)
+        if data.audio:
+            batch["audio"] = wave
+        if data.spectrogram:
+            mel = LogMel(sample_rate=data.sample_rate)
+            batch["spectrogram"] = torch.stack([mel(x) for x in wave])
+    return batch
+
+
+@torch.no_grad()
+def classify(video: str | Path, run_dir: str | Path, top: int = 5, clips: int | None = None, *,
+             checkpoint: str = "best", device: str = "auto", model: tuple[nn.Module, Config, list[str]] | None = None,
+             ) -> list[dict[str, Any]]:
+    """The ``top`` labels of ``video`` with their probabilities, best first.
+
+    ``clips`` defaults to the recipe's ``data.test_clips``. Pass ``model=load_run(run_dir)``
+    to classify many files without reloading the weights.
+    """
+    from avkit.engine.trainer import autocast_context, forward_batch, to_device
+
+    net, cfg, names = model if model is not None else load_run(run_dir, checkpoint, device)
+    clips = cfg.data.test_clips if clips is None else int(clips)
+    if clips < 1 or top < 1:
+        raise AvkitError(f"clips and top must be >= 1, got clips={clips}, top={top}")
+    dev = next(net.parameters()).device
+    batch = to_device(read_views(video, cfg, clips), dev)
+    with autocast_context(dev, cfg.train.precision):
+        logits = forward_batch(net, batch).float()
+    probs = logits.softmax(dim=-1).mean(dim=0).cpu()
+    scores, idx = probs.topk(min(top, probs.numel()))
+    return [{"label": names[i], "index": int(i), "score": float(s)} for s, i in zip(scores.tolist(), idx.tolist())]

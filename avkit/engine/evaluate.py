@@ -1,0 +1,140 @@
+"""Multi-view evaluation of a run: ``evaluate(run_dir, clips=10, crops=3) -> dict``.
+
+Every video is seen as ``clips`` uniformly spaced clips x ``crops`` spatial crops. **Clip**
+metrics score each view on its own; **video** metrics average the views' softmax
+probabilities first (the usual test protocol, several points better than one clip).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from avkit.engine.build import build_dataset, build_model
+from avkit.engine.checkpoint import load_weights, read_meta
+from avkit.engine.config import Config, load_config
+from avkit.engine.distributed import resolve_device
+from avkit.engine.metrics import classification_metrics, confusion_matrix
+from avkit.errors import AvkitError
+from avkit.utils import atomic_write_json
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> tuple[nn.Module, Config, list[str]]:
+    """The trained model of ``run_dir`` (eval mode, on ``device``), its config and class names.
+
+    ``checkpoint`` is ``best`` or ``last``; the model is rebuilt from ``config.yaml`` (without its
+    ``init`` weights, which the checkpoint replaces) and loaded strictly.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise AvkitError(f"{run_dir}: not an avkit run directory (no config.yaml)")
+    if checkpoint not in ("best", "last"):
+        raise AvkitError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    path = run_dir / f"{checkpoint}.safetensors"
+    if not path.is_file():
+        raise AvkitError(f"{run_dir}: no {path.name} (has the run finished an epoch?)")
+    cfg = load_config(run_dir)
+    meta = read_meta(path)
+    state = load_weights(path)
+    names = meta.get("class_names") or meta.get("state", {}).get("class_names") or []
+    num_classes = int(meta.get("num_classes") or meta.get("state", {}).get("num_classes") or len(names))
+    if not num_classes:
+        raise AvkitError(f"{path}: does not record the number of classes")
+    model_cfg = load_config(run_dir).model
+    model_cfg.init = ""
+    model = build_model(model_cfg, num_classes)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise AvkitError(f"{path}: does not fit the model of config.yaml ({first})") from None
+    names = list(names) if len(names) == num_classes else [str(i) for i in range(num_classes)]
+    return model.to(resolve_device(device)).eval(), cfg, names
+
+
+@torch.no_grad()
+def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = None, *, split: str | None = None,
+             checkpoint: str = "best", batch_size: int | None = None, device: str = "auto",
+             write: bool = True, progress: bool = False) -> dict[str, Any]:
+    """Clip and video accuracy (top-1, top-5, mean class accuracy, mAP) of ``run_dir``'s model.
+
+    ``clips`` / ``crops`` (1 or 3) default to the recipe's ``data.test_clips`` / ``test_crops``;
+    ``split`` to ``data.val_split`` (of ``data.val_source`` when set). Writes ``RUN/eval.json``
+    (replacing the previous evaluation) unless ``write=False``; returns the same dict.
+    """
+    from torch.utils.data import DataLoader
+
+    from avkit.data.dataset import collate
+    from avkit.engine.trainer import autocast_context, forward_views, to_device
+
+    run_dir = Path(run_dir)
+    model, cfg, names = load_run(run_dir, checkpoint, device)
+    clips = cfg.data.test_clips if clips is None else int(clips)
+    crops = cfg.data.test_crops if crops is None else int(crops)
+    if clips < 1:
+        raise AvkitError(f"clips must be >= 1, got {clips}")
+    split = cfg.data.val_split if split is None else split
+    dataset = build_dataset(cfg.data, split, train=False, num_clips=clips, num_crops=crops, seed=cfg.train.seed)
+    views = clips * crops
+    batch_size = batch_size or max(1, cfg.data.batch_size // views)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=cfg.data.num_workers,
+                        collate_fn=collate)
+    device_t = next(model.parameters()).device
+    start = time.perf_counter()
+    view_scores, targets = [], []
+    bar = None
+    if progress:
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+        bar.start()
+        task = bar.add_task("eval", total=len(dataset))
+    try:
+        for batch in loader:
+            batch.pop("skipped", None)
+            batch = to_device(batch, device_t)
+            with autocast_context(device_t, cfg.train.precision):
+                logits = forward_views(model, batch).float()  # [B, K, C]
+            view_scores.append(logits.softmax(dim=-1).cpu())
+            targets.append(batch["label"].cpu())
+            if bar is not None:
+                bar.update(task, advance=len(logits))
+    finally:
+        if bar is not None:
+            bar.stop()
+    probs = torch.cat(view_scores)  # [N, K, C]
+    target = torch.cat(targets)
+    n, k, c = probs.shape
+    clip_target = target.repeat_interleave(k, dim=0)
+    video_probs = probs.mean(dim=1)
+    result: dict[str, Any] = {
+        "run_dir": str(run_dir), "checkpoint": checkpoint, "split": split or "all",
+        "source": cfg.data.val_source or cfg.data.source, "clips": clips, "crops": crops,
+        "num_videos": n, "num_views": n * k,
+        "clip": classification_metrics(probs.reshape(n * k, c), clip_target),
+        "video": classification_metrics(video_probs, target),
+        "skipped": dict(getattr(dataset, "skipped", {})),
+        "seconds": round(time.perf_counter() - start, 3),
+        "class_names": names,
+    }
+    if target.ndim == 1:
+        result["confusion"] = confusion_matrix(video_probs, target, c).tolist()
+    if write:
+        atomic_write_json(run_dir / "eval.json", result)
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """The clip/video metrics as a small text table."""
+    keys = [k for k in ("top1", "top5", "mean_class_acc", "mAP") if k in result["video"]]
+    lines = [f"{result['run_dir']} ({result['checkpoint']}), split {result['split']}: {result['num_videos']} videos x "
+             f"{result['clips']} clips x {result['crops']} crops",
+             f"{'':8}" + "".join(f"{k:>16}" for k in keys)]
+    for level in ("clip", "video"):
+        lines.append(f"{level:8}" + "".join(f"{result[level][k]:>16.4f}" for k in keys))
+    if result.get("skipped"):
+        lines.append(f"{len(result['skipped'])} unreadable video(s) skipped")
+    return "\n".join(lines)
