@@ -1,0 +1,161 @@
+"""Audio Spectrogram Transformer (AST, Gong et al. 2021) through Hugging Face ``ASTModel``.
+
+AST cuts a log-mel spectrogram into overlapping 16x16 patches (stride 10 in frequency and time),
+embeds them like ViT and adds a CLS and a distillation token. avkit wraps ``ASTModel`` so it has
+the encoder API: input ``[B, 1, F, T]`` (F == ``config.num_mel_bins``), pooled ``[B, hidden]``
+(the mean of the CLS and distillation tokens, as AST classifies), tokens ``[B, N, hidden]``
+(the patch tokens only).
+
+Built either at random from an ``ASTConfig`` (or keyword options) or from a local folder written by
+``save_pretrained`` / a downloaded checkpoint (``pretrained=path``; always ``local_files_only``,
+never remote code).
+
+Features. AST was trained on Kaldi filter banks, not on a librosa-style log-mel: 16 kHz mono,
+25 ms Hann window, 10 ms hop, 128 mel bins, log energies, normalised as ``(x - mean) / (2 * std)``
+with the AudioSet statistics (mean -4.2677393, std 4.5689974): the settings of transformers'
+``ASTFeatureExtractor``. :class:`ASTFeatures` computes exactly that in torch (waveform
+``[B, S]`` -> ``[B, 1, 128, T]``), so a pretrained AST sees what it was trained on. Spectrograms
+shorter than ``config.max_length`` frames are zero-padded at the end, longer ones truncated, as
+the feature extractor does (the position embeddings have a fixed size).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from avkit.errors import AvkitError
+from avkit.models.base import VideoClassifier
+from avkit.models.registry import register_model
+
+AUDIOSET_MEAN = -4.2677393
+AUDIOSET_STD = 4.5689974
+
+
+class ASTFeatures(nn.Module):
+    """Waveform ``[B, S]`` (or ``[S]``) at 16 kHz -> normalised Kaldi fbank ``[B, 1, num_mel_bins, T]``.
+
+    Same numbers as ``transformers.ASTFeatureExtractor`` (torchaudio Kaldi path), computed in torch
+    so it can run inside a model on any device. ``max_length`` pads/truncates the time axis.
+    """
+
+    sample_rate = 16000
+
+    def __init__(self, num_mel_bins: int = 128, max_length: int | None = None, mean: float = AUDIOSET_MEAN,
+                 std: float = AUDIOSET_STD, normalize: bool = True) -> None:
+        super().__init__()
+        self.num_mel_bins = num_mel_bins
+        self.max_length = max_length
+        self.mean, self.std, self.normalize = mean, std, normalize
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path) -> "ASTFeatures":
+        """Settings from a local folder's ``preprocessor_config.json`` (written by ASTFeatureExtractor)."""
+        from transformers import ASTFeatureExtractor
+
+        fe = ASTFeatureExtractor.from_pretrained(str(path), local_files_only=True)
+        return cls(fe.num_mel_bins, fe.max_length, fe.mean, fe.std, fe.do_normalize)
+
+    def forward(self, waveform: torch.Tensor) -> torch.Tensor:
+        from torchaudio.compliance.kaldi import fbank
+
+        if waveform.dim() == 1:
+            waveform = waveform[None]
+        if waveform.dim() != 2:
+            raise AvkitError(f"AST features expect a waveform [B, samples], got shape {tuple(waveform.shape)}")
+        out = []
+        for wav in waveform.float():
+            fb = fbank(wav[None], htk_compat=True, sample_frequency=self.sample_rate, use_energy=False,
+                       window_type="hanning", num_mel_bins=self.num_mel_bins, dither=0.0, frame_shift=10)
+            if self.max_length is not None:
+                fb = _fit_length(fb, self.max_length, dim=0)
+            out.append(fb)
+        spec = torch.stack(out).transpose(1, 2)[:, None]  # [B, 1, F, T]
+        if self.normalize:
+            spec = (spec - self.mean) / (self.std * 2)
+        return spec
+
+
+def _fit_length(x: torch.Tensor, length: int, dim: int) -> torch.Tensor:
+    """Zero-pad at the end or truncate ``x`` along ``dim`` to ``length``."""
+    n = x.shape[dim]
+    if n > length:
+        return x.narrow(dim, 0, length)
+    if n < length:
+        pad = [0, 0] * (x.dim() - 1 - dim) + [0, length - n]
+        return F.pad(x, pad)
+    return x
+
+
+class AudioSpectrogramTransformer(VideoClassifier):
+    """``ASTModel`` with the avkit encoder API (``out_dim``, ``forward_features``, ``forward_tokens``)."""
+
+    def __init__(self, ast: nn.Module, num_classes: int | None = None, dropout: float = 0.0,
+                 pretrained_path: str | None = None) -> None:
+        super().__init__()
+        self.ast = ast
+        self.config = ast.config
+        self.pretrained_path = pretrained_path
+        self.init_head(ast.config.hidden_size, num_classes, dropout)
+
+    def feature_extractor(self) -> ASTFeatures:
+        """The waveform -> spectrogram module this model expects (from the pretrained folder when it has one)."""
+        if self.pretrained_path and (Path(self.pretrained_path) / "preprocessor_config.json").is_file():
+            return ASTFeatures.from_pretrained(self.pretrained_path)
+        return ASTFeatures(self.config.num_mel_bins, self.config.max_length)
+
+    def _hidden(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != 1 or x.shape[2] != self.config.num_mel_bins:
+            raise AvkitError(f"AST expects a spectrogram [B, 1, {self.config.num_mel_bins}, T], "
+                             f"got shape {tuple(x.shape)}")
+        values = _fit_length(x[:, 0].transpose(1, 2), self.config.max_length, dim=1)  # [B, T, F]
+        return self.ast(input_values=values).last_hidden_state
+
+    def forward_tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch tokens ``[B, N, hidden]`` (CLS and distillation tokens dropped)."""
+        return self._hidden(x)[:, 2:]
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        h = self._hidden(x)
+        return (h[:, 0] + h[:, 1]) / 2
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write the transformer (not the avkit head) and its feature settings as a Hugging Face folder."""
+        from transformers import ASTFeatureExtractor
+
+        self.ast.save_pretrained(str(path))
+        fe = self.feature_extractor()
+        ASTFeatureExtractor(num_mel_bins=fe.num_mel_bins, max_length=fe.max_length, mean=fe.mean, std=fe.std,
+                            do_normalize=fe.normalize).save_pretrained(str(path))
+
+
+# Tiny: 64 mel x 100 frames -> 5 x 9 = 45 patch tokens of width 32.
+AST_TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64, "num_mel_bins": 64,
+            "max_length": 100}
+
+
+@register_model("ast", family="ast", modality="audio", tiny=AST_TINY, tiny_input=(1, 64, 100))
+def ast(num_classes: int | None = None, pretrained: str | Path | None = None, config: Any = None,
+        hidden_size: int = 768, num_layers: int = 12, num_heads: int = 12, intermediate_size: int = 3072,
+        num_mel_bins: int = 128, max_length: int = 1024, patch_size: int = 16, frequency_stride: int = 10,
+        time_stride: int = 10, dropout: float = 0.0) -> AudioSpectrogramTransformer:
+    """Audio Spectrogram Transformer (Hugging Face ASTModel) on 128-bin Kaldi fbanks; random init or local folder."""
+    from transformers import ASTConfig, ASTModel
+
+    if pretrained is not None:
+        path = Path(pretrained)
+        if not (path / "config.json").is_file():
+            raise AvkitError(f"{path}: not a Hugging Face model folder (no config.json)")
+        model = ASTModel.from_pretrained(str(path), local_files_only=True)
+        return AudioSpectrogramTransformer(model, num_classes, dropout, pretrained_path=str(path))
+    if config is None:
+        config = ASTConfig(hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
+                           intermediate_size=intermediate_size, num_mel_bins=num_mel_bins, max_length=max_length,
+                           patch_size=patch_size, frequency_stride=frequency_stride, time_stride=time_stride,
+                           hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    elif isinstance(config, dict):
+        config = ASTConfig(**config)
+    return AudioSpectrogramTransformer(ASTModel(config), num_classes, dropout)
