@@ -1,0 +1,194 @@
+"""``motion``: classes that differ only in motion, plus two that differ only in appearance.
+
+Motion classes (one flat-coloured shape on a static smooth background):
+``move_left, move_right, move_up, move_down`` (constant speed, wrapping around the frame) and
+``rotate_cw, rotate_ccw`` (spinning in place). Appearance classes (static, no motion):
+``stripes`` (a striped disc) and ``checker`` (a checkerboard square).
+
+No single frame tells the motion classes apart. Shape, colour, size, orientation and position
+are drawn the same way for every class, from distributions that motion maps onto themselves:
+positions are uniform on the torus (the frame wraps) and orientations uniform on the circle, so
+every frame of every motion class has exactly the same distribution. Class B is class A played
+backwards. Only two or more frames reveal the class.
+
+Sounds, synchronised with the motion (see docs/synthetic.md):
+- move_left / move_right: a tick each time the object travels a quarter of the frame (one tick
+  is the moment it crosses the frame edge). Same sound for both: audio says "horizontal".
+- move_up / move_down: a low knock each quarter frame travelled: audio says "vertical".
+- rotate_cw: a falling chirp each 45 degrees turned; rotate_ccw: a rising chirp. Audio tells the
+  direction.
+- stripes: a steady low hum (220 Hz, odd harmonics); checker: a steady high tone (880 Hz).
+So audio alone separates {left, right}, {up, down}, rotate_cw, rotate_ccw, stripes, checker;
+vision alone (two or more frames) separates everything.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from avkit.data.synthetic.common import (
+    ClassInfo, Generator, SyntheticClip, chirp, click, composite, coverage, crossing_times,
+    article, harmonic_tone, local_coords, noise_floor, pick_colour, place, shape_inside, smooth_background,
+    texture_parity, thud, to_uint8, SUPERSAMPLE, _downsample,
+)
+
+MOTION_CLASSES = ["move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw"]
+APPEARANCE_CLASSES = ["stripes", "checker"]
+CLASSES = MOTION_CLASSES + APPEARANCE_CLASSES
+SHAPES = ["bar", "ellipse", "triangle"]  # all elongated: orientation (and rotation) is visible
+
+DESCRIPTIONS = {
+    "move_left": "a shape slides left (wrapping around); ticks every quarter frame travelled",
+    "move_right": "a shape slides right (wrapping around); ticks every quarter frame travelled",
+    "move_up": "a shape slides up (wrapping around); low knocks every quarter frame travelled",
+    "move_down": "a shape slides down (wrapping around); low knocks every quarter frame travelled",
+    "rotate_cw": "a shape spins clockwise in place; a falling chirp every 45 degrees",
+    "rotate_ccw": "a shape spins counter-clockwise in place; a rising chirp every 45 degrees",
+    "stripes": "a static striped disc; a steady low hum",
+    "checker": "a static checkerboard square; a steady high tone",
+}
+_DIRECTIONS = {"move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1), "move_down": (0, 1)}
+
+
+@dataclass
+class MotionConfig:
+    """Parameters of the ``motion`` kind. Speeds are per second in frame sizes (or degrees)."""
+
+    size: int = 32
+    fps: float = 8.0
+    duration: float = 3.0
+    sample_rate: int = 16000
+    speed: tuple[float, float] = (0.4, 0.7)  # frame widths per second (1.6-2.8 px/frame at 32 px, 8 fps)
+    spin: tuple[float, float] = (100.0, 160.0)  # degrees per second (12-20 degrees per frame at 8 fps)
+    object_size: tuple[float, float] = (0.45, 0.6)  # long side, in frame sizes
+    sound_level: float = 0.5
+    noise_level: float = 0.01
+
+
+def classes(cfg: MotionConfig) -> list[ClassInfo]:
+    return [ClassInfo(name, "motion" if name in MOTION_CLASSES else "appearance", DESCRIPTIONS[name])
+            for name in CLASSES]
+
+
+@dataclass
+class ObjectTrack:
+    """Where one object is at each requested time, plus when it makes its sounds."""
+
+    alpha: np.ndarray  # float32 [T, H, W] coverage
+    fill: np.ndarray  # float32 [3] or [T, H, W, 3]
+    events: np.ndarray  # sound event times (s), relative to the track start
+    meta: dict[str, Any]
+    caption: str
+
+
+def draw_object(cfg: MotionConfig, label: str, rng: np.random.Generator, times: np.ndarray,
+                background_mean: np.ndarray, duration: float) -> ObjectTrack:
+    """Render the object of class ``label`` at ``times`` (seconds from its start).
+
+    Used by ``motion`` clips and by ``longvideo`` action segments.
+    """
+    size = cfg.size
+    times = np.asarray(times, dtype=np.float64)
+    colour_name, colour = pick_colour(rng, background_mean)
+    cx0, cy0 = rng.uniform(0, size, 2)
+    angle0 = rng.uniform(0, 2 * np.pi)
+    length = rng.uniform(*cfg.object_size) * size
+    n = len(times)
+
+    if label in APPEARANCE_CLASSES:
+        pattern = label
+        second_name, second = pick_colour(rng, colour, min_distance=150.0)
+        # Coarse, high-contrast textures on a larger patch, so one 32x32 frame shows them clearly.
+        period = rng.uniform(0.24, 0.3) * size if pattern == "stripes" else rng.uniform(0.15, 0.19) * size
+        shape = "disc" if pattern == "stripes" else "square"
+        length = length * (1.25 if shape == "disc" else 1.0)  # similar areas
+        u, v = local_coords(size, np.full(1, cx0), np.full(1, cy0), np.full(1, angle0))
+        inside = shape_inside(shape, u, v, length).astype(np.float32)
+        parity = texture_parity(pattern, u, v, period)
+        alpha = _downsample(inside, SUPERSAMPLE)
+        second_cov = _downsample(inside * parity, SUPERSAMPLE)
+        # Per-pixel colour: the mix of the two texture colours over the covered part.
+        frac = np.divide(second_cov, alpha, out=np.zeros_like(alpha), where=alpha > 0)
+        fill = colour * (1 - frac[..., None]) + second * frac[..., None]
+        alpha = np.broadcast_to(alpha, (n, size, size))
+        fill = np.broadcast_to(fill, (n, size, size, 3))
+        noun = "striped disc" if pattern == "stripes" else "checkerboard square"
+        sound = "low hum" if pattern == "stripes" else "high tone"
+        caption = f"A static {colour_name} and {second_name} {noun}; a steady {sound}."
+        meta = {"shape": shape, "colour": colour_name, "second_colour": second_name, "period_px": period,
+                "center": [cx0, cy0], "angle_deg": np.degrees(angle0), "length_px": length}
+        return ObjectTrack(alpha, fill, np.zeros(0), meta, caption)
+
+    shape = SHAPES[rng.integers(len(SHAPES))]
+    meta: dict[str, Any] = {"shape": shape, "colour": colour_name, "length_px": length}
+    if label in _DIRECTIONS:
+        dx, dy = _DIRECTIONS[label]
+        speed = rng.uniform(*cfg.speed) * size  # px / s
+        cx = cx0 + dx * speed * times
+        cy = cy0 + dy * speed * times
+        angle = np.full(n, angle0)
+        along = cx0 if dx else cy0
+        events = crossing_times(along, (dx or dy) * speed, size / 4, duration)
+        meta.update(speed_px_per_s=speed, speed_px_per_frame=speed / cfg.fps, start=[cx0, cy0],
+                    angle_deg=np.degrees(angle0))
+        word = label.split("_")[1]
+        caption = (f"{article(colour_name)} {colour_name} {shape} slides {word} across the frame, "
+                   f"wrapping around the edge, with a {'tick' if dx else 'low knock'} every quarter of the frame.")
+    else:
+        sign = 1.0 if label == "rotate_ccw" else -1.0
+        spin = np.radians(rng.uniform(*cfg.spin))  # rad / s
+        cx, cy = np.full(n, cx0), np.full(n, cy0)
+        angle = angle0 + sign * spin * times
+        events = crossing_times(angle0, sign * spin, np.pi / 4, duration)
+        meta.update(spin_deg_per_s=np.degrees(spin), spin_deg_per_frame=np.degrees(spin) / cfg.fps,
+                    center=[cx0, cy0], angle0_deg=np.degrees(angle0))
+        word = "counter-clockwise" if sign > 0 else "clockwise"
+        caption = (f"{article(colour_name)} {colour_name} {shape} spins {word} in place, with a "
+                   f"{'rising' if sign > 0 else 'falling'} chirp every eighth of a turn.")
+    alpha = coverage(shape, size, np.mod(cx, size), np.mod(cy, size), angle, length)
+    return ObjectTrack(alpha, colour, events, meta, caption)
+
+
+def object_sound(cfg: MotionConfig, label: str, rng: np.random.Generator, events: np.ndarray,
+                 duration: float) -> np.ndarray:
+    """The class sound of ``label`` over ``duration`` seconds (without the noise floor)."""
+    sr = cfg.sample_rate
+    out = np.zeros(int(round(duration * sr)), np.float32)
+    if label == "stripes":
+        out += 0.6 * harmonic_tone(sr, duration, 220.0, [1, 0, 0.5, 0, 0.3])[: len(out)]
+    elif label == "checker":
+        out += 0.5 * harmonic_tone(sr, duration, 880.0, [1, 0.3])[: len(out)]
+    else:
+        if label in ("move_left", "move_right"):
+            wave = click(sr, rng)
+        elif label in ("move_up", "move_down"):
+            wave = thud(sr)
+        elif label == "rotate_ccw":
+            wave = chirp(sr, 600, 1800)
+        else:
+            wave = chirp(sr, 1800, 600)
+        for t in events:
+            place(out, wave, float(t), sr)
+    return out * cfg.sound_level
+
+
+def render(cfg: MotionConfig, label: str, rng: np.random.Generator) -> SyntheticClip:
+    """One ``motion`` clip of class ``label``."""
+    if label not in CLASSES:
+        raise ValueError(f"unknown motion class {label!r}; expected one of {CLASSES}")
+    num_frames = max(1, int(round(cfg.duration * cfg.fps)))
+    times = np.arange(num_frames) / cfg.fps
+    background = smooth_background(rng, cfg.size, times[:1])
+    track = draw_object(cfg, label, rng, times, background[0].mean(axis=(0, 1)), cfg.duration)
+    frames = to_uint8(composite(background, track.alpha, track.fill))
+    num_samples = int(round(cfg.duration * cfg.sample_rate))
+    audio = noise_floor(rng, num_samples, cfg.noise_level)
+    audio += object_sound(cfg, label, rng, track.events, cfg.duration)
+    meta = {**track.meta, "sound_events": track.events.tolist(), "num_frames": num_frames}
+    return SyntheticClip(frames, audio, label, track.caption, [], meta)
+
+
+GENERATOR = Generator("motion", "motion-only classes (plus two appearance classes) with synchronised sounds",
+                      MotionConfig, classes, render)
