@@ -1,0 +1,143 @@
+"""Optical flow: direction and magnitude on a synthetic moving square, RAFT loading, stacking, caching."""
+from __future__ import annotations
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import avkit.flow as flow_mod
+from avkit.errors import AvkitError
+from avkit.flow import FlowStack, build_raft, cached_flow, compute_flow, flow_cache_path, raft_flow, stack_flow
+
+DX, DY = 2, -1  # pixels/frame: right and up
+
+
+def moving_square(t: int = 6, h: int = 64, w: int = 80, size: int = 24, dx: int = DX, dy: int = DY, seed: int = 0):
+    """A smooth-textured square on a flat background moving (dx, dy) pixels per frame; frames and masks."""
+    rng = np.random.default_rng(seed)
+    tex = cv2.GaussianBlur(rng.uniform(0, 255, (size, size, 3)).astype(np.float32), (0, 0), 1.5)
+    tex = cv2.normalize(tex, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    frames = np.full((t, h, w, 3), 90, np.uint8)
+    masks = np.zeros((t, h, w), bool)
+    for i in range(t):
+        x0, y0 = 10 + dx * i, 30 + dy * i
+        frames[i, y0:y0 + size, x0:x0 + size] = tex
+        masks[i, y0 + 3:y0 + size - 3, x0 + 3:x0 + size - 3] = True  # interior, away from the edges
+    return torch.from_numpy(frames), torch.from_numpy(masks)
+
+
+@pytest.fixture(scope="module")
+def square():
+    return moving_square()
+
+
+@pytest.mark.parametrize("method", ["dis", "farneback", "lk"])
+def test_flow_of_moving_square_has_right_sign_and_magnitude(square, method):
+    frames, masks = square
+    flow = compute_flow(frames, method)
+    assert flow.dtype == torch.float32 and flow.shape == (5, 2, 64, 80)
+    inside = flow.permute(0, 2, 3, 1)[masks[:-1]]  # [pixels, 2]
+    median = inside.median(dim=0).values
+    assert abs(median[0] - DX) < 0.25, median
+    assert abs(median[1] - DY) < 0.25, median
+
+
+def test_flow_of_static_clip_is_zero(square):
+    frames = square[0][:1].repeat(3, 1, 1, 1)
+    for method in ("dis", "farneback", "lk"):
+        assert compute_flow(frames, method).abs().max() < 0.05, method
+
+
+def test_tvl1_needs_contrib_or_works(square):
+    frames, masks = square
+    if not hasattr(cv2, "optflow"):
+        with pytest.raises(AvkitError, match="contrib"):
+            compute_flow(frames, "tvl1")
+    else:
+        median = compute_flow(frames, "tvl1").permute(0, 2, 3, 1)[masks[:-1]].median(dim=0).values
+        assert abs(median[0] - DX) < 0.3 and abs(median[1] - DY) < 0.3
+
+
+def test_bad_input_raises(square):
+    with pytest.raises(AvkitError, match="unknown flow method"):
+        compute_flow(square[0], "magic")
+    with pytest.raises(AvkitError, match="at least 2 frames"):
+        compute_flow(square[0][:1], "dis")
+    with pytest.raises(AvkitError, match="uint8"):
+        compute_flow(square[0].float(), "dis")
+    with pytest.raises(AvkitError, match="preset"):
+        compute_flow(square[0], "dis", preset="slowest")
+
+
+def test_raft_shapes_and_local_weights(tmp_path, square):
+    torch.manual_seed(0)
+    frames = square[0][:3, :36, :44]  # not a multiple of 8, smaller than RAFT's minimum: padded inside
+    model = build_raft("small")
+    out = raft_flow(frames, model, num_flow_updates=2)
+    assert out.shape == (2, 2, 36, 44) and out.dtype == torch.float32 and torch.isfinite(out).all()
+    path = tmp_path / "raft_small.pth"
+    torch.save(model.state_dict(), path)
+    loaded = build_raft("small", weights=path)
+    assert torch.equal(raft_flow(frames, loaded, num_flow_updates=2), out)
+    # compute_flow's "raft" goes through the same path
+    assert torch.equal(compute_flow(frames, "raft", model=loaded, num_flow_updates=2), out)
+    with pytest.raises(AvkitError, match="not found"):
+        build_raft("small", weights=tmp_path / "missing.pth")
+    torch.save({"bogus": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(AvkitError, match="state_dict"):
+        build_raft("small", weights=tmp_path / "bad.pth")
+
+
+def test_stack_flow_order_and_middle_fields():
+    # field k has x = k, y = -k everywhere
+    flow = torch.stack([torch.stack([torch.full((4, 5), float(k)), torch.full((4, 5), -float(k))]) for k in range(7)])
+    stacked = stack_flow(flow, num_fields=3)
+    assert stacked.shape == (6, 4, 5)
+    assert stacked[:, 0, 0].tolist() == [2, -2, 3, -3, 4, -4]  # middle fields 2..4, x then y
+    assert stack_flow(flow[None].repeat(2, 1, 1, 1, 1), 3).shape == (2, 6, 4, 5)
+    assert stack_flow(flow, 3, subtract_mean=True).abs().max() == 0  # uniform motion is removed
+    with pytest.raises(AvkitError, match="needs 9 frames"):
+        stack_flow(flow, 8)
+
+
+def test_flow_stack_transform(square):
+    frames, _ = square
+    transform = FlowStack("dis", num_fields=4, subtract_mean=False)
+    out = transform(frames)
+    assert out.shape == (8, 64, 80)
+    assert torch.equal(out, stack_flow(compute_flow(frames, "dis"), 4))
+
+
+def test_flow_cache_miss_then_hit(tmp_path, square, monkeypatch):
+    frames, _ = square
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not decoded by the cache")
+    times = np.arange(6) / 30.0
+    calls = []
+    real = flow_mod.compute_flow
+    monkeypatch.setattr(flow_mod, "compute_flow", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+
+    first = cached_flow(video, frames, times, "farneback", winsize=11)
+    path = flow_cache_path(video, times, "farneback", {"winsize": 11}, (64, 80))
+    assert path.is_file() and path.parent == tmp_path
+    assert path.name.startswith("clip.mp4.flow-farneback-") and path.suffix == ".npz"
+    assert len(calls) == 1
+    second = cached_flow(video, frames, times, "farneback", winsize=11)
+    assert len(calls) == 1 and torch.equal(first, second)  # hit: loaded, not recomputed
+    assert torch.allclose(first, real(frames, "farneback", winsize=11))
+
+    cached_flow(video, frames, times + 0.5, "farneback", winsize=11)  # other frame times: miss
+    cached_flow(video, frames, times, "farneback", winsize=13)  # other parameters: miss
+    assert len(calls) == 3
+    stat = video.stat()
+    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # the video changed: miss
+    cached_flow(video, frames, times, "farneback", winsize=11)
+    assert len(calls) == 4
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+    cache_dir = tmp_path / "cache"
+    cached_flow(video, frames, times, "dis", cache_dir=cache_dir)
+    assert len(list(cache_dir.glob("clip.mp4.flow-dis-*.npz"))) == 1
