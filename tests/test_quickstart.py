@@ -1,0 +1,40 @@
+"""The quickstart's data path (generate -> VideoDataset -> summary) and its accuracy bookkeeping."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from avkit.cli.main import main
+from avkit.quickstart import QuickstartConfig, group_accuracy, run_quickstart
+
+
+def test_quickstart_generates_and_reads_back(tmp_path):
+    out = tmp_path / "qs"
+    summary = run_quickstart(QuickstartConfig(out=str(out), num=16), quiet=True)
+    assert summary["read_back"]["clips"] == 16
+    assert summary["read_back"]["item_shapes"]["video"] == [3, 8, 32, 32]
+    assert summary["read_back"]["skipped"] == {}
+    assert json.loads((out / "results.json").read_text())["data"]["num"] == 16
+    # A second run refuses to replace the results without overwrite.
+    with pytest.raises(ValueError, match="--overwrite"):
+        run_quickstart(QuickstartConfig(out=str(out), num=16), quiet=True)
+
+
+def test_group_accuracy_from_confusion():
+    names = ["left", "right", "stripes"]
+    groups = {"left": "motion", "right": "motion", "stripes": "appearance"}
+    confusion = [[3, 1, 0],   # left: 3 of 4 right
+                 [2, 2, 0],   # right: 2 of 4
+                 [0, 0, 5]]   # stripes: all 5
+    acc = group_accuracy(confusion, names, groups)
+    assert acc["motion"] == pytest.approx(5 / 8)
+    assert acc["appearance"] == pytest.approx(1.0)
+    assert acc["overall"] == pytest.approx(10 / 13)
+
+
+def test_cli_unknown_quickstart_model_exits_2(tmp_path, capsys):
+    code = main(["quickstart", "--out", str(tmp_path / "q"), "--compare", "--models", "nope"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope" in err[0]
