@@ -6,7 +6,7 @@ string-typed beyond the one name -> function table.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import torch.nn as nn
@@ -22,19 +22,34 @@ class ModelEntry:
     description: str
     # Input kinds the model takes: "video" (float [B,3,T,H,W]), "audio" (waveform or spectrogram).
     modality: str = "video"
+    # Builder options of a tiny CPU variant: ``create_model(name, **entry.tiny, num_classes=...)``.
+    tiny: dict = field(default_factory=dict)
+    # Shape of one input sample (no batch dim) the tiny variant takes; None means video (3, 8, 32, 32).
+    tiny_input: tuple[int, ...] | None = None
 
 
 _MODELS: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, family: str, modality: str = "video") -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator adding a builder under ``name``; the builder's docstring's first line describes it."""
+def register_model(
+    name: str,
+    family: str,
+    modality: str = "video",
+    tiny: dict | None = None,
+    tiny_input: tuple[int, ...] | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator adding a builder under ``name``; the builder's docstring's first line describes it.
+
+    ``tiny`` holds the builder options of a CPU-sized variant (e.g. ``{"width": 8}``) that tests,
+    benchmarks and the quickstart build for ``tiny_input`` samples (default video ``(3, 8, 32, 32)``).
+    """
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _MODELS:
             raise RuntimeError(f"model {name!r} registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _MODELS[name] = ModelEntry(name, family, fn, doc[0] if doc else "", modality)
+        _MODELS[name] = ModelEntry(name, family, fn, doc[0] if doc else "", modality,
+                                   dict(tiny or {}), tuple(tiny_input) if tiny_input else None)
         return fn
 
     return wrap
