@@ -8,7 +8,7 @@ import pytest
 
 from avkit.errors import MediaError
 from avkit.io import probe, write_video
-from tests.conftest import shared_audio, shared_videos
+from conftest import shared_audio, shared_videos
 
 
 @pytest.fixture(scope="session")

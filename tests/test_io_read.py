@@ -12,7 +12,7 @@ import torch
 
 from avkit.errors import AvkitError, MediaError
 from avkit.io import VideoReader, probe, read_audio, read_clip
-from tests.conftest import shared_videos
+from conftest import shared_videos
 
 FPS = 24
 N = 72  # 3 s

@@ -3,50 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from avkit.errors import AvkitError
-from avkit.models import create_model, model_entry
+from avkit.models import create_model
 from avkit.models.video_transformer import Block
-
-DIRS = [(1, 0), (-1, 0), (0, 1), (0, -1)]
-
-
-def motion_clips(n: int = 16, t: int = 8, size: int = 16, sq: int = 6, seed: int = 0):
-    """``n`` clips of a random-textured square moving 1 px/frame; label = direction (right, left, down, up)."""
-    g = torch.Generator().manual_seed(seed)
-    videos, labels = torch.zeros(n, 3, t, size, size), torch.arange(n) % 4
-    for i in range(n):
-        dx, dy = DIRS[labels[i]]
-        tex = torch.rand(3, sq, sq, generator=g)
-        x0, y0 = (int(v) for v in torch.randint(4, size - sq - 3, (2,), generator=g))
-        for k in range(t):
-            x, y = x0 + dx * (k - t // 2), y0 + dy * (k - t // 2)
-            videos[i, :, k, y:y + sq, x:x + sq] = tex
-    return videos, labels
-
-
-def overfit(model, videos, labels, steps: int = 100, lr: float = 2e-3) -> int | None:
-    """Full-batch Adam until every clip is classified right in eval mode; the step count, or None."""
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for step in range(steps):
-        model.train()
-        logits = model(videos)
-        loss = F.cross_entropy(logits, labels)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if (logits.argmax(1) == labels).all():
-            model.eval()
-            with torch.no_grad():
-                if (model(videos).argmax(1) == labels).all():
-                    return step + 1
-    return None
-
-
-def tiny(name: str, **options):
-    torch.manual_seed(0)
-    return create_model(name, **{**model_entry(name).tiny, **options}).eval()
+from model_helpers import motion_clips, overfit, tiny
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +76,7 @@ def test_other_clip_sizes_interpolate_positions():
 def test_tiny_video_transformer_overfits_motion():
     videos, labels = motion_clips()
     model = tiny("video_transformer", num_classes=4, image_size=16)
-    assert overfit(model, videos, labels) is not None
+    assert overfit(model, videos, labels, lr=2e-3) is not None
 
 
 HF = ["hf_videomae", "hf_timesformer", "hf_vivit"]
@@ -150,4 +111,4 @@ def test_hf_save_pretrained_round_trip(tmp_path, clip, name):
 def test_tiny_hf_models_overfit_motion(name):
     videos, labels = motion_clips()
     model = tiny(name, num_classes=4, image_size=16)
-    assert overfit(model, videos, labels) is not None
+    assert overfit(model, videos, labels, lr=2e-3) is not None
