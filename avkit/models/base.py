@@ -151,13 +151,18 @@ def _scaled_resnet(name: str, width: int) -> nn.Module:
     for i, n in enumerate(layers):
         setattr(model, f"layer{i + 1}", model._make_layer(block, width * 2**i, n, stride=1 if i == 0 else 2))
     model.fc = nn.Linear(width * 8 * block.expansion, 1000)
-    for m in model.modules():  # same init as torchvision's ResNet
-        if isinstance(m, nn.Conv2d):
+    resnet_init(model)
+    return model
+
+
+def resnet_init(model: nn.Module) -> None:
+    """torchvision's ResNet / VideoResNet init, for 2D and 3D: He-normal convs, unit BatchNorms."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm3d)):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
-    return model
 
 
 def _replace_first_conv(model: nn.Module, in_channels: int) -> None:

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from avkit.errors import AvkitError
-from avkit.models.base import VideoClassifier, build_torchvision, check_clip
+from avkit.models.base import VideoClassifier, build_torchvision, check_clip, resnet_init
 from avkit.models.nonlocal_block import add_nonlocal
 from avkit.models.registry import register_model
 
@@ -60,12 +60,7 @@ def _scaled_video_resnet(arch: str, width: int, layers: Sequence[int]) -> nn.Mod
         setattr(model, f"layer{i + 1}", layer)
     model.avgpool = nn.AdaptiveAvgPool3d(1)
     model.fc = nn.Identity()
-    for m in model.modules():  # torchvision's VideoResNet init
-        if isinstance(m, nn.Conv3d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm3d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+    resnet_init(model)
     return model
 
 
