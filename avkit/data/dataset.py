@@ -14,7 +14,10 @@ Classes come from ``classes.json`` beside the manifest (a list of names or of
 Randomness is a function of ``(seed, epoch, index)`` only, so an item is the same whichever
 DataLoader worker makes it; ``set_epoch`` changes the draws (call it before each epoch; with
 ``persistent_workers=True`` workers keep the epoch they started with). Files are opened per item,
-so nothing open is pickled into workers.
+so nothing open is pickled into workers. ``cache=True`` decodes each file once, whole, into
+memory (:class:`~avkit.io.in_memory.InMemoryVideo`) and serves later items from there: for
+small datasets trained for many epochs, with ``num_workers=0`` (each worker would hold its own
+copy, rebuilt each epoch unless workers persist).
 
 Unreadable videos are skipped: the item is replaced by the next readable index, the path and
 reason are recorded in ``dataset.skipped``, a warning names the file the first time, and
@@ -40,6 +43,7 @@ from avkit.data.audio_features import LogMel
 from avkit.data.sampling import ClipWindow, random_clip, sliding_windows, uniform_clips
 from avkit.data.transforms import Compose, eval_transform, train_transform
 from avkit.errors import AvkitError, MediaError
+from avkit.io.in_memory import InMemoryVideo
 from avkit.io.read import VideoReader
 
 log = logging.getLogger("avkit.data")
@@ -215,6 +219,7 @@ class VideoDataset(Dataset):
     num_crops)``); it gets ``uint8 [T, H, W, 3]`` frames decoded at the preset's short side
     (``short_side``) and, if it is a ``Compose`` or has ``takes_rng``, the item's generator.
     ``audio_transform`` (e.g. ``RandomGain``) acts on the waveform in train mode.
+    ``cache=True`` keeps every decoded file in memory (see the module docstring).
     """
 
     def __init__(
@@ -238,6 +243,7 @@ class VideoDataset(Dataset):
         transform: Callable | None = None,
         audio_transform: Callable | None = None,
         max_skips: int = 50,
+        cache: bool = False,
     ) -> None:
         if mode not in ("train", "test"):
             raise AvkitError(f"mode must be 'train' or 'test', got {mode!r}")
@@ -275,6 +281,8 @@ class VideoDataset(Dataset):
         self.audio_transform = audio_transform
         self.max_skips = int(max_skips)
         self.skipped: dict[str, str] = {}
+        self.cache = bool(cache)
+        self._decoded: dict[int, InMemoryVideo] = {}
         # Sanity-check the sampling arguments now rather than in a worker.
         random_clip(1.0, self.num_frames, self.fps, 0, pad=self.pad)
 
@@ -338,7 +346,7 @@ class VideoDataset(Dataset):
         """Item ``index`` without the skip logic (raises ``MediaError`` for an unreadable file)."""
         rec = self.records[index]
         rng = self.rng(index)
-        with VideoReader(rec.path) as reader:
+        with self._open(index) as reader:
             lo, hi = self._segment(rec, reader)
             if self.mode == "train":
                 windows = [_shift(random_clip(hi - lo, self.num_frames, self.fps, rng, pad=self.pad), lo)]
@@ -362,7 +370,18 @@ class VideoDataset(Dataset):
                     end=float(windows[-1].end), caption=rec.caption)
         return item
 
-    def _segment(self, rec: VideoRecord, reader: VideoReader) -> tuple[float, float]:
+    def _open(self, index: int) -> VideoReader | InMemoryVideo:
+        """A reader for video ``index``: a fresh ``VideoReader``, or with ``cache`` the file
+        decoded into memory on first use."""
+        path = self.records[index].path
+        if not self.cache:
+            return VideoReader(path)
+        if index not in self._decoded:
+            self._decoded[index] = InMemoryVideo.decode(path, size=self.short_side, sample_rate=self.sample_rate,
+                                                        audio=self.audio is not None)
+        return self._decoded[index]
+
+    def _segment(self, rec: VideoRecord, reader: VideoReader | InMemoryVideo) -> tuple[float, float]:
         duration = reader.duration
         if duration is None or not duration > 0:
             raise MediaError(rec.path, "unknown or zero video duration")
@@ -373,7 +392,7 @@ class VideoDataset(Dataset):
                                        f"(duration {duration:.3f} s)")
         return lo, hi
 
-    def _video(self, reader: VideoReader, windows: list[ClipWindow], rng: np.random.Generator) -> torch.Tensor:
+    def _video(self, reader: VideoReader | InMemoryVideo, windows: list[ClipWindow], rng: np.random.Generator) -> torch.Tensor:
         times = np.concatenate([w.times for w in windows])
         frames, _ = reader.frames_at(times, size=self.short_side)
         clips = frames.split(self.num_frames)
@@ -384,7 +403,7 @@ class VideoDataset(Dataset):
             return torch.stack(views)
         return torch.cat(views)  # each is [num_crops, 3, T, H, W]
 
-    def _waves(self, reader: VideoReader, windows: list[ClipWindow], rng: np.random.Generator,
+    def _waves(self, reader: VideoReader | InMemoryVideo, windows: list[ClipWindow], rng: np.random.Generator,
                augment: bool) -> tuple[torch.Tensor | None, bool]:
         if self.audio is None:
             return None, False

@@ -228,14 +228,18 @@ def train_transform(
     short_side: int | None = None,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    flip: bool = True,
 ) -> Compose:
     """Training preset: resize short side (default ``size * 8 / 7``, as 256 for 224), random crop, flip.
 
-    Output ``float [3, T, size, size]``, normalized.
+    Output ``float [3, T, size, size]``, normalized. ``flip=False`` for classes a mirror image
+    changes (``move_left`` flipped is ``move_right``).
     """
     short_side = short_side or round(size * 8 / 7)
-    return Compose([ResizeShortSide(short_side), RandomCrop(size), RandomHorizontalFlip(),
-                    ToFloat(), Normalize(mean, std)])
+    steps: list[Callable] = [ResizeShortSide(short_side), RandomCrop(size)]
+    if flip:
+        steps.append(RandomHorizontalFlip())
+    return Compose([*steps, ToFloat(), Normalize(mean, std)])
 
 
 def eval_transform(

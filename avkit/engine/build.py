@@ -96,12 +96,13 @@ def short_side_of(cfg: DataConfig, num_crops: int = 1) -> int:
 
 def clip_transform(cfg: DataConfig, train: bool, num_crops: int = 1) -> Callable:
     """Frames ``uint8 [T, H, W, 3]`` decoded at :func:`short_side_of` -> normalised clip(s):
-    random crop + flip for training (``data.augment``), centre crop or three crops otherwise."""
+    random crop (+ flip unless ``data.flip`` is false) for training (``data.augment``), centre crop
+    or three crops otherwise."""
     from avkit.data.transforms import eval_transform, train_transform
 
     short = short_side_of(cfg, num_crops)
     if train and cfg.augment:
-        return train_transform(cfg.size, short, cfg.mean, cfg.std)
+        return train_transform(cfg.size, short, cfg.mean, cfg.std, flip=cfg.flip)
     return eval_transform(cfg.size, num_crops, short, cfg.mean, cfg.std)
 
 
@@ -113,9 +114,10 @@ def audio_mode(cfg: DataConfig) -> str | None:
 
 
 def build_dataset(cfg: DataConfig, split: str, train: bool, num_clips: int = 1, num_crops: int = 1,
-                  seed: int = 0) -> Any:
+                  seed: int = 0, cache: bool = False) -> Any:
     """A ``VideoDataset`` over ``split`` of ``data.source`` (``data.val_source`` when evaluating and
-    set). ``train=False`` gives test-mode items ``video [K, 3, T, H, W]``, ``K = num_clips * num_crops``."""
+    set). ``train=False`` gives test-mode items ``video [K, 3, T, H, W]``, ``K = num_clips * num_crops``.
+    ``cache`` keeps decoded videos in memory (training and per-epoch validation with ``data.cache``)."""
     from avkit.data import VideoDataset
 
     source = cfg.val_source if (not train and cfg.val_source) else cfg.source
@@ -132,7 +134,7 @@ def build_dataset(cfg: DataConfig, split: str, train: bool, num_clips: int = 1, 
                         short_side=short_side_of(cfg, num_crops), mode="train" if train else "test",
                         num_clips=num_clips, num_crops=num_crops, audio=audio_mode(cfg),
                         sample_rate=cfg.sample_rate, split=split_arg, seed=seed,
-                        transform=clip_transform(cfg, train, num_crops))
+                        transform=clip_transform(cfg, train, num_crops), cache=cache)
 
 
 def _has_split_column(source: str) -> bool:
@@ -145,10 +147,10 @@ def _has_split_column(source: str) -> bool:
 def build_datasets(cfg: DataConfig, seed: int = 0) -> tuple[Any, Any]:
     """``(train, val)`` datasets; ``val`` (one centre clip per video) is None when there is no
     validation data (no ``val_source`` and ``val_split`` empty or absent from the manifest)."""
-    train = build_dataset(cfg, cfg.train_split, train=True, seed=seed)
+    train = build_dataset(cfg, cfg.train_split, train=True, seed=seed, cache=cfg.cache)
     val = None
     if cfg.val_source or (cfg.val_split and _has_split_column(cfg.source)):
-        val = build_dataset(cfg, cfg.val_split, train=False, seed=seed)
+        val = build_dataset(cfg, cfg.val_split, train=False, seed=seed, cache=cfg.cache)
         check_classes(class_names_of(train), class_names_of(val))
     return train, val
 

@@ -33,6 +33,7 @@ class DataConfig:
     size: int = 112  # side of the square crop fed to the model
     resize: int = 0  # short side before cropping; 0 = size * 8 / 7
     augment: bool = True  # random crop + horizontal flip in training (center crop otherwise)
+    flip: bool = True  # the flip of ``augment``; false when classes have a left/right direction
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # ImageNet statistics
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     audio: bool = False  # load the clip's waveform ("audio")
@@ -40,6 +41,7 @@ class DataConfig:
     sample_rate: int = 16000
     batch_size: int = 8  # global batch: divided between the processes of a distributed run
     num_workers: int = 0
+    cache: bool = False  # decode each training video once and keep it in memory (small datasets, num_workers 0)
     test_clips: int = 10  # evaluation defaults (avkit eval / classify)
     test_crops: int = 3
 

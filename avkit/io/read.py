@@ -23,6 +23,7 @@ from typing import Callable, Iterator, Sequence
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 from avkit.errors import AvkitError, MediaError
 from avkit.io.probe import container_start, display_size, open_media, pick_stream, stream_duration
@@ -490,6 +491,9 @@ class _Converter:
         self.shape: tuple[int, int] | None = None  # display (H, W)
         self._last_id = None
         self._last = None
+        # One reformatter for the whole stream: ``frame.to_ndarray(format=...)`` builds a new
+        # swscale context per frame, which costs more than converting a small frame.
+        self._reformatter = VideoReformatter()
 
     def __call__(self, frame: "av.VideoFrame") -> np.ndarray:
         if self._last_id is not None and frame is self._last_id:
@@ -502,9 +506,10 @@ class _Converter:
         if rotation % 180:
             h, w = w, h  # size before rotating
         if (h, w) == (frame.height, frame.width):
-            arr = frame.to_ndarray(format="rgb24")
+            arr = self._reformatter.reformat(frame, format="rgb24").to_ndarray()
         else:
-            arr = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="BILINEAR")
+            arr = self._reformatter.reformat(frame, format="rgb24", width=w, height=h,
+                                             interpolation="BILINEAR").to_ndarray()
         if rotation:
             arr = np.ascontiguousarray(np.rot90(arr, k=rotation // 90))
         self._last_id, self._last = frame, arr
