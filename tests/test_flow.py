@@ -141,3 +141,20 @@ def test_flow_cache_miss_then_hit(tmp_path, square, monkeypatch):
     cache_dir = tmp_path / "cache"
     cached_flow(video, frames, times, "dis", cache_dir=cache_dir)
     assert len(list(cache_dir.glob("clip.mp4.flow-dis-*.npz"))) == 1
+
+
+def test_lucas_kanade_sees_an_edge_of_equal_brightness():
+    """A red square on a green background of the same luma moves: colour LK follows it, grey LK is blind."""
+    from avkit.flow import lucas_kanade_flow
+
+    red, green = np.array([200.0, 0, 0]), np.array([0, 200 * 0.299 / 0.587, 0])  # equal Rec. 601 luma
+    frames = np.tile(green, (4, 40, 40, 1))
+    for i in range(4):
+        frames[i, 12:28, 8 + 2 * i:24 + 2 * i] = red  # 2 px/frame to the right
+    video = torch.from_numpy(frames).float().permute(3, 0, 1, 2)[None]  # [1, 3, T, H, W]
+    edges = torch.zeros(40, 40, dtype=torch.bool)
+    edges[14:26, 6:12] = edges[14:26, 20:28] = True  # around the left and right edges of frame 0
+    colour = lucas_kanade_flow(video)[0, 0, 0][edges].median()
+    grey = lucas_kanade_flow(video, color=False)[0, 0, 0][edges].abs().max()
+    assert abs(colour - 2) < 0.5, colour
+    assert grey < 1e-3, grey

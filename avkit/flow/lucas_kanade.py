@@ -3,6 +3,9 @@
 It is the fallback a model uses to compute flow on the fly from its RGB input. Coarse-to-fine
 with warping, it follows motions of a few pixels per frame on textured regions; untextured
 regions get ~0 (the 2x2 system is regularised). Use DIS or RAFT when accuracy matters.
+
+Images may have several channels: the structure tensor and the mismatch are summed over them,
+so an edge between two colours of the same brightness still moves (a grey image would lose it).
 """
 from __future__ import annotations
 
@@ -46,7 +49,7 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def lk_pairs(img1: torch.Tensor, img2: torch.Tensor, levels: int = 3, iterations: int = 3,
              window_sigma: float = 2.0, reg: float = 1e-3) -> torch.Tensor:
-    """Flow from ``img1`` to ``img2`` (``float [N, 1, H, W]``, any intensity scale) -> ``[N, 2, H, W]``."""
+    """Flow from ``img1`` to ``img2`` (``float [N, C, H, W]``, any intensity scale) -> ``[N, 2, H, W]``."""
     scale = torch.maximum(img1.amax(dim=(1, 2, 3), keepdim=True) - img1.amin(dim=(1, 2, 3), keepdim=True),
                           torch.full_like(img1[:, :1, :1, :1], 1e-6))
     lo = img1.amin(dim=(1, 2, 3), keepdim=True)
@@ -65,27 +68,32 @@ def lk_pairs(img1: torch.Tensor, img2: torch.Tensor, levels: int = 3, iterations
         else:
             flow = 2 * F.interpolate(flow, size=a.shape[-2:], mode="bilinear", align_corners=False)
         ix, iy = _gradients(a)
-        sxx, sxy, syy = _blur(torch.cat([ix * ix, ix * iy, iy * iy], 1), g).unbind(1)
+        products = [(ix * ix).sum(1, keepdim=True), (ix * iy).sum(1, keepdim=True), (iy * iy).sum(1, keepdim=True)]
+        sxx, sxy, syy = _blur(torch.cat(products, 1), g).unbind(1)
         sxx, syy = sxx + reg * reg, syy + reg * reg
         det = sxx * syy - sxy * sxy
         for _ in range(iterations):
             it = warp(b, flow) - a
-            bx, by = _blur(torch.cat([ix * it, iy * it], 1), g).unbind(1)
+            bx, by = _blur(torch.cat([(ix * it).sum(1, keepdim=True), (iy * it).sum(1, keepdim=True)], 1), g).unbind(1)
             du = -(syy * bx - sxy * by) / det
             dv = -(sxx * by - sxy * bx) / det
             flow = flow + torch.stack([du, dv], 1)
     return flow
 
 
-def lucas_kanade_flow(video: torch.Tensor, **params) -> torch.Tensor:
+def lucas_kanade_flow(video: torch.Tensor, color: bool = True, **params) -> torch.Tensor:
     """Flow of a clip batch ``float [B, 3, T, H, W]`` -> ``float [B, T-1, 2, H, W]`` (pixels/frame).
 
     Any intensity normalisation works (each image is rescaled to [0, 1] before solving).
+    ``color=True`` solves on the three channels together, ``False`` on grey (Rec. 601 luma).
     ``params`` go to ``lk_pairs`` (levels, iterations, window_sigma, reg).
     """
     b, _, t, h, w = video.shape
-    weights = video.new_tensor(_GRAY).view(1, 3, 1, 1, 1)
-    gray = (video.float() * weights).sum(1)  # [B, T, H, W]
-    first = gray[:, :-1].reshape(-1, 1, h, w)
-    second = gray[:, 1:].reshape(-1, 1, h, w)
+    frames = video.float()
+    if not color:
+        frames = (frames * video.new_tensor(_GRAY).view(1, 3, 1, 1, 1)).sum(1, keepdim=True)
+    c = frames.shape[1]
+    frames = frames.transpose(1, 2)  # [B, T, C, H, W]
+    first = frames[:, :-1].reshape(-1, c, h, w)
+    second = frames[:, 1:].reshape(-1, c, h, w)
     return lk_pairs(first, second, **params).view(b, t - 1, 2, h, w).to(video.dtype)
