@@ -5,16 +5,16 @@
 1. generate the synthetic ``motion`` set (6 classes that differ only in motion, 2 that differ only
    in appearance; any single frame of a motion class says nothing about its class);
 2. read it back through :class:`~avkit.data.VideoDataset` with the clip sampler (decode speed);
-3. with ``compare=True`` (``--compare``): train tiny versions of single-frame, late fusion (pooling
-   and concatenation), early fusion, C3D, two-stream and an audio-visual model with the same
-   engine ``avkit train`` uses, evaluate each with multi-clip averaging and print a table
-   (accuracy on motion-only classes, on appearance-only classes, overall, params, GFLOPs, train
-   time) plus a plot.
+3. train tiny versions of single-frame, late fusion (pooling and concatenation), early fusion, C3D,
+   two-stream and an audio-visual model with the same engine ``avkit train`` uses, evaluate each
+   with multi-clip averaging and print a table (accuracy on motion-only classes, on
+   appearance-only classes, overall, params, GFLOPs, train time) plus a plot
+   (``compare=False`` / ``--no-train`` stops after step 2).
 
-The comparison is still being tuned (see docs/quickstart.md): the lecture's expected picture is
-single-frame near chance on motion classes but right on appearance classes, 3D and two-stream
-models at 90% or more on motion classes, late fusion by pooling in between; the current tiny
-settings do not reach it yet. Everything is an ordinary Python call a user can repeat or change.
+The lecture's picture comes out: single-frame at chance on the motion classes, late fusion by
+pooling in between (it keeps what happened but not in which order), 3D and two-stream models at
+90% or more. Measured tables are in docs/quickstart.md. Everything is an ordinary Python call a
+user can repeat or change.
 """
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ from rich.table import Table
 from avkit.data import VideoDataset
 from avkit.data.synthetic import generate
 from avkit.engine import evaluate, load_run, train
+from avkit.engine.build import build_datasets
+from avkit.engine.config import as_config
 from avkit.models.flops import count_gflops, count_params
 from avkit.utils import atomic_write_json, atomic_write_text, check_output
 
@@ -44,54 +46,72 @@ class QuickModel:
     lecture: str  # what the row shows, in the lecture's words
     model: dict[str, Any]
     lr: float = 3e-3
+    epoch_share: float = 1.0  # of QuickstartConfig.epochs (and warm-up) this model trains for
+
+    def epochs(self, cfg: "QuickstartConfig") -> tuple[int, int]:
+        """(epochs, warm-up epochs) for this model under ``cfg``."""
+        return max(1, round(cfg.epochs * self.epoch_share)), round(cfg.warmup_epochs * self.epoch_share)
 
 
 def default_models() -> list[QuickModel]:
     """The families the quickstart compares, each at its tiny CPU size."""
     cnn = {"backbone": "cnn", "width": 16}
+    # BatchNorm, and global average pooling instead of fc6/fc7: the direction of motion is the
+    # same anywhere in the frame, and position-specific fc layers overfit a few hundred clips.
+    c3d = {"width": 8, "fc_dim": None, "batch_norm": True}
     return [
         QuickModel("single_frame", "2D CNN per frame, scores averaged", {"video": "single_frame", "video_options": cnn}),
-        QuickModel("late_fusion_pool", "per-frame features, mean over time",
-                   {"video": "late_fusion_pool", "video_options": cnn}),
+        # Max, not mean: a mean of per-frame features into a linear head is the same function as
+        # single_frame's mean of per-frame scores. The max keeps which features fired at some
+        # time (a spread of orientations, say) and loses only their order, so it can tell rotation
+        # from sliding but not left from right: at most about half of the motion classes.
+        QuickModel("late_fusion_pool", "per-frame features, max-pooled over time",
+                   {"video": "late_fusion_pool", "video_options": {**cnn, "pool": "max"}}),
         QuickModel("late_fusion_concat", "per-frame features concatenated into an MLP",
                    {"video": "late_fusion_concat", "video_options": {**cnn, "num_frames": 8, "hidden": 64}}),
         QuickModel("early_fusion", "frames stacked into the first conv",
                    {"video": "early_fusion", "video_options": {**cnn, "num_frames": 8}}),
-        QuickModel("c3d", "slow fusion: 3x3x3 convs", {"video": "c3d", "video_options": {"width": 8, "fc_dim": 64}}),
+        QuickModel("c3d", "slow fusion: 3x3x3 convs", {"video": "c3d", "video_options": c3d}),
         QuickModel("two_stream", "RGB stream + stacked optical flow stream",
                    {"video": "two_stream", "video_options": {**cnn, "flow_fields": 4}}),
+        # The sound tells 6 of the 8 classes apart (docs/synthetic.md), so this one converges in
+        # about a third of the epochs (val accuracy 98% after 9 of 15 in a measured run).
         QuickModel("c3d+audio", "C3D + log-mel CNN, concat fusion",
-                   {"video": "c3d", "video_options": {"width": 8, "fc_dim": 64},
-                    "audio": "audio_cnn", "audio_options": {"width": 8}, "fusion": "concat"}),
+                   {"video": "c3d", "video_options": c3d,
+                    "audio": "audio_cnn", "audio_options": {"width": 8}, "fusion": "concat"}, epoch_share=1 / 3),
     ]
 
 
 @dataclass
 class QuickstartConfig:
     out: str = "avkit_runs/quickstart"
-    num: int = 320  # generated clips (75% train, 25% val)
+    num: int = 960  # generated clips (75% train, 25% val)
     seed: int = 0
     size: int = 32
     num_frames: int = 8
     fps: float = 8.0
-    epochs: int = 12
+    epochs: int = 30
+    warmup_epochs: int = 5  # BatchNorm nets at Adam's lr 3e-3 need a long warm-up from scratch
     batch_size: int = 16
     test_clips: int = 5
-    num_workers: int = 1
+    num_workers: int = 0  # clips are cached in memory after the first epoch
     models: list[str] = field(default_factory=list)  # subset of default_models() names; empty = all
-    compare: bool = False  # train and compare the model families (step 3)
+    compare: bool = True  # train and compare the model families (step 3); False stops after the read-back
     overwrite: bool = False
 
 
 def _recipe(cfg: QuickstartConfig, data: Path, run_dir: Path, qm: QuickModel) -> dict[str, Any]:
     audio = bool(qm.model.get("audio"))
+    epochs, warmup = qm.epochs(cfg)
     return {
-        "data": {"source": str(data), "num_frames": cfg.num_frames, "fps": cfg.fps, "size": cfg.size,
-                 "resize": cfg.size, "augment": False, "spectrogram": audio, "batch_size": cfg.batch_size,
-                 "num_workers": cfg.num_workers, "test_clips": cfg.test_clips, "test_crops": 1},
+        # No per-epoch validation: the last weights are evaluated once on the val split, so the
+        # table is not picked by the data it reports on (and it saves a minute of CPU).
+        "data": {"source": str(data), "val_split": "", "num_frames": cfg.num_frames, "fps": cfg.fps, "size": cfg.size,
+                 "augment": True, "flip": False, "cache": True, "spectrogram": audio,
+                 "batch_size": cfg.batch_size, "num_workers": cfg.num_workers, "test_clips": cfg.test_clips, "test_crops": 1},
         "model": qm.model,
-        "optim": {"optimizer": "adamw", "lr": qm.lr, "weight_decay": 0.05, "warmup_epochs": 1},
-        "train": {"output_dir": str(run_dir), "epochs": cfg.epochs, "seed": cfg.seed, "progress": True,
+        "optim": {"optimizer": "adamw", "lr": qm.lr, "weight_decay": 0.05, "warmup_epochs": warmup},
+        "train": {"output_dir": str(run_dir), "epochs": epochs, "seed": cfg.seed, "progress": True,
                   "tensorboard": False},
     }
 
@@ -134,26 +154,31 @@ def run_quickstart(cfg: QuickstartConfig, quiet: bool = False) -> dict[str, Any]
     console.print(f"1. generated {gen.num} motion clips in {gen.seconds:.1f}s ({gen.clips_per_second:.1f} clips/s): "
                   f"{', '.join(f'{n} ({g})' for n, g in groups.items())}")
 
-    read = read_back(gen.manifest, cfg)
-    console.print(f"2. read back through VideoDataset: {read['clips']} clips of video {read['item_shapes']['video']}"
+    read = read_back(gen.manifest, cfg, limit=64 if cfg.compare else None)
+    console.print(f"2. read back {read['read']} of {read['clips']} clips through VideoDataset: video {read['item_shapes']['video']}"
                   f" + spectrogram {read['item_shapes']['spectrogram']}, {read['clips_per_second']} clips/s, "
                   f"{len(read['skipped'])} skipped")
 
     chosen = [m for m in default_models() if not cfg.models or m.name in cfg.models] if cfg.compare else []
     rows = []
+    datasets: dict[bool, tuple[Any, Any]] = {}  # one (train, val) pair per audio setting, decoded once
     for i, qm in enumerate(chosen, 1):
-        console.print(f"3.{i} training [bold]{qm.name}[/bold] ({qm.lecture}), {cfg.epochs} epochs")
+        console.print(f"3.{i} training [bold]{qm.name}[/bold] ({qm.lecture}), {qm.epochs(cfg)[0]} epochs")
         run_dir = out / "runs" / qm.name.replace("+", "_")
+        recipe = as_config(_recipe(cfg, gen.out, run_dir, qm))
         t0 = time.perf_counter()
-        train(_recipe(cfg, gen.out, run_dir, qm), quiet=quiet)
+        if recipe.data.spectrogram not in datasets:
+            datasets[recipe.data.spectrogram] = build_datasets(recipe.data, seed=cfg.seed)
+        train_set, val_set = datasets[recipe.data.spectrogram]
+        train(recipe, train_set=train_set, val_set=val_set, quiet=quiet)
         train_s = time.perf_counter() - t0
-        ev = evaluate(run_dir, clips=cfg.test_clips, crops=1)
+        ev = evaluate(run_dir, clips=cfg.test_clips, crops=1, split="val", checkpoint="last")
         acc = group_accuracy(ev["confusion"], ev["class_names"], groups)
         params, gflops = _cost(run_dir, cfg, bool(qm.model.get("audio")))
         rows.append({"model": qm.name, "what": qm.lecture, "motion_acc": acc.get("motion"),
                      "appearance_acc": acc.get("appearance"), "overall_acc": acc["overall"],
                      "clip_acc": ev["clip"]["top1"], "params": params, "gflops": gflops,
-                     "train_seconds": round(train_s, 1), "run_dir": str(run_dir)})
+                     "epochs": recipe.train.epochs, "train_seconds": round(train_s, 1), "run_dir": str(run_dir)})
         console.print(f"    motion {acc.get('motion', float('nan')):.0%}  appearance "
                       f"{acc.get('appearance', float('nan')):.0%}  overall {acc['overall']:.0%}  ({train_s:.0f}s)")
 
@@ -172,23 +197,27 @@ def run_quickstart(cfg: QuickstartConfig, quiet: bool = False) -> dict[str, Any]
     else:
         console.print(read_back_table(read))
         console.print(f"Wrote {out / 'results.json'} ({summary['seconds']:.0f}s). next: [bold]avkit quickstart "
-                      f"--compare --overwrite[/bold] trains and compares the model families on this data; "
+                      f"--overwrite[/bold] also trains and compares the model families; "
                       f"[bold]avkit train recipes/motion_c3d.yaml data.source={gen.out}[/bold] trains one.")
     return summary
 
 
-def read_back(manifest: Path, cfg: QuickstartConfig) -> dict[str, Any]:
-    """Read every clip through VideoDataset (random clip sampler, spectrogram): shapes and speed."""
+def read_back(manifest: Path, cfg: QuickstartConfig, limit: int | None = None) -> dict[str, Any]:
+    """Read clips through VideoDataset (random clip sampler, spectrogram): shapes and speed.
+
+    Every clip, or the first ``limit`` (training reads and checks them all anyway).
+    """
     ds = VideoDataset(manifest, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size, mode="train",
                       audio="spectrogram", seed=cfg.seed)
     t0 = time.perf_counter()
     shapes: dict[str, list[int]] = {}
-    for i in range(len(ds)):
+    count = len(ds) if limit is None else min(limit, len(ds))
+    for i in range(count):
         item = ds[i]
         if not shapes:
             shapes = {k: list(v.shape) for k, v in item.items() if isinstance(v, torch.Tensor) and v.ndim > 0}
     seconds = time.perf_counter() - t0
-    return {"clips": len(ds), "classes": ds.classes, "clips_per_second": round(len(ds) / seconds, 1),
+    return {"clips": len(ds), "read": count, "classes": ds.classes, "clips_per_second": round(count / seconds, 1),
             "item_shapes": shapes, "skipped": dict(ds.skipped)}
 
 
@@ -212,11 +241,11 @@ def _pct(x: float | None) -> str:
 def results_table(rows: list[dict[str, Any]], cfg: QuickstartConfig) -> Table:
     table = Table(title=f"motion data, video accuracy averaged over {cfg.test_clips} clips "
                         f"({cfg.num_frames} frames of {cfg.size}x{cfg.size} at {cfg.fps:g} fps)")
-    for col in ("model", "motion classes", "appearance classes", "overall", "params", "GFLOPs", "train s"):
+    for col in ("model", "motion classes", "appearance classes", "overall", "params", "GFLOPs", "epochs", "train s"):
         table.add_column(col, justify="left" if col == "model" else "right")
     for r in rows:
         table.add_row(r["model"], _pct(r["motion_acc"]), _pct(r["appearance_acc"]), _pct(r["overall_acc"]),
-                      f"{r['params'] / 1e3:.0f}k", f"{r['gflops']:.4f}", f"{r['train_seconds']:.0f}")
+                      f"{r['params'] / 1e3:.0f}k", f"{r['gflops']:.4f}", str(r["epochs"]), f"{r['train_seconds']:.0f}")
     return table
 
 
@@ -226,11 +255,12 @@ def results_markdown(summary: dict[str, Any]) -> str:
              f"{summary['data']['num']} generated motion clips; {cfg['num_frames']} frames of {cfg['size']}x{cfg['size']} "
              f"at {cfg['fps']:g} fps; video accuracy on the val split averaged over {cfg['test_clips']} clips; "
              f"{cfg['epochs']} epochs; device {summary['device']}; chance {summary['chance']:.0%}.", "",
-             "| model | what | motion classes | appearance classes | overall | params | GFLOPs | train s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| model | what | motion classes | appearance classes | overall | params | GFLOPs | epochs | train s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in summary["results"]:
         lines.append(f"| {r['model']} | {r['what']} | {_pct(r['motion_acc'])} | {_pct(r['appearance_acc'])} | "
-                     f"{_pct(r['overall_acc'])} | {r['params'] / 1e3:.0f}k | {r['gflops']:.4f} | {r['train_seconds']:.0f} |")
+                     f"{_pct(r['overall_acc'])} | {r['params'] / 1e3:.0f}k | {r['gflops']:.4f} | {r['epochs']} | "
+                     f"{r['train_seconds']:.0f} |")
     lines += ["", "![comparison](comparison.png)", ""]
     return "\n".join(lines)
 

@@ -11,14 +11,31 @@ from avkit.quickstart import QuickstartConfig, group_accuracy, run_quickstart
 
 def test_quickstart_generates_and_reads_back(tmp_path):
     out = tmp_path / "qs"
-    summary = run_quickstart(QuickstartConfig(out=str(out), num=16), quiet=True)
+    summary = run_quickstart(QuickstartConfig(out=str(out), num=16, compare=False), quiet=True)
     assert summary["read_back"]["clips"] == 16
     assert summary["read_back"]["item_shapes"]["video"] == [3, 8, 32, 32]
     assert summary["read_back"]["skipped"] == {}
     assert json.loads((out / "results.json").read_text())["data"]["num"] == 16
     # A second run refuses to replace the results without overwrite.
     with pytest.raises(ValueError, match="--overwrite"):
-        run_quickstart(QuickstartConfig(out=str(out), num=16), quiet=True)
+        run_quickstart(QuickstartConfig(out=str(out), num=16, compare=False), quiet=True)
+
+
+def test_quickstart_comparison_end_to_end(tmp_path):
+    """The training step on a tiny budget: every chosen model gets a run, a row, and the files."""
+    out = tmp_path / "qs"
+    cfg = QuickstartConfig(out=str(out), num=24, epochs=3, warmup_epochs=0, test_clips=2,
+                           models=["single_frame", "late_fusion_pool", "c3d+audio"])
+    summary = run_quickstart(cfg, quiet=True)
+    rows = {r["model"]: r for r in summary["results"]}
+    assert list(rows) == ["single_frame", "late_fusion_pool", "c3d+audio"]
+    assert rows["single_frame"]["epochs"] == 3 and rows["c3d+audio"]["epochs"] == 1  # epoch_share 1/3
+    for r in rows.values():
+        assert 0.0 <= r["motion_acc"] <= 1.0 and 0.0 <= r["appearance_acc"] <= 1.0
+        assert r["params"] > 0 and r["gflops"] > 0
+        assert (out / "runs" / r["model"].replace("+", "_") / "best.safetensors").is_file()
+    assert (out / "comparison.png").stat().st_size > 0
+    assert "| late_fusion_pool |" in (out / "results.md").read_text()
 
 
 def test_group_accuracy_from_confusion():
@@ -34,7 +51,7 @@ def test_group_accuracy_from_confusion():
 
 
 def test_cli_unknown_quickstart_model_exits_2(tmp_path, capsys):
-    code = main(["quickstart", "--out", str(tmp_path / "q"), "--compare", "--models", "nope"])
+    code = main(["quickstart", "--out", str(tmp_path / "q"), "--models", "nope"])
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope" in err[0]

@@ -11,20 +11,22 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     names = ", ".join(m.name for m in default_models())
     p = sub.add_parser(
         "quickstart",
-        help="generate motion data, read it back, optionally train and compare the model families",
+        help="the main job: generate motion data, train and compare the video model families (~7 min on 2 cores)",
         description="Generate the synthetic 'motion' set (6 motion-only + 2 appearance-only classes), read it "
-                    "back through VideoDataset with the clip sampler and print a summary (clips, classes, decode "
-                    "speed). With --compare, also train tiny single-frame, late fusion, early fusion, C3D, "
-                    "two-stream and audio-visual models, evaluate each with multi-clip averaging and print a "
-                    f"comparison table plus a plot (models: {names}; still being tuned).",
+                    "back through VideoDataset with the clip sampler, then train tiny single-frame, late fusion, "
+                    "early fusion, C3D, two-stream and audio-visual models with the engine of 'avkit train', "
+                    "evaluate each with multi-clip averaging and print a comparison table plus a plot "
+                    f"(models: {names}). Everything goes into --out.",
         epilog="examples:\n  avkit quickstart\n  avkit quickstart --out runs/qs --overwrite\n"
-               "  avkit quickstart --compare --models single_frame c3d --epochs 6\n  avkit quickstart --json > results.json",
+               "  avkit quickstart --models single_frame c3d --epochs 10\n"
+               "  avkit quickstart --no-train                # data + read-back summary only (~1 min)\n"
+               "  avkit quickstart --json > results.json",
     )
     d = QuickstartConfig()
     p.add_argument("--out", default=d.out, help="run directory (data, one run per model, results)")
     p.add_argument("--num", type=int, default=d.num, help="number of generated clips")
     p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per model")
-    p.add_argument("--compare", action="store_true", help="train and compare the model families")
+    p.add_argument("--no-train", action="store_true", help="stop after generating and reading back the data")
     p.add_argument("--models", nargs="+", default=None, metavar="NAME", help="train only these models")
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader worker processes")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise AvkitError(f"unknown quickstart model(s) {unknown}; choose from {sorted(known)}")
     cfg = QuickstartConfig(out=args.out, num=args.num, epochs=args.epochs, seed=args.seed, num_workers=args.workers,
-                           models=list(args.models or []), compare=args.compare, overwrite=args.overwrite)
+                           models=list(args.models or []), compare=not args.no_train, overwrite=args.overwrite)
     summary = run_quickstart(cfg, quiet=args.json)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
