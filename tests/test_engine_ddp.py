@@ -56,7 +56,9 @@ SCRIPT = textwrap.dedent('''
     if __name__ == "__main__":
         torch.set_num_threads(1)
         result = main(sys.argv[1])
-        print("RESULT", os.environ["RANK"], result.steps, result.history[-1]["val_acc"], flush=True)
+        # One file per rank: two processes printing to one pipe can interleave their lines.
+        with open(sys.argv[1] + f".result{os.environ['RANK']}", "w") as f:
+            f.write(f"{os.environ['RANK']} {result.steps} {result.history[-1]['val_acc']}")
 ''')
 
 
@@ -82,7 +84,7 @@ def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
     assert ddp.returncode == 0, ddp.stderr[-3000:]
 
     # Both ranks finish the same 10 optimiser steps with the same (gathered) validation accuracy.
-    results = sorted(line.split()[1:] for line in ddp.stdout.splitlines() if line.startswith("RESULT"))
+    results = sorted(p.read_text().split() for p in tmp_path.glob("ddp.result*"))
     assert [r[0] for r in results] == ["0", "1"]
     assert {r[1] for r in results} == {str(single.steps)} == {"10"}
     assert {float(r[2]) for r in results} == {single.history[-1]["val_acc"]}
