@@ -27,6 +27,8 @@ def test_quickstart_comparison_end_to_end(tmp_path):
     cfg = QuickstartConfig(out=str(out), num=24, epochs=3, warmup_epochs=0, test_clips=2,
                            models=["single_frame", "late_fusion_pool", "c3d+audio"])
     summary = run_quickstart(cfg, quiet=True)
+    manifest = [json.loads(line) for line in (out / "data" / "manifest.jsonl").read_text().splitlines()]
+    num_val = sum(row["split"] == "val" for row in manifest)
     rows = {r["model"]: r for r in summary["results"]}
     assert list(rows) == ["single_frame", "late_fusion_pool", "c3d+audio"]
     assert rows["single_frame"]["epochs"] == 3 and rows["c3d+audio"]["epochs"] == 1  # epoch_share 1/3
@@ -34,6 +36,9 @@ def test_quickstart_comparison_end_to_end(tmp_path):
         assert 0.0 <= r["motion_acc"] <= 1.0 and 0.0 <= r["appearance_acc"] <= 1.0
         assert r["params"] > 0 and r["gflops"] > 0
         assert (out / "runs" / r["model"].replace("+", "_") / "best.safetensors").is_file()
+        # evaluated once, last weights, on the val split that `avkit eval RUN_DIR` also defaults to
+        saved = json.loads((out / "runs" / r["model"].replace("+", "_") / "eval.json").read_text())
+        assert saved["split"] == "val" and saved["checkpoint"] == "last" and saved["num_videos"] == num_val
     assert (out / "comparison.png").stat().st_size > 0
     assert "| late_fusion_pool |" in (out / "results.md").read_text()
 
