@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -240,13 +241,20 @@ def _pct(x: float | None) -> str:
 
 
 def results_table(rows: list[dict[str, Any]], cfg: QuickstartConfig) -> Table:
-    table = Table(title=f"motion data, video accuracy averaged over {cfg.test_clips} clips "
-                        f"({cfg.num_frames} frames of {cfg.size}x{cfg.size} at {cfg.fps:g} fps)")
-    for col in ("model", "motion classes", "appearance classes", "overall", "params", "GFLOPs", "epochs", "train s"):
-        table.add_column(col, justify="left" if col == "model" else "right")
+    # No vertical borders and a model column that never truncates: fits an 80-column terminal.
+    table = Table(title=f"val video accuracy, {cfg.test_clips} clips averaged "
+                        f"({cfg.num_frames}x{cfg.size}x{cfg.size} at {cfg.fps:g} fps)",
+                  box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("model", no_wrap=True, min_width=max(len(r["model"]) for r in rows))
+    for col in ("motion", "appearance", "overall", "params", "GFLOPs", "train s"):
+        table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
         table.add_row(r["model"], _pct(r["motion_acc"]), _pct(r["appearance_acc"]), _pct(r["overall_acc"]),
-                      f"{r['params'] / 1e3:.0f}k", f"{r['gflops']:.4f}", str(r["epochs"]), f"{r['train_seconds']:.0f}")
+                      f"{r['params'] / 1e3:.0f}k", f"{r['gflops']:.4f}", f"{r['train_seconds']:.0f}")
+    epochs = sorted({r["epochs"] for r in rows})
+    if len(epochs) > 1:  # results.md has a column for it
+        table.caption = "epochs: " + ", ".join(f"{r['model']} {r['epochs']}" for r in rows if r["epochs"] != epochs[-1]) + \
+                        f", the others {epochs[-1]}"
     return table
 
 
