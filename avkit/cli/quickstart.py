@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     names = ", ".join(m.name for m in default_models())
     p = sub.add_parser(
         "quickstart",
-        help="the main job: generate motion data, train and compare the video model families (~7 min on 2 cores)",
+        help="the main job: generate motion data, train and compare the video model families (~8 min on 2 cores)",
         description="Generate the synthetic 'motion' set (6 motion-only + 2 appearance-only classes), read it "
                     "back through VideoDataset with the clip sampler, then train tiny single-frame, late fusion, "
                     "early fusion, C3D, two-stream and audio-visual models with the engine of 'avkit train', "
@@ -25,10 +25,11 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d = QuickstartConfig()
     p.add_argument("--out", default=d.out, help="run directory (data, one run per model, results)")
     p.add_argument("--num", type=int, default=d.num, help="number of generated clips")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per model")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per model (c3d+audio trains a third of them)")
     p.add_argument("--no-train", action="store_true", help="stop after generating and reading back the data")
     p.add_argument("--models", nargs="+", default=None, metavar="NAME", help="train only these models")
-    p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader worker processes")
+    p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader worker processes; 0 keeps the decoded clips cached in this process, "
+                        "workers would decode them again every epoch")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
     p.add_argument("--json", action="store_true", help="print the results as JSON (no progress output)")
