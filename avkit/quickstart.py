@@ -101,7 +101,8 @@ class QuickstartConfig:
     overwrite: bool = False
 
 
-def _recipe(cfg: QuickstartConfig, data: Path, run_dir: Path, qm: QuickModel) -> dict[str, Any]:
+def recipe(cfg: QuickstartConfig, data: Path, run_dir: Path, qm: QuickModel) -> dict[str, Any]:
+    """The ``avkit train`` recipe (as a dict) the quickstart trains ``qm`` with."""
     audio = bool(qm.model.get("audio"))
     epochs, warmup = qm.epochs(cfg)
     return {
@@ -164,14 +165,15 @@ def run_quickstart(cfg: QuickstartConfig, quiet: bool = False) -> dict[str, Any]
     for i, qm in enumerate(chosen, 1):
         console.print(f"3.{i} training [bold]{qm.name}[/bold] ({qm.lecture}), {qm.epochs(cfg)[0]} epochs")
         run_dir = out / "runs" / qm.name.replace("+", "_")
-        recipe = as_config(_recipe(cfg, gen.out, run_dir, qm))
+        run_cfg = as_config(recipe(cfg, gen.out, run_dir, qm))
         t0 = time.perf_counter()
-        if recipe.data.spectrogram not in train_sets:
-            train_sets[recipe.data.spectrogram] = build_dataset(recipe.data, recipe.data.train_split, train=True,
-                                                                seed=cfg.seed, cache=True)
+        audio = run_cfg.data.spectrogram
+        if audio not in train_sets:
+            train_sets[audio] = build_dataset(run_cfg.data, run_cfg.data.train_split, train=True, seed=cfg.seed,
+                                              cache=run_cfg.data.cache)
         # No per-epoch validation (val_set=None): the last weights are evaluated once on the val
         # split, so the table is not picked by the data it reports on, and it saves a minute.
-        train(recipe, train_set=train_sets[recipe.data.spectrogram], val_set=None, quiet=quiet)
+        train(run_cfg, train_set=train_sets[audio], val_set=None, quiet=quiet)
         train_s = time.perf_counter() - t0
         ev = evaluate(run_dir, clips=cfg.test_clips, crops=1, checkpoint="last")
         acc = group_accuracy(ev["confusion"], ev["class_names"], groups)
@@ -179,7 +181,7 @@ def run_quickstart(cfg: QuickstartConfig, quiet: bool = False) -> dict[str, Any]
         rows.append({"model": qm.name, "what": qm.lecture, "motion_acc": acc.get("motion"),
                      "appearance_acc": acc.get("appearance"), "overall_acc": acc["overall"],
                      "clip_acc": ev["clip"]["top1"], "params": params, "gflops": gflops,
-                     "epochs": recipe.train.epochs, "train_seconds": round(train_s, 1), "run_dir": str(run_dir)})
+                     "epochs": run_cfg.train.epochs, "train_seconds": round(train_s, 1), "run_dir": str(run_dir)})
         console.print(f"    motion {acc.get('motion', float('nan')):.0%}  appearance "
                       f"{acc.get('appearance', float('nan')):.0%}  overall {acc['overall']:.0%}  ({train_s:.0f}s)")
 
@@ -263,7 +265,7 @@ def results_markdown(summary: dict[str, Any]) -> str:
     lines = ["# avkit quickstart results", "",
              f"{summary['data']['num']} generated motion clips; {cfg['num_frames']} frames of {cfg['size']}x{cfg['size']} "
              f"at {cfg['fps']:g} fps; video accuracy on the val split averaged over {cfg['test_clips']} clips; "
-             f"{cfg['epochs']} epochs; device {summary['device']}; chance {summary['motion_chance']:.0%} on the motion "
+             f"up to {cfg['epochs']} epochs (column 'epochs'); device {summary['device']}; chance {summary['motion_chance']:.0%} on the motion "
              f"classes, {summary['chance']:.0%} overall.", "",
              "| model | what | motion classes | appearance classes | overall | params | GFLOPs | epochs | train s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]

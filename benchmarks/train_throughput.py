@@ -33,7 +33,7 @@ from avkit.data.synthetic import generate
 from avkit.engine.build import build_dataset, build_model
 from avkit.engine.config import Config, as_config
 from avkit.engine.trainer import forward_batch, loss_fn
-from avkit.quickstart import QuickstartConfig, _recipe, default_models
+from avkit.quickstart import QuickModel, QuickstartConfig, default_models, recipe
 
 
 @dataclass
@@ -55,10 +55,7 @@ class TrainRow:
 
 
 def _config(data: Path, model: dict, qs: QuickstartConfig) -> Config:
-    from avkit.quickstart import QuickModel
-
-    recipe = _recipe(qs, data, Path(tempfile.gettempdir()) / "unused", QuickModel("bench", "", model))
-    return as_config(recipe)
+    return as_config(recipe(qs, data, Path(tempfile.gettempdir()) / "unused", QuickModel("bench", "", model)))
 
 
 def _loader(cfg: Config, cache: bool, workers: int, seed: int = 0):

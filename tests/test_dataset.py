@@ -340,10 +340,10 @@ def test_cache_gives_the_same_items_as_decoding(motion_dir, colour_root):
             assert len(cached._decoded) == len(cached)  # every file decoded once, kept
 
 
-def test_cache_on_real_files_and_broken_ones(media_dir, broken_manifest):
+def test_cache_on_real_files_and_broken_ones(media_dir, broken_manifest, tmp_path):
     videos = [p for p in sorted((media_dir / "video").iterdir()) if p.suffix in (".mp4", ".mkv", ".webm")]
     rows = "".join(json.dumps({"path": str(p), "label": "x"}) + "\n" for p in videos)
-    manifest = broken_manifest.parent / "real_cache.jsonl"
+    manifest = tmp_path / "real.jsonl"
     manifest.write_text(rows)
     kw = dict(num_frames=4, fps=4.0, size=16, audio="waveform", seed=1)
     # Audio is not compared: after a seek, the real AAC and Vorbis streams decode to samples that

@@ -332,3 +332,18 @@ def test_models_cli_table_and_json(capsys) -> None:
     with pytest.raises(AvkitError, match="no models in family"):
         args = parser.parse_args(["models", "--family", "nope"])
         args.func(args)
+
+
+def test_mean_pooled_late_fusion_is_single_frame_but_max_pooling_is_not():
+    """Why the quickstart's pooled row uses max: mean-pooled features into a linear head compute
+    exactly single-frame's mean of per-frame scores; max pooling sees more than that mean."""
+    torch.manual_seed(0)
+    single = create_model("single_frame", num_classes=5, backbone="cnn", width=8).eval()
+    pooled = {pool: create_model("late_fusion_pool", num_classes=5, backbone="cnn", width=8, pool=pool).eval()
+              for pool in ("mean", "max")}
+    for model in pooled.values():
+        model.load_state_dict(single.state_dict())  # same encoder and head
+    x = torch.randn(3, 3, 6, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(pooled["mean"](x), single(x), atol=1e-5, rtol=1e-5)
+        assert not torch.allclose(pooled["max"](x), single(x), atol=1e-4)

@@ -47,12 +47,6 @@ class InMemoryVideo:
             wave = reader.read_audio(0.0, duration, sample_rate=sample_rate) if audio and reader.audio else None
         return cls(frames, stamps, wave, sample_rate, duration, str(path), size)
 
-    @property
-    def nbytes(self) -> int:
-        """Memory held by the decoded frames and audio."""
-        audio = 0 if self.audio is None else self.audio.numel() * 4
-        return self.frames.numel() + audio
-
     # The context-manager protocol lets the dataset use it where it would open a VideoReader.
     def __enter__(self) -> "InMemoryVideo":
         return self
