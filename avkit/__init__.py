@@ -4,8 +4,8 @@ Read video with its sound (:mod:`avkit.io`), sample clips and build datasets (:m
 train the lecture's video model families (:mod:`avkit.models`), and run the audio-visual
 applications from Python or from the ``avkit`` command line.
 """
-from avkit.errors import AvkitError, MediaError, OutputExistsError
+from avkit.errors import AvkitError, DependencyError, MediaError, OutputExistsError
 
 __version__ = "0.1.0"
 
-__all__ = ["AvkitError", "MediaError", "OutputExistsError", "__version__"]
+__all__ = ["AvkitError", "DependencyError", "MediaError", "OutputExistsError", "__version__"]

@@ -30,3 +30,11 @@ class OutputExistsError(AvkitError):
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         super().__init__(f"{self.path}: already exists (pass --overwrite to replace it)")
+
+
+class DependencyError(AvkitError):
+    """A package avkit needs is missing or fails to load; the message says which and how to fix it."""
+
+    def __init__(self, package: str, message: str) -> None:
+        self.package = package
+        super().__init__(message)

@@ -110,3 +110,22 @@ def test_ast_features_match_hugging_face_extractor() -> None:
     # the 440 Hz tone peaks in a low mel bin, the noise spreads over all of them
     frame = ours[0, 0, :, 50]
     assert int(frame.argmax()) < 40
+
+
+@pytest.mark.parametrize("num_mel_bins", [64, 128])
+def test_kaldi_fbank_equals_torchaudio_compliance_kaldi(num_mel_bins: int) -> None:
+    """avkit's own Kaldi fbank (torch ops only) against torchaudio's reference implementation."""
+    kaldi = pytest.importorskip("torchaudio.compliance.kaldi")
+    from avkit.models.audio_ast import kaldi_fbank
+
+    rng = np.random.default_rng(1)
+    t = np.arange(24000) / 16000
+    waves = np.stack([0.5 * np.sin(2 * np.pi * 1000 * t) + 0.2,  # a DC offset the frames remove
+                      0.05 * rng.standard_normal(24000),
+                      np.zeros(24000)]).astype(np.float32)  # silence hits the log floor
+    ours = kaldi_fbank(torch.from_numpy(waves), 16000, num_mel_bins)
+    for i, wave in enumerate(waves):
+        ref = kaldi.fbank(torch.from_numpy(wave)[None], sample_frequency=16000, window_type="hanning",
+                          num_mel_bins=num_mel_bins, dither=0.0, frame_shift=10, use_energy=False)
+        assert ours[i].shape == ref.shape == (148, num_mel_bins)
+        torch.testing.assert_close(ours[i], ref, rtol=0, atol=2e-4)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+REQUIRES = ("torch", "torchvision", "torchaudio", "av")  # loaded (or reported in one line) before the command runs
+
 EPILOG = """examples:
   avkit classify clip.mp4 --run runs/motion_c3d
   avkit classify clip.mp4 --run runs/motion_c3d --top 3 --clips 4 --json

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+REQUIRES = ("torch", "torchvision", "torchaudio", "av")  # loaded (or reported in one line) before the command runs
+
 EPILOG = """examples:
   avkit eval runs/motion_c3d                      # 10 clips x 3 crops (recipe defaults)
   avkit eval runs/motion_c3d --clips 4 --crops 1 --json

@@ -4,7 +4,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from avkit.data.synthetic import GENERATORS, generate
+# avkit.data.synthetic.GENERATORS, named here so that --help does not import torch (a test keeps
+# the two in step)
+KINDS = ("instruments", "longvideo", "motion")
+
+REQUIRES = ("torch", "torchvision", "av")  # loaded (or reported in one line) before the command runs
 
 EPILOG = """kinds:
   motion       6 motion-only classes (left/right/up/down/rotate cw/ccw) + 2 appearance classes
@@ -28,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                           "real mp4 clips (video + audio) and a manifest with labels, "
                                           "captions, segments and a stratified train/val split.",
                               epilog=EPILOG)
-    p.add_argument("kind", choices=sorted(GENERATORS), help="which dataset to generate")
+    p.add_argument("kind", choices=KINDS, help="which dataset to generate")
     p.add_argument("out", help="output folder (must be empty or absent unless --overwrite)")
     p.add_argument("--num", type=int, default=64, help="number of clips")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same files)")
@@ -47,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from avkit.data.synthetic import generate
+
     # Options left out keep the kind's own defaults (e.g. 40 s for longvideo).
     params = {k: getattr(args, k) for k in ("size", "fps", "duration", "sample_rate") if hasattr(args, k)}
     if args.json:
@@ -55,10 +61,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
 
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # The bar goes to stderr, so stdout holds only the result.
     with Progress(TextColumn(f"generate {args.kind}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), transient=True) as bar:
+                  TimeRemainingColumn(), transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task("clips", total=args.num)
         result = generate(args.kind, args.out, args.num, args.seed, overwrite=args.overwrite,
                           val_fraction=args.val_fraction,

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from avkit.io import probe
-from avkit.io.probe import MediaInfo, StreamInfo
+if TYPE_CHECKING:  # the CLI imports torch/PyAV only when a command runs, so --help stays fast
+    from avkit.io.probe import MediaInfo, StreamInfo
+
+REQUIRES = ("torch", "av")  # loaded (or reported in one line) before the command runs
 
 EPILOG = """examples:
   avkit info clip.mp4                 a table of the container and every stream
@@ -29,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from avkit.io import probe
+
     info = probe(args.path)
     if args.json:
         print(json.dumps(info.to_dict(), indent=2))

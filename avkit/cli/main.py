@@ -3,6 +3,14 @@
 Each command lives in its own module ``avkit/cli/<command>.py`` exposing
 ``register(subparsers) -> argparse.ArgumentParser``; the parser it returns must set
 ``func=run`` with ``run(args) -> int``. Commands only parse arguments and call the Python API.
+A module may set ``REQUIRES``: the packages its command imports; they are loaded (and a broken one
+reported in one line) before the command runs, so a broken torchaudio stops ``avkit train`` with
+the fix to run but leaves ``avkit --help``, ``avkit info`` and ``avkit doctor`` working.
+
+Errors: bad input (:class:`~avkit.errors.AvkitError`, OS errors such as a missing file or a
+read-only folder, a package that fails to load) prints ``avkit COMMAND: error: ...`` on one line
+and exits with code 2; ``--debug`` shows the traceback instead. Anything else is a bug in avkit and
+keeps its traceback.
 """
 from __future__ import annotations
 
@@ -15,13 +23,14 @@ from avkit import __version__
 from avkit.errors import AvkitError
 
 # Order is the order shown by ``avkit --help``.
-COMMANDS = ["quickstart", "info", "generate", "models", "train", "eval", "classify"]
+COMMANDS = ["quickstart", "info", "generate", "models", "train", "eval", "classify", "doctor"]
 
 EPILOG = """examples:
   avkit quickstart                         generate data, read it back, print a summary
   avkit info clip.mp4 --json               streams, durations, rotation as JSON
   avkit generate motion data/motion --num 64 --seed 0
   avkit models --flops --input 3x16x112x112
+  avkit doctor --json                      versions of torch, PyAV/FFmpeg, ... for a bug report
 
 Run 'avkit COMMAND --help' for the options and examples of each command.
 """
@@ -31,8 +40,15 @@ class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaults
     """Keep example layouts and show defaults."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line (with where to look), exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="avkit",
         description="avkit: audio-visual video understanding toolkit.",
         epilog=EPILOG,
@@ -42,12 +58,53 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"avkit.cli.{name}")
-        p = module.register(sub)
+        try:
+            module = importlib.import_module(f"avkit.cli.{name}")
+        except Exception as err:  # a dependency that fails to load must not take down every command
+            p = _unavailable(sub, name, err)
+        else:
+            p = module.register(sub)
+            p.set_defaults(requires=tuple(getattr(module, "REQUIRES", ())))
         p.formatter_class = _Formatter
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show full tracebacks on errors")
     return parser
+
+
+def _unavailable(sub: argparse._SubParsersAction, name: str, err: Exception) -> argparse.ArgumentParser:
+    """A stand-in for a command whose module failed to import: it reports why when run."""
+    from avkit.environment import failed_dependency
+
+    reason = failed_dependency(err) or err
+    p = sub.add_parser(name, help=f"(unavailable: run 'avkit {name}' for the reason)", add_help=False,
+                       description=str(reason))
+    p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.add_argument("-h", "--help", action="store_true", help=argparse.SUPPRESS)
+
+    def run(args: argparse.Namespace) -> int:
+        raise reason
+
+    p.set_defaults(func=run, requires=())
+    return p
+
+
+def error_line(err: BaseException) -> str | None:
+    """The one-line message for an error that is the user's to fix, or None for a bug in avkit."""
+    from avkit.environment import failed_dependency
+
+    if isinstance(err, AvkitError):
+        return str(err)
+    if isinstance(err, (ImportError, OSError)):
+        dependency = failed_dependency(err)
+        if dependency is not None:
+            return str(dependency)
+    if isinstance(err, OSError):
+        where = err.filename if err.filename is not None else ""
+        if err.filename2 is not None:
+            where = f"{where} -> {err.filename2}"
+        what = err.strerror or str(err)
+        return f"{where}: {what}" if where else what
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,15 +116,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     debug = getattr(args, "debug", False)
     try:
+        from avkit.environment import require
+
+        require(*getattr(args, "requires", ()))
         return int(args.func(args) or 0)
-    except AvkitError as err:
-        if debug:
-            raise
-        print(f"avkit {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"avkit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        line = error_line(err)
+        if debug or line is None:
+            raise
+        print(f"avkit {args.command}: error: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

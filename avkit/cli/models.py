@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from avkit.errors import AvkitError
-from avkit.models import list_models, model_entry
-from avkit.models.flops import ModelCost, model_cost
+
+if TYPE_CHECKING:  # the CLI imports torch only when a command runs, so --help stays fast
+    from avkit.models.flops import ModelCost
+
+REQUIRES = ("torch", "torchvision")  # loaded (or reported in one line) before the command runs
 
 EPILOG = """examples:
   avkit models                                    names, families, parameters, descriptions
@@ -39,17 +43,22 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
-    """``"3x16x112x112"`` -> ``(3, 16, 112, 112)``."""
+    """``"3x16x112x112"`` -> ``(3, 16, 112, 112)``: one clip, channels x frames x height x width."""
     try:
         shape = tuple(int(v) for v in text.lower().split("x"))
     except ValueError:
         shape = ()
-    if len(shape) < 2 or any(v <= 0 for v in shape):
-        raise AvkitError(f"--input must look like 3x16x112x112 (positive integers joined by 'x'), got {text!r}")
+    if len(shape) != 4 or any(v <= 0 for v in shape):
+        raise AvkitError(f"--input must be one clip's CxTxHxW, four positive integers joined by 'x' "
+                         f"(e.g. 3x16x112x112), got {text!r}")
     return shape
 
 
 def run(args: argparse.Namespace) -> int:
+    from avkit.models import list_models, model_entry
+
+    if args.input is not None:
+        parse_shape(args.input)  # reject a bad shape before building any model
     names = list_models(family=args.family)
     if not names:
         families = sorted({model_entry(n).family for n in list_models()})
@@ -65,6 +74,9 @@ def run(args: argparse.Namespace) -> int:
 def _costs(names: list[str], args: argparse.Namespace) -> list[ModelCost]:
     from rich.console import Console
     from rich.progress import track
+
+    from avkit.models import model_entry
+    from avkit.models.flops import model_cost
 
     rows = []
     console = Console(stderr=True)
@@ -85,6 +97,8 @@ def _costs(names: list[str], args: argparse.Namespace) -> list[ModelCost]:
 def _print_table(rows: list[ModelCost], args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
+
+    from avkit.models import model_entry
 
     what = "tiny presets" if args.tiny else "default (full-size) configs"
     shape = args.input or ("3x8x32x32" if args.tiny else "3x16x112x112")

@@ -5,6 +5,8 @@ import argparse
 import json
 import os
 
+REQUIRES = ("torch", "torchvision", "torchaudio", "av")  # loaded (or reported in one line) before the command runs
+
 EPILOG = """examples:
   avkit train recipes/motion_c3d.yaml
   avkit train recipes/motion_c3d.yaml optim.lr=0.01 train.epochs=3 train.output_dir=runs/try

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
-import torchaudio
 
 from avkit.data.sampling import as_rng
+from avkit.environment import import_module
 from avkit.errors import AvkitError
 
 
@@ -119,7 +119,7 @@ class LogMel:
         return 1 + n // self.hop_length if self.center else 1 + (n - self.n_fft) // self.hop_length
 
     def module(self, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
-               ) -> torchaudio.transforms.MelSpectrogram:
+               ) -> "torchaudio.transforms.MelSpectrogram":  # noqa: F821
         """The ``MelSpectrogram`` module with float64-accurate window and filterbank, cast to ``dtype``."""
         key = (dtype, str(device))
         if key not in self._cache:
@@ -132,7 +132,8 @@ class LogMel:
                               stacklevel=2)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # torchaudio's float32 filterbank is replaced below
-                m = torchaudio.transforms.MelSpectrogram(
+                # imported here so that avkit.data loads (and says what to fix) without torchaudio
+                m = import_module("torchaudio.transforms").MelSpectrogram(
                     sample_rate=self.sample_rate, n_fft=self.n_fft, win_length=win, hop_length=self.hop_length,
                     f_min=self.f_min, f_max=self.f_max, n_mels=self.n_mels, power=self.power, center=self.center,
                     pad_mode=self.pad_mode, norm=self.norm, mel_scale=self.mel_scale,

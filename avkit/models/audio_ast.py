@@ -60,23 +60,66 @@ class ASTFeatures(nn.Module):
         return cls(fe.num_mel_bins, fe.max_length, fe.mean, fe.std, fe.do_normalize)
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
-        from torchaudio.compliance.kaldi import fbank
-
         if waveform.dim() == 1:
             waveform = waveform[None]
         if waveform.dim() != 2:
             raise AvkitError(f"AST features expect a waveform [B, samples], got shape {tuple(waveform.shape)}")
-        out = []
-        for wav in waveform.float():
-            fb = fbank(wav[None], htk_compat=True, sample_frequency=self.sample_rate, use_energy=False,
-                       window_type="hanning", num_mel_bins=self.num_mel_bins, dither=0.0, frame_shift=10)
-            if self.max_length is not None:
-                fb = _fit_length(fb, self.max_length, dim=0)
-            out.append(fb)
-        spec = torch.stack(out).transpose(1, 2)[:, None]  # [B, 1, F, T]
+        fb = kaldi_fbank(waveform.float(), self.sample_rate, self.num_mel_bins)  # [B, T, F]
+        if self.max_length is not None:
+            fb = _fit_length(fb, self.max_length, dim=1)
+        spec = fb.transpose(1, 2)[:, None]  # [B, 1, F, T]
         if self.normalize:
             spec = (spec - self.mean) / (self.std * 2)
         return spec
+
+
+def kaldi_mel_banks(num_bins: int, n_fft: int, sample_rate: float, low_freq: float = 20.0,
+                    high_freq: float = 0.0) -> torch.Tensor:
+    """Kaldi's triangular mel filters ``float64 [n_fft // 2 + 1, num_bins]`` (mel = 1127 ln(1 + f / 700)).
+
+    Unlike librosa's, the triangles are not area-normalised and the Nyquist bin gets no weight.
+    """
+    nyquist = 0.5 * sample_rate
+    high_freq = high_freq + nyquist if high_freq <= 0.0 else high_freq
+    if not 0.0 <= low_freq < high_freq <= nyquist:
+        raise AvkitError(f"mel band {low_freq}-{high_freq} Hz must lie inside 0-{nyquist} Hz")
+    mel = lambda f: 1127.0 * torch.log1p(torch.as_tensor(f, dtype=torch.float64) / 700.0)  # noqa: E731
+    lo, hi = mel(low_freq), mel(high_freq)
+    delta = (hi - lo) / (num_bins + 1)
+    edges = lo + delta * torch.arange(num_bins + 2, dtype=torch.float64)
+    left, center, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    fft_mel = mel(sample_rate / n_fft * torch.arange(n_fft // 2, dtype=torch.float64))[None]
+    up = (fft_mel - left) / (center - left)
+    down = (right - fft_mel) / (right - center)
+    banks = torch.clamp(torch.minimum(up, down), min=0.0)
+    return F.pad(banks, (0, 1)).T  # the Nyquist bin gets no weight
+
+
+def kaldi_fbank(waveform: torch.Tensor, sample_rate: int = 16000, num_mel_bins: int = 128,
+                frame_length_ms: float = 25.0, frame_shift_ms: float = 10.0,
+                preemphasis: float = 0.97) -> torch.Tensor:
+    """Kaldi ``compute-fbank-feats`` log filter banks of ``[B, S]`` waveforms -> ``[B, frames, num_mel_bins]``.
+
+    The settings AST was trained with (and ``ASTFeatureExtractor`` uses): frames that fit whole
+    (snip edges), DC offset removed per frame, pre-emphasis, symmetric Hann window, FFT size rounded
+    up to a power of two, power spectrum, log with float32 epsilon as the floor, no dither. Written
+    with torch ops only, batched, so it runs on any device; it equals
+    ``torchaudio.compliance.kaldi.fbank(window_type="hanning", dither=0)`` (tests check it).
+    """
+    shift = int(sample_rate * frame_shift_ms / 1000)
+    size = int(sample_rate * frame_length_ms / 1000)
+    n_fft = 1 << (size - 1).bit_length()
+    if waveform.shape[-1] < size:
+        raise AvkitError(f"AST features need at least {size} samples ({frame_length_ms} ms), got {waveform.shape[-1]}")
+    frames = waveform.unfold(-1, size, shift)  # [B, T, size]
+    frames = frames - frames.mean(dim=-1, keepdim=True)
+    previous = torch.cat([frames[..., :1], frames[..., :-1]], dim=-1)
+    frames = frames - preemphasis * previous
+    frames = frames * torch.hann_window(size, periodic=False, dtype=frames.dtype, device=frames.device)
+    power = torch.fft.rfft(frames, n=n_fft).abs().pow(2)
+    banks = kaldi_mel_banks(num_mel_bins, n_fft, sample_rate).to(power)
+    eps = torch.finfo(torch.float32).eps
+    return torch.clamp(power @ banks, min=eps).log()
 
 
 def _fit_length(x: torch.Tensor, length: int, dim: int) -> torch.Tensor:
