@@ -15,28 +15,30 @@ The lecture's picture comes out: single-frame at chance on the motion classes, l
 pooling in between (it keeps what happened but not in which order), 3D and two-stream models at
 90% or more. Measured tables are in docs/quickstart.md. Everything is an ordinary Python call a
 user can repeat or change.
+
+The output folder carries a marker file (``.avkit-quickstart``). ``overwrite`` replaces only
+what an earlier quickstart wrote there (data/, runs/, results.*, comparison.png), only in a
+folder that carries the marker, and only once the new run has finished: the old output waits in
+``.avkit-quickstart-previous/`` and is put back if the run fails or is interrupted.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
-from avkit.data import VideoDataset
-from avkit.data.synthetic import generate
-from avkit.engine import evaluate, load_run, train
-from avkit.engine.build import build_dataset
-from avkit.engine.config import as_config
-from avkit.models.flops import count_gflops, count_params
+from avkit.errors import AvkitError
 from avkit.utils import atomic_write_json, atomic_write_text, check_output
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+# torch, the engine and the data pipeline are imported inside the functions that use them, so that
+# `avkit --help` (which reads this module's defaults) starts without loading torch.
 
 
 @dataclass
@@ -98,7 +100,7 @@ class QuickstartConfig:
     num_workers: int = 0  # clips are cached in memory after the first epoch
     models: list[str] = field(default_factory=list)  # subset of default_models() names; empty = all
     compare: bool = True  # train and compare the model families (step 3); False stops after the read-back
-    overwrite: bool = False
+    overwrite: bool = False  # replace an earlier quickstart's output in ``out`` (never another folder)
 
 
 def recipe(cfg: QuickstartConfig, data: Path, run_dir: Path, qm: QuickModel) -> dict[str, Any]:
@@ -118,6 +120,8 @@ def recipe(cfg: QuickstartConfig, data: Path, run_dir: Path, qm: QuickModel) -> 
 
 def group_accuracy(confusion: list[list[int]], class_names: list[str], groups: dict[str, str]) -> dict[str, float]:
     """Accuracy per class group (e.g. "motion", "appearance") and overall, from a confusion matrix."""
+    import torch
+
     cm = torch.tensor(confusion, dtype=torch.float64)  # rows = true class
     out: dict[str, float] = {}
     for group in sorted(set(groups.values())):
@@ -129,6 +133,11 @@ def group_accuracy(confusion: list[list[int]], class_names: list[str], groups: d
 
 
 def _cost(run_dir: Path, cfg: QuickstartConfig, has_audio: bool) -> tuple[int, float]:
+    import torch
+
+    from avkit.engine import load_run
+    from avkit.models.flops import count_gflops, count_params
+
     model, _, _ = load_run(run_dir, device="cpu")
     video = torch.zeros(1, 3, cfg.num_frames, cfg.size, cfg.size)
     x: Any = video
@@ -138,14 +147,128 @@ def _cost(run_dir: Path, cfg: QuickstartConfig, has_audio: bool) -> tuple[int, f
     return count_params(model), count_gflops(model, x)
 
 
-def run_quickstart(cfg: QuickstartConfig, quiet: bool = False) -> dict[str, Any]:
-    """Run the whole quickstart into ``cfg.out``; returns (and writes) ``results.json``'s content."""
-    console = Console(quiet=quiet)
-    out = Path(cfg.out)
-    if out.exists() and any(out.iterdir()):
-        check_output(out, cfg.overwrite)
-        shutil.rmtree(out)
+MARKER = ".avkit-quickstart"  # says a folder is a quickstart output, so --overwrite may replace it
+PREVIOUS = ".avkit-quickstart-previous"  # the previous output, while a new one is being made
+OUTPUTS = ("results.json", "results.md", "comparison.png", "data", "runs")  # what the quickstart writes
+# results.json goes first when moving aside and is written last: an output with it is complete.
+
+
+def is_quickstart_output(out: Path) -> bool:
+    """Whether ``out`` was written by the quickstart: it has the marker, or (written before there
+    was one) a quickstart ``results.json`` next to a ``data`` folder."""
+    if (out / MARKER).is_file():
+        return True
+    try:
+        results = json.loads((out / "results.json").read_text())
+    except (OSError, ValueError):
+        return False
+    keys = {"config", "read_back", "results"}
+    return isinstance(results, dict) and keys <= results.keys() and (out / "data").is_dir()
+
+
+def _prepare_out(out: Path, overwrite: bool) -> Path | None:
+    """Make ``out`` ready for a new quickstart; returns where the previous output was moved (or None).
+
+    A non-empty folder is used only with ``overwrite`` and only if it is a quickstart output;
+    anything else is never touched.
+    """
+    if out.exists() and not out.is_dir():
+        raise AvkitError(f"{out}: exists and is not a folder; choose another --out")
+    previous = None
+    if out.is_dir() and any(out.iterdir()):
+        if not is_quickstart_output(out):
+            raise AvkitError(f"{out}: not a quickstart output (no {MARKER}), refusing to replace it; "
+                             f"choose another --out")
+        check_output(out, overwrite)
+        cwd = Path.cwd()
+        for name in OUTPUTS:  # moving the working directory away would send relative paths after it
+            here = (out / name).resolve()
+            if here == cwd or here in cwd.parents:
+                raise AvkitError(f"{out}: --overwrite would move the working directory ({name}/); "
+                                 f"run it from outside {out / name}")
+        previous = out / PREVIOUS
+        if previous.is_dir():  # left by a quickstart that was killed
+            if (out / "results.json").is_file():
+                shutil.rmtree(previous)  # it had finished: what was moved aside is obsolete
+            else:
+                _restore(out, previous, all_new=False)  # it had not: put the complete output back first
+        previous.mkdir()
+        try:
+            for name in OUTPUTS:
+                if (out / name).exists():
+                    os.replace(out / name, previous / name)
+        except BaseException:
+            _restore(out, previous, all_new=False)
+            raise
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by 'avkit quickstart'; 'avkit quickstart --overwrite' may replace "
+                              + ", ".join(OUTPUTS) + " here and leaves everything else\n")
+    return previous
+
+
+def _restore(out: Path, previous: Path, all_new: bool) -> None:
+    """Put the output moved to ``previous`` back in ``out``, replacing an unfinished new one.
+
+    ``all_new``: every output now in ``out`` was made after the move (a run that failed in this
+    process) and goes; otherwise only those an entry of ``previous`` replaces.
+    """
+    for name in OUTPUTS:
+        path, old = out / name, previous / name
+        if old.exists() or all_new:
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
+        if old.exists():
+            os.replace(old, path)
+    shutil.rmtree(previous)
+
+
+def run_quickstart(cfg: QuickstartConfig, quiet: bool = False) -> dict[str, Any]:
+    """Run the whole quickstart into ``cfg.out``; returns (and writes) ``results.json``'s content.
+
+    ``cfg.overwrite`` replaces an earlier quickstart's output, once the new one is complete; a
+    folder the quickstart did not write raises ``AvkitError`` (see the module docstring).
+    """
+    check_config(cfg)
+    out = Path(cfg.out)
+    previous = _prepare_out(out, cfg.overwrite)
+    try:
+        summary = _run(cfg, out, quiet)
+    except BaseException:
+        if previous is not None:
+            _restore(out, previous, all_new=True)
+        raise
+    if previous is not None:
+        shutil.rmtree(previous)
+    return summary
+
+
+def check_config(cfg: QuickstartConfig) -> None:
+    """Reject settings that cannot work before anything is written or printed."""
+    for name in ("num", "epochs", "num_frames", "batch_size", "test_clips"):
+        if getattr(cfg, name) < 1:
+            flag = {"num": "--num", "epochs": "--epochs"}.get(name, name)
+            raise AvkitError(f"{flag} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.size < 16 or cfg.fps <= 0 or cfg.num_workers < 0 or cfg.warmup_epochs < 0:
+        raise AvkitError(f"quickstart settings out of range: size {cfg.size} (>= 16), fps {cfg.fps} (> 0), "
+                         f"workers {cfg.num_workers} (>= 0), warm-up {cfg.warmup_epochs} (>= 0)")
+    known = {m.name for m in default_models()}
+    unknown = sorted(set(cfg.models) - known)
+    if unknown:
+        raise AvkitError(f"unknown quickstart model(s) {unknown}; choose from {sorted(known)}")
+
+
+def _run(cfg: QuickstartConfig, out: Path, quiet: bool) -> dict[str, Any]:
+    import torch
+    from rich.console import Console
+
+    from avkit.data.synthetic import generate
+    from avkit.engine import evaluate, train
+    from avkit.engine.build import build_dataset
+    from avkit.engine.config import as_config
+
+    console = Console(quiet=quiet)
     t_start = time.perf_counter()
     console.rule("[bold]avkit quickstart")
 
@@ -189,10 +312,11 @@ def run_quickstart(cfg: QuickstartConfig, quiet: bool = False) -> dict[str, Any]
                "chance": 1 / len(groups), "motion_chance": 1 / max(1, list(groups.values()).count("motion")),
                "seconds": round(time.perf_counter() - t_start, 1),
                "device": "cuda" if torch.cuda.is_available() else "cpu"}
-    atomic_write_json(out / "results.json", summary)
     if rows:
         plot_results(rows, out / "comparison.png", chance=summary["motion_chance"])
         atomic_write_text(out / "results.md", results_markdown(summary))
+    atomic_write_json(out / "results.json", summary)  # last: its presence says the output is complete
+    if rows:
         console.print(results_table(rows, cfg))
         console.print(f"chance = {summary['motion_chance']:.0%} on the motion classes, {summary['chance']:.0%} overall. Wrote {out / 'results.md'}, {out / 'comparison.png'} and "
                       f"one run directory per model under {out / 'runs'} ({summary['seconds']:.0f}s in all).")
@@ -211,6 +335,10 @@ def read_back(manifest: Path, cfg: QuickstartConfig, limit: int | None = None) -
 
     Every clip, or the first ``limit`` (training reads and checks them all anyway).
     """
+    import torch
+
+    from avkit.data import VideoDataset
+
     ds = VideoDataset(manifest, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size, mode="train",
                       audio="spectrogram", seed=cfg.seed)
     t0 = time.perf_counter()
@@ -226,6 +354,8 @@ def read_back(manifest: Path, cfg: QuickstartConfig, limit: int | None = None) -
 
 
 def read_back_table(read: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title="motion data read back through VideoDataset (random clip sampler)")
     table.add_column("what")
     table.add_column("value")
@@ -243,6 +373,9 @@ def _pct(x: float | None) -> str:
 
 
 def results_table(rows: list[dict[str, Any]], cfg: QuickstartConfig) -> Table:
+    from rich import box
+    from rich.table import Table
+
     # No vertical borders and a model column that never truncates: fits an 80-column terminal.
     table = Table(title=f"val video accuracy, {cfg.test_clips} clips averaged "
                         f"({cfg.num_frames}x{cfg.size}x{cfg.size} at {cfg.fps:g} fps)",

@@ -248,6 +248,32 @@ def test_loader_with_workers_gathers_skips(broken_manifest):
     assert len(ds.skipped) == 2 and "text.mp4" in ds.skipped_report()
 
 
+def test_skip_mode_gives_stubs_that_collate_readable_leaves_out(broken_manifest):
+    """Evaluation's mode: an unreadable video is a stub, not the next video counted twice."""
+    from avkit.data.dataset import collate_readable
+
+    ds = VideoDataset(broken_manifest, **_small(), mode="test", num_clips=2, on_unreadable="skip")
+    items = [ds[i] for i in range(len(ds))]
+    assert [it["index"] for it in items] == [0, 1, 2, 3]
+    assert ["video" in it for it in items] == [True, False, False, True]
+    empty, text = str(broken_manifest.parent / "empty.mp4"), str(broken_manifest.parent / "text.mp4")
+    assert items[1]["unreadable"] == ds.skipped[empty] and items[2]["skipped"] == {text: ds.skipped[text]}
+    assert items[0]["skipped"] == {} and ds[1]["unreadable"]  # a known broken file is not opened again
+    batch = collate_readable(items)
+    assert batch["video"].shape == (2, 2, 3, 4, 16, 16) and batch["index"].tolist() == [0, 3]
+    assert batch["kept"].tolist() == [True, False, False, True] and set(batch["skipped"]) == {empty, text}
+    only_broken = collate_readable(items[1:3])
+    assert set(only_broken) == {"skipped", "kept"} and not only_broken["kept"].any()
+    # With workers the records come back with the batches.
+    fresh = VideoDataset(broken_manifest, **_small(), mode="test", num_clips=1, on_unreadable="skip")
+    loader = DataLoader(fresh, batch_size=2, num_workers=2, collate_fn=collate_readable)
+    batches = list(loader)
+    assert sum(len(b["index"]) for b in batches if "index" in b) == 2
+    assert set().union(*(b["skipped"] for b in batches)) == {empty, text}
+    with pytest.raises(AvkitError, match="on_unreadable"):
+        VideoDataset(broken_manifest, on_unreadable="drop")
+
+
 def test_all_unreadable_raises(tmp_path):
     (tmp_path / "a.mp4").write_bytes(b"")
     (tmp_path / "m.jsonl").write_text(json.dumps({"path": "a.mp4", "label": "x"}) + "\n")

@@ -1,8 +1,10 @@
 """Distributed data parallel: two CPU processes (torchrun, gloo) on a global batch of 4 train to
-the same weights and validation metrics as one process on the same global batch."""
+the same weights and validation metrics as one process on the same global batch; with --overwrite,
+rank 0 alone swaps the finished run in for the old one."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -46,16 +48,16 @@ SCRIPT = textwrap.dedent('''
         def forward(self, x):
             return self.head(torch.relu(self.conv(x)).mean((2, 3, 4)))
 
-    def main(out):
+    def main(out, overwrite=False):
         torch.manual_seed(0)
         cfg = {"data": {"batch_size": 4},
                "optim": {"optimizer": "sgd", "lr": 0.2, "momentum": 0.9, "weight_decay": 0.01, "warmup_epochs": 0.5},
                "train": {"output_dir": out, "epochs": 2, "progress": False, "tensorboard": False}}
-        return train(cfg, model=Net(), train_set=Toy(20, 0), val_set=Toy(7, 1), quiet=True)
+        return train(cfg, model=Net(), train_set=Toy(20, 0), val_set=Toy(7, 1), quiet=True, overwrite=overwrite)
 
     if __name__ == "__main__":
         torch.set_num_threads(1)
-        result = main(sys.argv[1])
+        result = main(sys.argv[1], overwrite="--overwrite" in sys.argv)
         # One file per rank: two processes printing to one pipe can interleave their lines.
         with open(sys.argv[1] + f".result{os.environ['RANK']}", "w") as f:
             f.write(f"{os.environ['RANK']} {result.steps} {result.history[-1]['val_acc']}")
@@ -78,10 +80,15 @@ def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
     namespace: dict = {"__name__": "ddp_toy"}
     exec(compile(SCRIPT, str(script), "exec"), namespace)  # the single-process reference, in this process
     single = namespace["main"](str(tmp_path / "single"))
+    shutil.copytree(tmp_path / "single", tmp_path / "ddp")  # an old run for the DDP run to replace
+    (tmp_path / "ddp" / "old.txt").write_text("from the old run")
     ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-                          str(script), str(tmp_path / "ddp")], env=env, capture_output=True, text=True, timeout=300)
+                          str(script), str(tmp_path / "ddp"), "--overwrite"], env=env, capture_output=True, text=True,
+                         timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert not (tmp_path / "ddp" / "old.txt").exists()  # replaced once, by rank 0, nothing left beside it
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
     # Both ranks finish the same 10 optimiser steps with the same (gathered) validation accuracy.
     results = sorted(p.read_text().split() for p in tmp_path.glob("ddp.result*"))

@@ -3,6 +3,7 @@ fine-tuning starts, and the guards on existing run directories."""
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -87,10 +88,36 @@ def test_recipe_trains_one_epoch_on_generated_data(tmp_path_factory, tmp_path: P
         assert (run / name).is_file(), name
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
     rows = list(csv.DictReader((run / "metrics.csv").open()))
-    assert len(rows) == 1 and 0.0 <= float(rows[0]["val_acc"]) <= 1.0 and float(rows[0]["train_loss"]) > 0
+    assert len(rows) == 1 and float(rows[0]["train_loss"]) > 0
+    # One epoch on 12 clips learns nothing to assert (test_engine_learns_an_easy_task does); the
+    # figure must at least be a share of exactly the val videos, and the one reported.
+    num_val = sum(json.loads(line)["split"] == "val" for line in (data / "manifest.jsonl").read_text().splitlines())
+    assert float(rows[0]["val_acc"]) * num_val == pytest.approx(round(float(rows[0]["val_acc"]) * num_val))
+    assert float(rows[0]["val_acc"]) == pytest.approx(result.best_val_acc)
     report = (run / "report.md").read_text()
     assert "![loss](loss.png)" in report and "confusion.png" in report
     assert load_config(run).data.source == str(data)  # the resolved config, overrides applied
+
+
+def test_engine_learns_an_easy_task(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """A tiny log-mel CNN on the motion set's sounds, a few epochs: the loss falls and validation
+    accuracy is far above chance (the sound tells most classes apart, docs/synthetic.md; measured
+    0.7-0.8 at 10 classes over seeds 0-2, chance 0.1)."""
+    from avkit.data.synthetic import generate
+
+    data = tmp_path_factory.getbasetemp() / "engine_motion_learn"
+    if not (data / "manifest.jsonl").is_file():
+        generate("motion", data, 80, seed=0, duration=2.0, overwrite=True)
+    chance = 1 / len(json.loads((data / "classes.json").read_text()))
+    result = train({"data": {"source": str(data), "num_frames": 8, "fps": 8, "size": 16, "audio": True, "cache": True,
+                             "batch_size": 8},
+                    "model": {"audio": "audio_cnn", "audio_options": {"width": 8}},
+                    "optim": {"lr": 3e-3},
+                    "train": {"output_dir": str(tmp_path / "run"), "epochs": 6, "seed": 0, "progress": False,
+                              "tensorboard": False}}, quiet=True)
+    losses = [row["train_loss"] for row in result.history]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert result.best_val_acc >= max(0.5, 3 * chance), [row["val_acc"] for row in result.history]
 
 
 def test_run_directory_guards(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 """The quickstart's data path (generate -> VideoDataset -> summary) and its accuracy bookkeeping."""
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -22,25 +23,37 @@ def test_quickstart_generates_and_reads_back(tmp_path):
 
 
 def test_quickstart_comparison_end_to_end(tmp_path):
-    """The training step on a tiny budget: every chosen model gets a run, a row, and the files."""
+    """The training step on a small budget: every chosen model gets a run, a row and the files,
+    and the runs learn what the lecture says they can.
+
+    With 160 clips and 12 epochs (4 for c3d+audio, whose sound tells most classes apart) measured
+    over seeds 0-2: c3d+audio 70-82% overall and 100% on the appearance classes (chance 10%);
+    single_frame 12-25% on the motion classes, where no single frame says anything (chance 1/6);
+    the last epoch's training loss 0.17-0.50 of the first.
+    """
     out = tmp_path / "qs"
-    cfg = QuickstartConfig(out=str(out), num=24, epochs=3, warmup_epochs=0, test_clips=2,
-                           models=["single_frame", "late_fusion_pool", "c3d+audio"])
+    cfg = QuickstartConfig(out=str(out), num=160, epochs=12, warmup_epochs=2, test_clips=2,
+                           models=["single_frame", "c3d+audio"])
     summary = run_quickstart(cfg, quiet=True)
     manifest = [json.loads(line) for line in (out / "data" / "manifest.jsonl").read_text().splitlines()]
     num_val = sum(row["split"] == "val" for row in manifest)
     rows = {r["model"]: r for r in summary["results"]}
-    assert list(rows) == ["single_frame", "late_fusion_pool", "c3d+audio"]
-    assert rows["single_frame"]["epochs"] == 3 and rows["c3d+audio"]["epochs"] == 1  # epoch_share 1/3
+    assert list(rows) == ["single_frame", "c3d+audio"]
+    assert rows["single_frame"]["epochs"] == 12 and rows["c3d+audio"]["epochs"] == 4  # epoch_share 1/3
     for r in rows.values():
-        assert 0.0 <= r["motion_acc"] <= 1.0 and 0.0 <= r["appearance_acc"] <= 1.0
         assert r["params"] > 0 and r["gflops"] > 0
-        assert (out / "runs" / r["model"].replace("+", "_") / "best.safetensors").is_file()
+        run = out / "runs" / r["model"].replace("+", "_")
+        assert (run / "best.safetensors").is_file()
         # evaluated once, last weights, on the val split that `avkit eval RUN_DIR` also defaults to
-        saved = json.loads((out / "runs" / r["model"].replace("+", "_") / "eval.json").read_text())
+        saved = json.loads((run / "eval.json").read_text())
         assert saved["split"] == "val" and saved["checkpoint"] == "last" and saved["num_videos"] == num_val
+        losses = [float(row["train_loss"]) for row in csv.DictReader((run / "metrics.csv").open())]
+        assert losses[-1] < 0.7 * losses[0], (r["model"], losses)
+    av, single = rows["c3d+audio"], rows["single_frame"]
+    assert av["overall_acc"] >= 4 * summary["chance"] and av["appearance_acc"] >= 0.75, av
+    assert single["motion_acc"] <= 0.45, single  # chance level by design, never close to c3d+audio
     assert (out / "comparison.png").stat().st_size > 0
-    assert "| late_fusion_pool |" in (out / "results.md").read_text()
+    assert "| c3d+audio |" in (out / "results.md").read_text()
 
 
 def test_group_accuracy_from_confusion():

@@ -13,7 +13,8 @@ EPILOG = """examples:
 
 Clip metrics score every view alone; video metrics average the views' softmax first.
 Results (top-1, top-5, mean class accuracy, mAP) are written to RUN/eval.json, replacing
-the previous evaluation.
+the previous evaluation. Unreadable videos are not scored: they are listed after the table
+(and under "skipped" in --json / eval.json), and the video count is of the videos read.
 """
 
 

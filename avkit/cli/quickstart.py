@@ -6,6 +6,8 @@ import json
 
 from avkit.quickstart import QuickstartConfig, default_models, run_quickstart
 
+REQUIRES = ("torch", "torchvision", "torchaudio", "av")  # loaded (or reported in one line) before the command runs
+
 
 def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     names = ", ".join(m.name for m in default_models())
@@ -31,7 +33,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader worker processes; 0 keeps the decoded clips cached in this process, "
                         "workers would decode them again every epoch")
     p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier quickstart's output in --out, once the new one is complete (a folder "
+                        "without its .avkit-quickstart marker is never deleted; other files in it are kept)")
     p.add_argument("--json", action="store_true", help="print the results as JSON (no progress output)")
     p.set_defaults(func=run)
     return p

@@ -28,7 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("recipe", help="YAML recipe (or a run directory: its config.yaml)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.01")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace an existing run directory once the new run has trained (it trains beside "
+                            "the old one, which stays as it was if training fails)")
     group.add_argument("--resume", action="store_true", help="continue the run from its last checkpoint")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--json", action="store_true", help="print the result as JSON (no progress bar)")
@@ -50,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     result = train(cfg, overwrite=args.overwrite, resume=args.resume, quiet=args.json)
     if args.json and os.environ.get("RANK", "0") == "0":
         print(json.dumps({"run_dir": str(result.run_dir), "epochs_done": result.epochs_done, "steps": result.steps,
-                          "best_epoch": result.best_epoch, "best_val_acc": result.best_val_acc,
+                          "best_epoch": result.best_epoch, "best_key": result.best_key,
+                          "best_value": result.best_value, "best_val_acc": result.best_val_acc,
                           "stopped": result.stopped, "history": result.history}, indent=2))
     return 0

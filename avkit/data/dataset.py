@@ -19,10 +19,14 @@ memory (:class:`~avkit.io.in_memory.InMemoryVideo`) and serves later items from 
 small datasets trained for many epochs, with ``num_workers=0`` (each worker would hold its own
 copy, rebuilt each epoch unless workers persist).
 
-Unreadable videos are skipped: the item is replaced by the next readable index, the path and
-reason are recorded in ``dataset.skipped``, a warning names the file the first time, and
-``skipped_report()`` lists them. Items made in worker processes carry what they skipped under
-``"skipped"``; :meth:`VideoDataset.loader` gathers those into the main process's ``skipped``.
+Unreadable videos are skipped: the path and reason are recorded in ``dataset.skipped``, a
+warning names the file the first time, and ``skipped_report()`` lists them. What the item is
+then depends on ``on_unreadable``: ``"next"`` (the default, for training) returns the next
+readable index instead, so every batch is full; ``"skip"`` (for evaluation, where a substitute
+would be counted twice and the broken video scored as another one) returns a stub without a clip
+(``"unreadable": reason``) that :func:`collate_readable` leaves out of the batch. Items made in
+worker processes carry what they skipped under ``"skipped"``; :meth:`VideoDataset.loader` gathers
+those into the main process's ``skipped``.
 """
 from __future__ import annotations
 
@@ -50,6 +54,7 @@ log = logging.getLogger("avkit.data")
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv")
 AUDIO_MODES = (None, "waveform", "spectrogram", "both")
+UNREADABLE_MODES = ("next", "skip")  # what an unreadable video's item is: the next readable one, or a stub
 # Errors that mean "this file cannot be read" (io wraps most into MediaError).
 _READ_ERRORS = (MediaError, OSError, av.FFmpegError, EOFError)
 
@@ -205,7 +210,9 @@ def load_records(source: str | Path, split: str | None = None) -> tuple[list[Vid
 class VideoDataset(Dataset):
     """Clips of ``num_frames`` at ``fps`` with their sound, label and metadata.
 
-    ``mode="train"``: one random clip, random crop + flip -> ``video float [3, T, size, size]``.
+    ``mode="train"``: one random clip, random crop -> ``video float [3, T, size, size]``. No flip
+    by default (a mirror turns move_left into move_right without changing the label); pass
+    ``transform=train_transform(size, flip=True)`` for classes a mirror image keeps.
     ``mode="test"``: ``num_clips`` uniform clips x ``num_crops`` (1 or 3) crops ->
     ``video [K, 3, T, size, size]`` with ``K = num_clips * num_crops``, clip-major.
 
@@ -220,6 +227,8 @@ class VideoDataset(Dataset):
     (``short_side``) and, if it is a ``Compose`` or has ``takes_rng``, the item's generator.
     ``audio_transform`` (e.g. ``RandomGain``) acts on the waveform in train mode.
     ``cache=True`` keeps every decoded file in memory (see the module docstring).
+    ``on_unreadable``: ``"next"`` or ``"skip"`` (see the module docstring); an attribute that
+    evaluation sets on a dataset it is given.
     """
 
     def __init__(
@@ -244,6 +253,7 @@ class VideoDataset(Dataset):
         audio_transform: Callable | None = None,
         max_skips: int = 50,
         cache: bool = False,
+        on_unreadable: str = "next",
     ) -> None:
         if mode not in ("train", "test"):
             raise AvkitError(f"mode must be 'train' or 'test', got {mode!r}")
@@ -253,6 +263,8 @@ class VideoDataset(Dataset):
             raise AvkitError(f"num_crops must be 1 or 3, got {num_crops!r}")
         if audio_seconds is not None and audio_seconds <= 0:
             raise AvkitError(f"audio_seconds must be positive, got {audio_seconds!r}")
+        if on_unreadable not in UNREADABLE_MODES:
+            raise AvkitError(f"on_unreadable must be one of {UNREADABLE_MODES}, got {on_unreadable!r}")
         self.records, self.classes, self.source = load_records(source, split)
         self.num_frames = int(num_frames)
         self.fps = float(fps)
@@ -275,12 +287,13 @@ class VideoDataset(Dataset):
             short_side = self.size if self.num_crops == 3 else round(self.size * 8 / 7)
         self.short_side = int(short_side)
         if transform is None:
-            transform = (train_transform(self.size, self.short_side) if mode == "train"
+            transform = (train_transform(self.size, self.short_side, flip=False) if mode == "train"
                          else eval_transform(self.size, self.num_crops, self.short_side))
         self.transform = transform
         self.audio_transform = audio_transform
         self.max_skips = int(max_skips)
         self.skipped: dict[str, str] = {}
+        self.on_unreadable = on_unreadable
         self.cache = bool(cache)
         self._decoded: dict[int, InMemoryVideo] = {}
         # Sanity-check the sampling arguments now rather than in a worker.
@@ -318,6 +331,8 @@ class VideoDataset(Dataset):
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for {n} videos")
         index %= n
+        if self.on_unreadable == "skip":
+            return self._item_or_stub(index)
         skipped_here: dict[str, str] = {}
         for attempt in range(min(n, self.max_skips + 1)):
             i = (index + attempt) % n
@@ -328,7 +343,7 @@ class VideoDataset(Dataset):
             try:
                 item = self.load(i)
             except _READ_ERRORS as err:
-                reason = err.reason if isinstance(err, MediaError) else f"{type(err).__name__}: {err}"
+                reason = _reason(err)
                 self._record_skip(path, reason)
                 skipped_here[path] = reason
                 continue
@@ -336,6 +351,22 @@ class VideoDataset(Dataset):
             return item
         raise AvkitError(f"{self.source}: no readable video found from index {index} after skipping "
                          f"{len(skipped_here)} file(s):\n{self.skipped_report()}")
+
+    def _item_or_stub(self, index: int) -> dict[str, Any]:
+        """Item ``index``, or for an unreadable file a stub without a clip (``on_unreadable="skip"``)."""
+        rec = self.records[index]
+        reason = self.skipped.get(rec.path)
+        if reason is None:
+            try:
+                item = self.load(index)
+            except _READ_ERRORS as err:
+                reason = _reason(err)
+                self._record_skip(rec.path, reason)
+            else:
+                item["skipped"] = {}
+                return item
+        return {"index": index, "path": rec.path, "label": rec.label, "unreadable": reason,
+                "skipped": {rec.path: reason}}
 
     def _record_skip(self, path: str, reason: str) -> None:
         if path not in self.skipped:
@@ -503,6 +534,10 @@ class SkipTrackingLoader:
             yield batch
 
 
+def _reason(err: BaseException) -> str:
+    return err.reason if isinstance(err, MediaError) else f"{type(err).__name__}: {err}"
+
+
 def _shift(w: ClipWindow, offset: float) -> ClipWindow:
     if offset == 0:
         return w
@@ -542,4 +577,25 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
             out[k] = torch.tensor(values, dtype=torch.float64)
         else:
             out[k] = list(values)
+    return out
+
+
+def collate_readable(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`collate` over the items that hold a clip, for evaluation.
+
+    Stubs of unreadable videos (``on_unreadable="skip"``) are left out, so metrics count only
+    the videos that were read; every item's ``"skipped"`` record is kept. ``"kept"`` (bool
+    ``[len(items)]``) says which items are in the batch; when none is, the batch holds only
+    ``"skipped"`` and ``"kept"``.
+    """
+    if not items:
+        raise AvkitError("collate got an empty batch")
+    kept = ["unreadable" not in it for it in items]
+    readable = [it for it, k in zip(items, kept) if k]
+    out = collate(readable) if readable else {}
+    skipped: dict[str, str] = {}
+    for it in items:
+        skipped.update(it.get("skipped") or {})
+    out["skipped"] = skipped
+    out["kept"] = torch.tensor(kept, dtype=torch.bool)
     return out

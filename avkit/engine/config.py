@@ -32,8 +32,9 @@ class DataConfig:
     fps: float = 8.0  # frames per second of a sampled clip
     size: int = 112  # side of the square crop fed to the model
     resize: int = 0  # short side before cropping; 0 = size * 8 / 7
-    augment: bool = True  # random crop + horizontal flip in training (center crop otherwise)
-    flip: bool = True  # the flip of ``augment``; false when classes have a left/right direction
+    augment: bool = True  # random crop in training, plus a flip when ``flip`` (center crop otherwise)
+    flip: bool = False  # also flip clips left-right with ``augment``; off by default: a mirror swaps left/right
+    # and cw/ccw motion without changing the label (or the sound). Turn it on for mirror-safe classes (UCF-101).
     mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])  # ImageNet statistics
     std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
     audio: bool = False  # load the clip's waveform ("audio")
@@ -100,6 +101,8 @@ class TrainConfig:
 class Config:
     """A whole recipe."""
 
+    task: str = "classification"  # what is learned: classification | separation | captioning (avkit.engine.task)
+    task_options: dict[str, Any] = field(default_factory=dict)  # read by the task (see its docs)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -281,8 +284,22 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise AvkitError(f"{path}: not valid YAML ({err})") from None
+        raise AvkitError(f"{path}: not valid YAML ({_yaml_problem(err)})") from None
+    except UnicodeDecodeError:
+        raise AvkitError(f"{path}: not a text file (a YAML recipe was expected)") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise AvkitError(f"{path}: a recipe must be a YAML mapping of sections (data:, model:, ...), "
+                         f"got a {type(data).__name__}")
     return apply_overrides(config_from_dict(data), overrides)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """A YAML error on one line: what went wrong and where (``line 2, column 6``)."""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    mark = getattr(err, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else problem
 
 
 def dump_config(config: Config) -> str:

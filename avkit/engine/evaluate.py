@@ -3,6 +3,10 @@
 Every video is seen as ``clips`` uniformly spaced clips x ``crops`` spatial crops. **Clip**
 metrics score each view on its own; **video** metrics average the views' softmax
 probabilities first (the usual test protocol, several points better than one clip).
+
+Only the videos that can be read are scored: an unreadable file is left out (not replaced by
+another video, as training does) and listed with its reason under ``"skipped"``, so
+``num_videos`` is the number of videos the metrics are over.
 """
 from __future__ import annotations
 
@@ -64,10 +68,12 @@ def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = 
     ``clips`` / ``crops`` (1 or 3) default to the recipe's ``data.test_clips`` / ``test_crops``;
     ``split`` to ``data.val_split`` (of ``data.val_source`` when set). Writes ``RUN/eval.json``
     (replacing the previous evaluation) unless ``write=False``; returns the same dict.
+    Unreadable videos are not scored: ``num_videos`` counts the videos read, ``skipped`` maps
+    each unreadable file to the reason. Raises ``AvkitError`` when none can be read.
     """
     from torch.utils.data import DataLoader
 
-    from avkit.data.dataset import collate
+    from avkit.data.dataset import collate_readable
     from avkit.engine.trainer import autocast_context, forward_views, to_device
 
     run_dir = Path(run_dir)
@@ -78,13 +84,15 @@ def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = 
         raise AvkitError(f"clips must be >= 1, got {clips}")
     split = cfg.data.val_split if split is None else split
     dataset = build_dataset(cfg.data, split, train=False, num_clips=clips, num_crops=crops, seed=cfg.train.seed)
+    dataset.on_unreadable = "skip"  # a broken video is left out, not replaced by (and counted as) the next one
     views = clips * crops
     batch_size = batch_size or max(1, cfg.data.batch_size // views)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=cfg.data.num_workers,
-                        collate_fn=collate)
+                        collate_fn=collate_readable)
     device_t = next(model.parameters()).device
     start = time.perf_counter()
     view_scores, targets = [], []
+    skipped: dict[str, str] = {}  # gathered from the batches: workers' datasets are copies
     bar = None
     if progress:
         from rich.progress import Progress
@@ -94,17 +102,24 @@ def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = 
         task = bar.add_task("eval", total=len(dataset))
     try:
         for batch in loader:
-            batch.pop("skipped", None)
+            skipped.update(batch.pop("skipped"))
+            kept = batch.pop("kept")
+            if bar is not None:
+                bar.update(task, advance=len(kept))
+            if not kept.any():
+                continue
             batch = to_device(batch, device_t)
             with autocast_context(device_t, cfg.train.precision):
                 logits = forward_views(model, batch).float()  # [B, K, C]
             view_scores.append(logits.softmax(dim=-1).cpu())
             targets.append(batch["label"].cpu())
-            if bar is not None:
-                bar.update(task, advance=len(logits))
     finally:
         if bar is not None:
             bar.stop()
+    if not view_scores:
+        first = next(iter(sorted(skipped.items())), ("?", "?"))
+        raise AvkitError(f"{dataset.source}: none of the {len(dataset)} videos of split {split or 'all'!r} "
+                         f"can be read (first: {first[0]}: {first[1]})")
     probs = torch.cat(view_scores)  # [N, K, C]
     target = torch.cat(targets)
     n, k, c = probs.shape
@@ -116,7 +131,7 @@ def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = 
         "num_videos": n, "num_views": n * k,
         "clip": classification_metrics(probs.reshape(n * k, c), clip_target),
         "video": classification_metrics(video_probs, target),
-        "skipped": dict(getattr(dataset, "skipped", {})),
+        "skipped": dict(sorted(skipped.items())),
         "seconds": round(time.perf_counter() - start, 3),
         "class_names": names,
     }
@@ -136,5 +151,6 @@ def format_table(result: dict[str, Any]) -> str:
     for level in ("clip", "video"):
         lines.append(f"{level:8}" + "".join(f"{result[level][k]:>16.4f}" for k in keys))
     if result.get("skipped"):
-        lines.append(f"{len(result['skipped'])} unreadable video(s) skipped")
+        lines.append(f"{len(result['skipped'])} unreadable video(s) skipped, not counted:")
+        lines += [f"  {path}: {reason}" for path, reason in result["skipped"].items()]
     return "\n".join(lines)

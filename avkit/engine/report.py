@@ -1,4 +1,4 @@
-"""``report.md`` of a run: a metrics table, loss/accuracy curves and the confusion matrix (PNGs).
+"""``report.md`` of a run: a metrics table, training curves and, for classification, the confusion matrix (PNGs).
 
 Plots use matplotlib's object API with the Agg canvas, so no global backend is switched and
 no display is needed.
@@ -82,25 +82,32 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def write_report(run_dir: str | Path, history: Sequence[dict[str, Any]], confusion: Sequence[Sequence[int]] | None,
-                 class_names: Sequence[str], best_epoch: int = 0) -> Path:
-    """Write ``report.md`` plus ``loss.png``, ``accuracy.png`` and ``confusion.png`` into ``run_dir``."""
+CURVE_FILES = {"loss": "loss.png", "acc": "accuracy.png"}  # other metrics: <metric>.png
+
+
+def write_report(run_dir: str | Path, history: Sequence[dict[str, Any]], *, columns: Sequence[str],
+                 best_key: str, best_epoch: int = 0, curves: Sequence[str] = ("loss",),
+                 confusion: Sequence[Sequence[int]] | None = None, class_names: Sequence[str] = ()) -> Path:
+    """Write ``report.md`` with the ``columns`` of ``history``, a curve per metric in ``curves``
+    (``loss.png``, ``accuracy.png``, ...) and, for classification, ``confusion.png``."""
     run_dir = Path(run_dir)
     lines = [f"# Training report: {run_dir.name}", ""]
     if history:
         last = history[-1]
         best = next((r for r in history if r["epoch"] == best_epoch), last)
         summary = f"{len(history)} epoch(s), {last['step']} optimiser steps."
-        if best.get("val_acc") is not None:
-            summary += f" Best validation accuracy {best['val_acc']:.4f} at epoch {best['epoch']} (best.safetensors)."
+        if best.get(best_key) is not None:
+            what = "validation accuracy" if best_key == "val_acc" else best_key
+            summary += f" Best {what} {best[best_key]:.4f} at epoch {best['epoch']} (best.safetensors)."
         lines += [summary, ""]
-        cols = ["epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
-        lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-        lines += ["| " + " | ".join(_fmt(r.get(c)) for c in cols) + " |" for r in history]
+        lines += ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(_fmt(r.get(c)) for c in columns) + " |" for r in history]
         lines.append("")
-        plot_curves(history, "loss", run_dir / "loss.png")
-        plot_curves(history, "acc", run_dir / "accuracy.png")
-        lines += ["## Curves", "", "![loss](loss.png)", "", "![accuracy](accuracy.png)", ""]
+        lines += ["## Curves", ""]
+        for metric in curves:
+            name = CURVE_FILES.get(metric, f"{metric}.png")
+            plot_curves(history, metric, run_dir / name)
+            lines += [f"![{metric}]({name})", ""]
     if confusion is not None:
         plot_confusion(confusion, class_names, run_dir / "confusion.png",
                        title=f"validation, epoch {best_epoch}" if best_epoch else "validation")

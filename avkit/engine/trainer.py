@@ -5,11 +5,18 @@ One run directory holds everything needed to reuse a run:
 ```
 RUN/config.yaml        the resolved recipe (every field)
 RUN/last.safetensors   full training state (weights, optimiser, scheduler, RNG, step, history)
-RUN/best.safetensors   weights of the epoch with the best validation accuracy
-RUN/metrics.csv        one row per epoch: train/val loss and accuracy, lr, seconds
+RUN/best.safetensors   weights of the epoch with the best validation metric (the task's ``best_key``)
+RUN/metrics.csv        one row per epoch: the task's train/val metrics, lr, seconds
 RUN/tensorboard/       TensorBoard events
-RUN/report.md          curves and the confusion matrix (PNG files beside it)
+RUN/report.md          curves (and, for classification, the confusion matrix; PNG files beside it)
 ```
+
+What is learned is a :class:`~avkit.engine.task.Task` (``task:`` in the recipe; classification by
+default): it names the datasets and the model, computes the loss and the validation metrics and
+picks the best checkpoint. The loop here is the same for every task.
+
+``overwrite=True`` trains the new run beside the old one (in ``.RUN.avkit-new``) and swaps it in
+only when training returns, so a crash or Ctrl-C mid-training leaves the old run as it was.
 
 Determinism: the shuffling order of epoch ``e`` depends only on ``(seed, e)`` (a
 ``DistributedSampler`` with ``set_epoch``), the DataLoader's worker seeds come from a generator
@@ -22,6 +29,7 @@ import contextlib
 import csv
 import io
 import math
+import os
 import random
 import shutil
 import time
@@ -32,21 +40,18 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from avkit.engine import distributed as D
-from avkit.engine.build import (build_datasets, build_model, class_names_of, freeze_backbone, head_modules,
-                                trainable_summary)
-from avkit.engine.checkpoint import load_train_state, save_train_state, save_weights, unwrap
+from avkit.engine.build import freeze_backbone, head_modules, trainable_summary
+from avkit.engine.checkpoint import load_train_state, save_train_state, save_weights
 from avkit.engine.config import Config, as_config, config_diff, dump_config, load_config
-from avkit.engine.metrics import classification_metrics, confusion_matrix
 from avkit.engine.optim import build_optimizer, build_scheduler
-from avkit.data.dataset import collate
+from avkit.engine.task import Task, forward_batch, forward_views, loss_fn, make_task
 from avkit.errors import AvkitError
-from avkit.utils import atomic_write_json, atomic_write_text
+from avkit.utils import atomic_write_text
 
-METRIC_COLUMNS = ["epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+__all__ = ["RunResult", "train", "forward_batch", "forward_views", "loss_fn", "autocast_context", "to_device"]
 # Keys that may change between a run and its --resume (they do not change the result).
 RESUMABLE_CHANGES = ("train.epochs", "train.max_steps", "train.stop_after_epoch", "train.progress",
                      "train.tensorboard", "data.num_workers", "train.device")
@@ -60,7 +65,8 @@ class RunResult:
     epochs_done: int
     steps: int
     best_epoch: int  # 1-based; 0 when no epoch finished
-    best_val_acc: float | None
+    best_value: float | None  # of best_key at best_epoch
+    best_key: str = "val_acc"
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped: bool = False  # stopped early by max_steps / stop_after_epoch (resume to continue)
 
@@ -68,46 +74,14 @@ class RunResult:
     def last(self) -> dict[str, Any]:
         return self.history[-1] if self.history else {}
 
+    @property
+    def best_val_acc(self) -> float | None:
+        """The best validation accuracy of a classification run (None for other tasks)."""
+        return self.best_value if self.best_key == "val_acc" else None
+
 
 # ---------------------------------------------------------------------------------------------
 # batches
-
-
-def forward_batch(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
-    """Call ``model`` with what it takes from a batch dict; the only place the loop does so.
-
-    Audio-visual models (``model.takes_batch``) get the whole dict; two-stream models get
-    ``(video, flow)`` when the batch has "flow"; audio-only models their "spectrogram" (or
-    "audio"); every other model the clip ``batch["video"]``.
-    """
-    inner = unwrap(model)
-    if getattr(inner, "takes_batch", False):
-        return model(batch)
-    if "flow" in batch:
-        return model(batch["video"], batch["flow"])
-    if "video" not in batch:
-        for key in ("spectrogram", "audio"):
-            if key in batch:
-                return model(batch[key])
-        raise AvkitError(f"batch has no input the model can take (keys: {sorted(batch)})")
-    return model(batch["video"])
-
-
-def forward_views(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
-    """Logits ``[B, K, C]`` for a test-mode batch whose items hold ``K`` views
-    (``video [B, K, 3, T, H, W]``, ``audio [B, K, S]``, ``spectrogram [B, K, 1, F, T]``);
-    a batch of single clips counts as ``K = 1``."""
-    video = batch.get("video")
-    if video is None or video.ndim == 5:
-        return forward_batch(model, batch).unsqueeze(1)
-    b, k = video.shape[:2]
-    view_dims = {"video": 6, "flow": 5, "audio": 3, "spectrogram": 5}
-    flat = dict(batch)
-    for key, ndim in view_dims.items():
-        value = batch.get(key)
-        if isinstance(value, torch.Tensor) and value.ndim == ndim:
-            flat[key] = value.flatten(0, 1)
-    return forward_batch(model, flat).view(b, k, -1)
 
 
 def _note_skipped(dataset: Any, batch: dict[str, Any]) -> None:
@@ -120,19 +94,6 @@ def _note_skipped(dataset: Any, batch: dict[str, Any]) -> None:
 
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-def loss_fn(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy for class indices; binary cross-entropy for multi-hot (multi-label) targets."""
-    if target.ndim == 2:
-        return F.binary_cross_entropy_with_logits(logits.float(), target.float())
-    return F.cross_entropy(logits.float(), target.long(), label_smoothing=label_smoothing)
-
-
-def _correct(logits: torch.Tensor, target: torch.Tensor) -> float:
-    if target.ndim == 2:  # multi-label: count the top class being a positive
-        return float(target.gather(1, logits.argmax(1, keepdim=True)).gt(0).sum())
-    return float((logits.argmax(1) == target).sum())
 
 
 def _worker_init(worker_id: int) -> None:
@@ -177,15 +138,57 @@ def _prepare_run_dir(cfg: Config, overwrite: bool, resume: bool) -> Path:
                              "or --resume to continue it)")
         if not (run_dir / "config.yaml").is_file():
             raise AvkitError(f"{run_dir}: not an avkit run directory (no config.yaml); refusing to delete it")
+        here = run_dir.resolve()
+        if here == Path.cwd() or here in Path.cwd().parents:
+            raise AvkitError(f"{run_dir}: --overwrite cannot replace the working directory or a folder above it; "
+                             "choose another train.output_dir")
+        for stale in _staging_dirs(run_dir):
+            if stale.exists() and not _is_run_or_empty(stale):
+                raise AvkitError(f"{stale}: is in the way of --overwrite and is not an avkit run directory; "
+                                 "move it away")
     return run_dir
 
 
-def _write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
+def _staging_dirs(run_dir: Path) -> tuple[Path, Path]:
+    """Beside ``run_dir``: where ``overwrite`` trains the new run, and where the old one waits
+    during the swap (both hidden; left behind only by a process that was killed)."""
+    run_dir = run_dir.resolve()
+    return run_dir.with_name(f".{run_dir.name}.avkit-new"), run_dir.with_name(f".{run_dir.name}.avkit-old")
+
+
+def _is_run_or_empty(path: Path) -> bool:
+    return path.is_dir() and ((path / "config.yaml").is_file() or not any(path.iterdir()))
+
+
+def _remove_stale(path: Path) -> None:
+    """Delete a staging directory a killed run left behind (checked by ``_prepare_run_dir``)."""
+    if path.exists() and _is_run_or_empty(path):
+        shutil.rmtree(path)
+
+
+def _swap_in(new: Path, run_dir: Path) -> None:
+    """Replace ``run_dir`` by the finished run in ``new``, then delete the old run.
+
+    Two renames on one file system; the old run is deleted only once the new one is in place, so
+    a process killed in between leaves both (the old one in ``.RUN.avkit-old``).
+    """
+    old = _staging_dirs(run_dir)[1]
+    _remove_stale(old)
+    os.replace(run_dir, old)
+    try:
+        os.replace(new, run_dir)
+    except OSError:
+        os.replace(old, run_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)  # a leftover is removed by the next --overwrite
+
+
+def _write_metrics_csv(path: Path, history: list[dict[str, Any]], columns: list[str]) -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
     for row in history:
-        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in METRIC_COLUMNS})
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     atomic_write_text(path, buf.getvalue())
 
 
@@ -196,22 +199,18 @@ def _write_metrics_csv(path: Path, history: list[dict[str, Any]]) -> None:
 class _Trainer:
     """State of one run; :func:`train` is the public entry point."""
 
-    def __init__(self, cfg: Config, info: D.DistInfo, run_dir: Path, model: nn.Module | None,
+    def __init__(self, cfg: Config, info: D.DistInfo, run_dir: Path, task: Task, model: nn.Module | None,
                  train_set: Dataset | None, val_set: Dataset | None, log: Callable[[str], None]) -> None:
-        self.cfg, self.info, self.run_dir, self.log = cfg, info, run_dir, log
+        self.cfg, self.info, self.run_dir, self.task, self.log = cfg, info, run_dir, task, log
         self.device = info.device
         if train_set is None:
-            train_set, val_set = build_datasets(cfg.data, seed=cfg.train.seed)
+            train_set, val_set = task.datasets()
         if len(train_set) == 0:  # type: ignore[arg-type]
             raise AvkitError("the training set is empty")
         self.train_set, self.val_set = train_set, val_set if val_set is not None and len(val_set) else None
-        self.class_names = class_names_of(train_set)
-        num_classes = cfg.model.num_classes or len(self.class_names)
-        if not num_classes:
-            raise AvkitError("model.num_classes is 0 and the dataset does not name its classes")
-        self.num_classes = num_classes
-        if len(self.class_names) != num_classes:
-            self.class_names = [str(i) for i in range(num_classes)]
+        if getattr(self.val_set, "mode", None) == "test" and hasattr(self.val_set, "on_unreadable"):
+            self.val_set.on_unreadable = "skip"  # type: ignore[union-attr]  # score readable videos only
+        task.setup(train_set)
 
         batch = cfg.data.batch_size
         if batch < 1 or batch % info.world_size:
@@ -227,7 +226,7 @@ class _Trainer:
 
         torch.manual_seed(cfg.train.seed)  # same initial weights on every rank and every run
         if model is None:
-            model = build_model(cfg.model, num_classes, log=log)
+            model = task.build_model(log=log)
         elif cfg.model.freeze_backbone or cfg.model.linear_probe:
             freeze_backbone(model)
         self.probe_heads = head_modules(model) if cfg.model.linear_probe else []
@@ -248,12 +247,15 @@ class _Trainer:
         self.step = 0
         self.epoch = 0  # completed epochs
         self.batches_done = 0  # batches of the current (unfinished) epoch already trained on
-        self.partial = [0.0, 0.0, 0.0]  # loss sum, correct, count of that unfinished epoch
+        self.partial = self._zero_partial()  # sums of the task's statistics over the unfinished epoch
         self.history: list[dict[str, Any]] = []
-        self.best_acc: float | None = None
+        self.best_value: float | None = None
         self.best_epoch = 0
-        self.best_confusion: list[list[int]] | None = None
-        self.last_confusion: list[list[int]] | None = None
+        self.best_extras: dict[str, Any] | None = None  # e.g. the confusion matrix, for the report
+        self.last_extras: dict[str, Any] | None = None
+
+    def _zero_partial(self) -> dict[str, float]:
+        return {**{c: 0.0 for c in self.task.train_columns}, "count": 0.0}
 
     # -- data -----------------------------------------------------------------------------------
 
@@ -271,24 +273,23 @@ class _Trainer:
         gen.manual_seed(self.cfg.train.seed * 100003 + epoch * 1009 + self.info.rank)
         workers = self.cfg.data.num_workers
         return DataLoader(self.train_set, batch_size=self.rank_batch, sampler=sampler, num_workers=workers,
-                          collate_fn=collate, generator=gen, worker_init_fn=_worker_init,
+                          collate_fn=self.task.collate, generator=gen, worker_init_fn=_worker_init,
                           pin_memory=self.device.type == "cuda", drop_last=False)
 
     # -- state ----------------------------------------------------------------------------------
 
     def state(self) -> dict[str, Any]:
-        return {"step": self.step, "epoch": self.epoch, "batches_done": self.batches_done,
-                "partial": self.partial, "history": self.history, "best_acc": self.best_acc,
-                "best_epoch": self.best_epoch, "best_confusion": self.best_confusion,
-                "last_confusion": self.last_confusion, "class_names": self.class_names,
-                "num_classes": self.num_classes}
+        return {"task": self.task.name, "step": self.step, "epoch": self.epoch, "batches_done": self.batches_done,
+                "partial": self.partial, "history": self.history, "best_value": self.best_value,
+                "best_epoch": self.best_epoch, "best_extras": self.best_extras, "last_extras": self.last_extras,
+                **self.task.meta()}
 
     def resume(self) -> None:
         s = load_train_state(self.run_dir / "last.safetensors", self.model, self.optimizer, self.scheduler)
         self.step, self.epoch, self.batches_done = s["step"], s["epoch"], s["batches_done"]
-        self.partial, self.history = list(s["partial"]), list(s["history"])
-        self.best_acc, self.best_epoch = s["best_acc"], s["best_epoch"]
-        self.best_confusion, self.last_confusion = s["best_confusion"], s["last_confusion"]
+        self.partial, self.history = dict(s["partial"]), list(s["history"])
+        self.best_value, self.best_epoch = s["best_value"], s["best_epoch"]
+        self.best_extras, self.last_extras = s["best_extras"], s["last_extras"]
         self.log(f"resumed from step {self.step} (epoch {self.epoch + 1}, batch {self.batches_done})")
 
     def save_last(self) -> None:
@@ -322,17 +323,14 @@ class _Trainer:
             last_in_group = i - group_start == group_size - 1
             _note_skipped(self.train_set, batch)
             batch = to_device(batch, self.device)
-            target = batch["label"]
             sync = contextlib.nullcontext() if last_in_group or not self.info.distributed else self.ddp.no_sync()
             with sync:
                 with self.autocast():
-                    logits = forward_batch(self.ddp, batch)
-                loss = loss_fn(logits, target, cfg.train.label_smoothing)
-                (loss / group_size).backward()
-            n = target.shape[0]
-            self.partial[0] += float(loss.detach()) * n
-            self.partial[1] += _correct(logits.detach(), target)
-            self.partial[2] += n
+                    loss, stats, n = self.task.train_step(self.ddp, batch)
+                (loss.float() / group_size).backward()
+            for key, value in stats.items():
+                self.partial[key] += value
+            self.partial["count"] += n
             self.batches_done = i + 1
             if not last_in_group:
                 continue
@@ -348,61 +346,66 @@ class _Trainer:
         return True
 
     @torch.no_grad()
-    def validate(self) -> dict[str, Any]:
-        """Loss, top-1 and confusion matrix on the validation set (one centre clip per video)."""
+    def validate(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The task's metrics on the validation set (readable items only, in dataset order on every rank)."""
         assert self.val_set is not None
         model = self.model
         model.eval()
         sampler = D.ShardSampler(len(self.val_set), self.info.rank, self.info.world_size)  # type: ignore[arg-type]
-        loader = DataLoader(self.val_set, batch_size=self.rank_batch, sampler=sampler, collate_fn=collate,
+        loader = DataLoader(self.val_set, batch_size=self.rank_batch, sampler=sampler, collate_fn=self.task.val_collate,
                             num_workers=self.cfg.data.num_workers, worker_init_fn=_worker_init)
-        scores, targets = [], []
+        outputs: list[dict[str, torch.Tensor]] = []
+        indices = []
+        position = 0  # into sampler.indices
         for batch in loader:
             _note_skipped(self.val_set, batch)
+            kept = batch.pop("kept")  # unreadable videos are left out, not counted as another one
+            indices.append(torch.tensor(sampler.indices[position:position + len(kept)])[kept])
+            position += len(kept)
+            if not kept.any():
+                continue
             batch = to_device(batch, self.device)
             with self.autocast():
-                logits = forward_views(model, batch)  # [B, K, C]; K = 1 view per video here
-            scores.append(logits.float().mean(dim=1).cpu())
-            targets.append(batch["label"].cpu())
-        local = (torch.cat(scores), torch.cat(targets), torch.tensor(sampler.indices)) if scores else None
+                out = self.task.val_outputs(model, batch)
+            outputs.append({k: v.detach().float().cpu() if v.is_floating_point() else v.cpu() for k, v in out.items()})
+        local = None
+        if outputs:
+            local = ({k: torch.cat([o[k] for o in outputs]) for k in outputs[0]}, torch.cat(indices))
         parts = [p for p in D.all_gather_objects(self.info, local) if p is not None]
-        order = torch.argsort(torch.cat([p[2] for p in parts]))  # dataset order, whatever the world size
-        s = torch.cat([p[0] for p in parts])[order]
-        t = torch.cat([p[1] for p in parts])[order]
-        out: dict[str, Any] = {"val_loss": float(loss_fn(s, t)), **{f"val_{k}": v for k, v in
-                                                                  classification_metrics(s, t).items()}}
-        if t.ndim == 1:
-            out["val_acc"] = out["val_top1"]
-            out["confusion"] = confusion_matrix(s, t, self.num_classes).tolist()
-        else:
-            out["val_acc"] = out["val_mAP"]
-        return out
+        if not parts:
+            raise AvkitError(f"none of the {len(self.val_set)} validation videos can be read")  # type: ignore[arg-type]
+        order = torch.argsort(torch.cat([p[1] for p in parts]))  # dataset order, whatever the world size
+        gathered = {k: torch.cat([p[0][k] for p in parts])[order] for k in parts[0][0]}
+        return self.task.val_metrics(gathered)
 
     def end_epoch(self, epoch: int, seconds: float) -> dict[str, Any]:
-        sums = D.all_reduce_sum(self.info, torch.tensor(self.partial, dtype=torch.float64))
-        count = max(float(sums[2]), 1.0)
-        row: dict[str, Any] = {"epoch": epoch + 1, "step": self.step, "train_loss": float(sums[0]) / count,
-                               "train_acc": float(sums[1]) / count, "val_loss": None, "val_acc": None,
+        keys = list(self.partial)
+        sums = D.all_reduce_sum(self.info, torch.tensor([self.partial[k] for k in keys], dtype=torch.float64))
+        totals = dict(zip(keys, sums.tolist()))
+        count = max(totals.pop("count"), 1.0)
+        row: dict[str, Any] = {"epoch": epoch + 1, "step": self.step,
+                               **{f"train_{k}": v / count for k, v in totals.items()},
+                               **{f"val_{c}": None for c in self.task.val_columns},
                                "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3)}
         improved = False
+        best_key = self.task.best_key
         if self.val_set is not None:
-            val = self.validate()
-            confusion = val.pop("confusion", None)
-            row.update(val)
-            self.last_confusion = confusion
-            if self.best_acc is None or row["val_acc"] > self.best_acc:
-                self.best_acc, self.best_epoch, self.best_confusion, improved = row["val_acc"], epoch + 1, confusion, True
+            metrics, extras = self.validate()
+            row.update(metrics)
+            self.last_extras = extras
+            if self.task.is_better(row[best_key], self.best_value):
+                self.best_value, self.best_epoch, self.best_extras, improved = row[best_key], epoch + 1, extras, True
         else:
             self.best_epoch, improved = epoch + 1, True  # no validation: the best is the latest
         self.history.append(row)
-        self.epoch, self.batches_done, self.partial = epoch + 1, 0, [0.0, 0.0, 0.0]
+        self.epoch, self.batches_done, self.partial = epoch + 1, 0, self._zero_partial()
         if self.info.is_main:
             if improved:
                 save_weights(self.run_dir / "best.safetensors", self.model,
-                             {"epoch": epoch + 1, "step": self.step, "val_acc": self.best_acc,
-                              "num_classes": self.num_classes, "class_names": self.class_names})
+                             {"epoch": epoch + 1, "step": self.step, "task": self.task.name,
+                              best_key: self.best_value, **self.task.meta()})
             self.save_last()
-            _write_metrics_csv(self.run_dir / "metrics.csv", self.history)
+            _write_metrics_csv(self.run_dir / "metrics.csv", self.history, self.task.csv_columns())
         return row
 
 
@@ -441,42 +444,49 @@ class _Progress:
 
 def train(config: Config | dict | str | Path, *, overwrite: bool = False, resume: bool = False,
           model: nn.Module | None = None, train_set: Dataset | None = None, val_set: Dataset | None = None,
-          quiet: bool = False) -> RunResult:
+          quiet: bool = False, task: Task | None = None) -> RunResult:
     """Train ``config`` (a :class:`Config`, nested dict or recipe path) into its run directory.
 
-    ``overwrite`` replaces an existing run; ``resume`` continues it from ``last.safetensors``.
+    ``overwrite`` replaces an existing run, once the new one has trained (until then the old run
+    is untouched; see the module docstring); ``resume`` continues it from ``last.safetensors``.
     ``model`` / ``train_set`` / ``val_set`` replace what the config would build (for Python use:
     any module, any Dataset of dicts with "video" and "label"; evaluate/classify then need the
-    same objects). Under ``torchrun`` this is one process of a distributed run; only rank 0
-    writes files and logs.
+    same objects). ``task`` replaces the recipe's ``task:`` (any :class:`~avkit.engine.task.Task`).
+    Under ``torchrun`` this is one process of a distributed run; only rank 0 writes files and logs.
     """
-    from avkit.engine.report import write_report
-
     cfg = as_config(config)
     info = D.init_distributed(cfg.train.device)
     bar = _Progress(info.is_main and cfg.train.progress and not quiet)
     writer = None
+    replace = False  # overwrite an existing run: train in a staging dir beside it, swap at the end
+    done = created = False
     try:
         run_dir = _prepare_run_dir(cfg, overwrite, resume)
+        replace = overwrite and run_dir.is_dir() and any(run_dir.iterdir())  # the same on every rank
+        work_dir = _staging_dirs(run_dir)[0] if replace else run_dir  # where this process writes
+        log: Callable[[str], None] = bar.print if info.is_main and not quiet else (lambda msg: None)
+        # Data and model first: a recipe that cannot build them leaves no files behind.
+        task = task if task is not None else make_task(cfg)
+        t = _Trainer(cfg, info, work_dir, task, model, train_set, val_set, log)
+        created = not work_dir.exists()  # a new run: removed again if it fails before its first checkpoint
         D.barrier(info)  # every rank has checked before rank 0 changes anything
         if info.is_main:
-            if overwrite and run_dir.exists():
-                shutil.rmtree(run_dir)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(run_dir / "config.yaml", dump_config(cfg))
+            if replace:
+                _remove_stale(work_dir)
+            work_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(work_dir / "config.yaml", dump_config(cfg))
         D.barrier(info)
-        log: Callable[[str], None] = bar.print if info.is_main and not quiet else (lambda msg: None)
-        t = _Trainer(cfg, info, run_dir, model, train_set, val_set, log)
         if resume:
             t.resume()
         if info.is_main:
-            atomic_write_json(run_dir / "classes.json", t.class_names)
+            task.write_files(work_dir)
             log(f"run {run_dir}: {t.steps_per_epoch} steps/epoch x {cfg.train.epochs} epochs, "
-                f"{trainable_summary(t.model)}, {info.world_size} process(es) on {info.device}")
+                f"{trainable_summary(t.model)}, {info.world_size} process(es) on {info.device}"
+                + (" (replaces the old run when done)" if replace else ""))
         if info.is_main and cfg.train.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=t.step if resume else None)
+            writer = SummaryWriter(str(work_dir / "tensorboard"), purge_step=t.step if resume else None)
 
         def on_step() -> None:
             lr = t.optimizer.param_groups[0]["lr"]
@@ -500,25 +510,33 @@ def train(config: Config | dict | str | Path, *, overwrite: bool = False, resume
             row = t.end_epoch(epoch, time.perf_counter() - start)
             if info.is_main:
                 if writer is not None:
-                    for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
+                    for key in task.csv_columns()[2:-2]:
                         if row.get(key) is not None:
                             writer.add_scalar(key.replace("_", "/", 1), row[key], row["step"])
                     writer.flush()
-            val = f", val loss {row['val_loss']:.4f} acc {row['val_acc']:.3f}" if row["val_acc"] is not None else ""
-            log(f"epoch {epoch + 1}/{cfg.train.epochs}: train loss {row['train_loss']:.4f} "
-                f"acc {row['train_acc']:.3f}{val} ({row['seconds']:.1f}s)")
+            log(f"epoch {epoch + 1}/{cfg.train.epochs}: {task.describe(row)} ({row['seconds']:.1f}s)")
             if cfg.train.stop_after_epoch and cfg.train.stop_after_epoch <= epoch + 1 < cfg.train.epochs:
                 log(f"stopped after epoch {epoch + 1} (train.stop_after_epoch); continue with --resume")
                 stopped = True
                 break
         bar.stop()
         if info.is_main and t.history:
-            write_report(run_dir, t.history, t.best_confusion, t.class_names, best_epoch=t.best_epoch)
+            task.report(work_dir, t.history, t.best_epoch, t.best_extras)
+        if writer is not None:
+            writer.close()
+            writer = None
+        if info.is_main and replace:
+            _swap_in(work_dir, run_dir)
+        done = True
         D.barrier(info)
         return RunResult(run_dir=run_dir, epochs_done=t.epoch, steps=t.step, best_epoch=t.best_epoch,
-                         best_val_acc=t.best_acc, history=list(t.history), stopped=stopped)
+                         best_value=t.best_value, best_key=task.best_key, history=list(t.history), stopped=stopped)
     finally:
         bar.stop()
         if writer is not None:
             writer.close()
+        if replace and not done and info.is_main:
+            shutil.rmtree(_staging_dirs(run_dir)[0], ignore_errors=True)  # failed: the old run stays as it was
+        elif not done and info.is_main and created and not (work_dir / "last.safetensors").exists():
+            shutil.rmtree(work_dir, ignore_errors=True)  # nothing to resume: leave no half-made run
         D.cleanup(info)
