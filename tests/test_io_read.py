@@ -411,3 +411,13 @@ def test_audio_as_stream_zero(media_dir):
     clip = read_clip(path, 1.0, 2.0, fps=4, size=32)
     assert clip.frames.shape == (4, 32, 43, 3) and clip.audio.shape == (SR,)
     assert rms(clip.audio) > 1e-3
+
+
+def test_no_reseek_between_a_keyframes_decode_and_presentation_times(gen):
+    """With B-frames the mp4 index holds decode times, a few frames before a keyframe is shown.
+    Reading forward to a frame in that gap must decode on, not seek back and decode a GOP again."""
+    with VideoReader(gen["bright"]) as r:
+        # keyframes every 12 frames: 36 and 48 (shown at 48, decoded two frames earlier)
+        frames, _ = r.frames_at(np.array([41.0, 47.0]) / FPS)
+        assert ids(frames) == [41, 47]
+        assert r.frames_decoded <= 12 + 6, r.frames_decoded  # 36..47 once, plus decoder lookahead

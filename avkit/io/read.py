@@ -78,6 +78,8 @@ class VideoReader:
         self._frame_times: np.ndarray | None = None
         self._keyframes: np.ndarray = np.empty(0)
         self._keyframe_entries = -1
+        self._key_shift = 0.0  # presentation minus decode time of keyframes (B-frame delay), seen so far
+        self._key_shift_used = 0.0
         self.frames_decoded = 0  # video and audio frames decoded so far (for tests and benchmarks)
         if self.video is not None:
             self.video.thread_type = "AUTO"
@@ -146,14 +148,19 @@ class VideoReader:
         return self._frame_times
 
     def _known_keyframes(self) -> np.ndarray:
-        """Keyframe times (s) the demuxer's index knows (may grow as the file is read)."""
+        """Keyframe presentation times (s) the demuxer's index knows (may grow as the file is read).
+
+        An mp4 index holds decode times; with B-frames a keyframe is shown a few frames later. The
+        shift seen on decoded keyframe packets is added, so a wanted time between a keyframe's
+        decode and presentation times does not trigger a seek that lands one keyframe early.
+        """
         entries = self.video.index_entries
         n = len(entries)
-        if n != self._keyframe_entries:
+        if n != self._keyframe_entries or self._key_shift != self._key_shift_used:
             tb = float(self.video.time_base)
             ts = [e.timestamp * tb for e in entries if e.is_keyframe]
-            self._keyframes = np.sort(np.array(ts, dtype=np.float64)) - self.origin
-            self._keyframe_entries = n
+            self._keyframes = np.sort(np.array(ts, dtype=np.float64)) - self.origin + self._key_shift
+            self._keyframe_entries, self._key_shift_used = n, self._key_shift
         return self._keyframes
 
     def _worth_seeking(self, position: float, t: float) -> bool:
@@ -182,6 +189,8 @@ class VideoReader:
         self._seek(stream, t)
         try:
             for packet in self.container.demux(stream):
+                if packet.is_keyframe and packet.pts is not None and packet.dts is not None and stream is self.video:
+                    self._key_shift = max(self._key_shift, float((packet.pts - packet.dts) * packet.time_base))
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as err:
