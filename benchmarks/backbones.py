@@ -9,6 +9,11 @@ On CUDA each model is also run with bf16 autocast, and bf16 + channels-last-3d m
     python benchmarks/backbones.py                         # tiny + standard on CPU
     python benchmarks/backbones.py --device cuda           # + bf16 autocast and channels_last_3d
     python benchmarks/backbones.py --models c3d r3d_18 --configs standard --json out.json
+    python benchmarks/backbones.py --device cpu --markdown            # also the docs/models.md tables
+    python benchmarks/backbones.py --from-log docs/benchmarks/backbones_h100.txt --configs standard --markdown
+
+``--from-log FILE`` measures nothing: it reads the table of a saved run's output and reprints it
+(``--markdown``: as the Markdown tables of docs/models.md), so a doc table can be rebuilt from its log.
 """
 from __future__ import annotations
 
@@ -118,7 +123,8 @@ def print_table(rows: list[Row], device: torch.device) -> None:
     from rich.table import Table
 
     ref = {(r.config, r.mode): r.forward_clips_s for r in rows if r.model == "single_frame"}
-    title = f"visual backbones on {device_name(device)}: clips/s (higher is better), GFLOPs per clip"
+    title = (f"visual backbones on {device_name(device)}, torch {torch.__version__}: clips/s (higher is better), "
+             f"GFLOPs per clip")
     table = Table(title=title, title_justify="left")
     for col in ("model", "config", "mode", "batch", "params", "GFLOPs", "fwd clips/s", "train clips/s",
                 "fwd vs 2D", "note"):
@@ -131,6 +137,66 @@ def print_table(rows: list[Row], device: torch.device) -> None:
                       "-" if r.forward_clips_s is None else f"{r.forward_clips_s:.1f}",
                       "-" if r.train_clips_s is None else f"{r.train_clips_s:.1f}", rel, r.note)
     Console(width=200).print(table)
+
+
+def _num(x: float | None) -> str:
+    """clips/s as in the docs: integers from 100, one decimal from 1, else two."""
+    if x is None:
+        return "-"
+    return f"{x:.0f}" if x >= 100 else f"{x:.1f}" if x >= 1 else f"{x:.2f}"
+
+
+MODE_LABELS = {"fp32": "fp32", "bf16": "bf16", "bf16+channels_last": "bf16+CL"}
+
+
+def print_markdown(rows: list[Row]) -> None:
+    """The Markdown tables of docs/models.md: one row per model and config, one column pair per mode."""
+    modes = list(dict.fromkeys(r.mode for r in rows))
+    by_key = {(r.model, r.config, r.mode): r for r in rows}
+    ref = {(r.config, r.mode): r.forward_clips_s for r in rows if r.model == "single_frame"}
+    for config in dict.fromkeys(r.config for r in rows):
+        names = list(dict.fromkeys(r.model for r in rows if r.config == config))
+        batch = next(r.batch for r in rows if r.config == config)
+        print(f"\n{config} config ({'x'.join(map(str, CONFIGS[config]))}, batch {batch}), clips/s; "
+              f"fwd vs 2D = forward clips/s / single_frame's in the same mode")
+        head = ["model", "GFLOPs", "params"]
+        for mode in modes:
+            head += [f"{MODE_LABELS.get(mode, mode)} fwd", f"{MODE_LABELS.get(mode, mode)} train"]
+        head += [f"{MODE_LABELS.get(m, m)} fwd vs 2D" for m in modes]
+        print("| " + " | ".join(head) + " |")
+        print("|---|" + "--:|" * (len(head) - 1))
+        for name in names:
+            first = by_key[(name, config, modes[0])]
+            g = first.gflops
+            cells = [name, "-" if g is None else f"{g:.3f}" if config == "tiny" else f"{g:.2f}", f"{first.params_m:.2f}M"]
+            for mode in modes:
+                r = by_key.get((name, config, mode))
+                cells += [_num(r.forward_clips_s if r else None), _num(r.train_clips_s if r else None)]
+            for mode in modes:
+                r, base = by_key.get((name, config, mode)), ref.get((config, mode))
+                cells.append(f"{r.forward_clips_s / base:.2f}x" if r and base and r.forward_clips_s else "-")
+            print("| " + " | ".join(cells) + " |")
+
+
+def rows_from_log(path: str) -> tuple[str, list[Row]]:
+    """(device title, rows) from a saved run's output: params and GFLOPs from its table (rows start
+    with a box bar), clips/s from its progress lines ("name config mode fwd X train Y", 2 decimals)."""
+    title, rows, progress = "", [], {}
+    for line in open(path, encoding="utf-8"):
+        if line.startswith("visual backbones on "):
+            title = line.split(": clips/s")[0].removeprefix("visual backbones on ").strip()
+        words = line.split()
+        if len(words) >= 7 and words[3] == "fwd" and words[5] == "train":
+            progress[tuple(words[:3])] = [None if w == "None" else float(w) for w in (words[4], words[6])]
+        if not line.startswith("\u2502"):
+            continue
+        cells = [c.strip() for c in line.strip().strip("\u2502").split("\u2502")]
+        model, config, mode, batch, params, gflops, fwd, train, _rel, note = cells
+        fwd_s, train_s = progress.get((model, config, mode), [None if fwd == "-" else float(fwd),
+                                                              None if train == "-" else float(train)])
+        rows.append(Row(model, config, mode, int(batch), float(params.rstrip("M")),
+                        None if gflops == "-" else float(gflops), fwd_s, train_s, note))
+    return title, rows
 
 
 def device_name(device: torch.device) -> str:
@@ -148,7 +214,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny config only, few iterations")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--json", default=None, help="also write the rows to this JSON file")
+    parser.add_argument("--markdown", action="store_true", help="also print the docs/models.md Markdown tables")
+    parser.add_argument("--from-log", default=None, metavar="FILE",
+                        help="measure nothing: reprint the table of a saved run's output (with --configs, --models)")
     args = parser.parse_args(argv)
+
+    if args.from_log:
+        title, rows = rows_from_log(args.from_log)
+        rows = [r for r in rows if (not args.configs or r.config in args.configs)
+                and (not args.models or r.model in args.models)]
+        print(f"from {args.from_log} ({title}): {len(rows)} rows")
+        print_markdown(rows)
+        return 0
 
     device = torch.device(args.device)
     if args.threads:
@@ -173,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:20s} {config:8s} {mode:20s} fwd {r.forward_clips_s} train {r.train_clips_s} "
                       f"{r.note}", flush=True)
     print_table(rows, device)
+    if args.markdown:
+        print(f"\n{device_name(device)}, torch {torch.__version__}")
+        print_markdown(rows)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"device": device_name(device), "torch": torch.__version__,
