@@ -2,7 +2,7 @@
 
 ``avkit quickstart`` runs :func:`run_quickstart`:
 
-1. generate the synthetic ``motion`` set (6 classes that differ only in motion, 2 that differ only
+1. generate the synthetic ``motion`` set (6 classes that differ only in motion, 4 that differ only
    in appearance; any single frame of a motion class says nothing about its class);
 2. read it back through :class:`~avkit.data.VideoDataset` with the clip sampler (decode speed);
 3. train tiny versions of single-frame, late fusion (pooling and concatenation), early fusion, C3D,
@@ -77,7 +77,7 @@ def default_models() -> list[QuickModel]:
         QuickModel("c3d", "slow fusion: 3x3x3 convs", {"video": "c3d", "video_options": c3d}),
         QuickModel("two_stream", "RGB stream + stacked optical flow stream",
                    {"video": "two_stream", "video_options": {**cnn, "flow_fields": 4}}),
-        # The sound tells 6 of the 8 classes apart (docs/synthetic.md), so this one converges in
+        # The sound tells 8 of the 10 groups apart (docs/synthetic.md), so this one converges in
         # about a third of the epochs (val accuracy 98% after 9 of 15 in a measured run).
         QuickModel("c3d+audio", "C3D + log-mel CNN, concat fusion",
                    {"video": "c3d", "video_options": c3d,

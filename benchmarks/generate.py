@@ -1,8 +1,8 @@
 """Generation speed of the synthetic kinds: clips/s, split into rendering (numpy) and encoding (H.264+AAC).
 
 The baseline measured in the same run is encoding alone (``write_video`` of already rendered
-clips), so the table shows how much of the cost the procedural rendering adds on top of the
-unavoidable mp4 writing.
+clips, plus the WAV stems of kinds that have them), so the table shows how much of the cost the
+procedural rendering adds on top of the unavoidable mp4 writing.
 
     python benchmarks/generate.py                  # defaults: 32 px, 8 fps, kind default durations
     python benchmarks/generate.py --num 32 --size 48 --kinds motion instruments
@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from avkit.data.synthetic import GENERATORS, generate, make_config
+from avkit.data.synthetic import GENERATORS, clip_label, generate, make_config
+from avkit.data.synthetic.common import write_wav
 from avkit.io.write import write_video
 
 
@@ -25,12 +26,14 @@ def bench(kind: str, num: int, size: int, seed: int = 0) -> dict[str, float]:
     cfg = make_config(kind, size=size)
     names = [c.name for c in gen.classes(cfg)]
     t0 = time.perf_counter()
-    clips = [gen.render(cfg, names[i % len(names)], np.random.default_rng([seed, i])) for i in range(num)]
+    clips = [gen.render(cfg, clip_label(names, seed, i), np.random.default_rng([seed, i])) for i in range(num)]
     render = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         for i, clip in enumerate(clips):
             write_video(Path(tmp) / f"{i}.mp4", clip.frames, cfg.fps, clip.audio, cfg.sample_rate)
+            for k, stem in enumerate(clip.stems):  # instruments: the lossless WAV stems
+                write_wav(Path(tmp) / f"{i}.s{k}.wav", stem, cfg.sample_rate)
         encode = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = generate(kind, Path(tmp) / "full", num, seed)

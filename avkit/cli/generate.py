@@ -11,7 +11,7 @@ KINDS = ("instruments", "longvideo", "motion")
 REQUIRES = ("torch", "torchvision", "av")  # loaded (or reported in one line) before the command runs
 
 EPILOG = """kinds:
-  motion       6 motion-only classes (left/right/up/down/rotate cw/ccw) + 2 appearance classes
+  motion       6 motion-only classes (left/right/up/down/rotate cw/ccw) + 4 appearance classes
   instruments  5 solo synthetic instruments, a sprite pulsing with its own timbre
   longvideo    40 s drifting backgrounds with a few 1-2 s action segments announced by a chime
 

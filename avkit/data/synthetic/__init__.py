@@ -1,15 +1,22 @@
 """Deterministic procedural audio-visual datasets written as real mp4 files plus a manifest.
 
-``generate(kind, out, num, seed, **params)`` writes ``OUT/clips/*.mp4``, ``OUT/manifest.jsonl``
-and ``OUT/classes.json`` (format in docs/ARCHITECTURE.md). Clip ``i`` is rendered from its own
-random stream ``(seed, i)``, so it does not depend on ``num`` and the same seed gives the same
-files. Kinds are listed in ``GENERATORS``; ``params`` set fields of the kind's config dataclass
-(``size``, ``fps``, ``duration``, ``sample_rate``, ...). See docs/synthetic.md.
+``generate(kind, out, num, seed, **params)`` writes ``OUT/clips/*.mp4`` (plus WAV stems for
+kinds that have them), ``OUT/manifest.jsonl`` and ``OUT/classes.json`` (format in
+docs/ARCHITECTURE.md). Clip ``i`` is rendered from its own random stream ``(seed, i)`` and its
+class comes from a seeded shuffle of each block of ``num_classes`` clips, so it does not depend
+on ``num``, the same seed gives the same files, and no index, name or order tells the class.
+The dataset is rendered into a sibling temporary folder and swapped in at the end, so a crash
+leaves the previous dataset whole. Kinds are listed in ``GENERATORS``; ``params`` set fields of
+the kind's config dataclass (``size``, ``fps``, ``duration``, ``sample_rate``, ...). See
+docs/synthetic.md.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +25,11 @@ from typing import Any, Callable
 import numpy as np
 
 from avkit.data.synthetic import instruments, longvideo, motion
-from avkit.data.synthetic.common import ClassInfo, Generator, SyntheticClip, rounded, stratified_split
+from avkit.data.synthetic.common import (
+    ClassInfo, Generator, SyntheticClip, clip_label, read_wav, rounded, stratified_split, write_wav,
+)
 from avkit.errors import AvkitError, OutputExistsError
 from avkit.io.write import write_video
-from avkit.utils import atomic_write_json, atomic_write_text
 
 GENERATORS: dict[str, Generator] = {
     g.name: g for g in (motion.GENERATOR, instruments.GENERATOR, longvideo.GENERATOR)
@@ -84,7 +92,7 @@ def render_clip(kind: str, index: int, seed: int = 0, **params: Any) -> Syntheti
     gen = _generator(kind)
     cfg = make_config(kind, **params)
     names = [c.name for c in gen.classes(cfg)]
-    return gen.render(cfg, names[index % len(names)], np.random.default_rng([seed, index]))
+    return gen.render(cfg, clip_label(names, seed, index), np.random.default_rng([seed, index]))
 
 
 def generate(kind: str, out: str | Path, num: int, seed: int = 0, *, overwrite: bool = False,
@@ -92,10 +100,13 @@ def generate(kind: str, out: str | Path, num: int, seed: int = 0, *, overwrite: 
              **params: Any) -> GenerateResult:
     """Write ``num`` clips of ``kind`` under ``out`` with a manifest; returns a ``GenerateResult``.
 
-    Classes are balanced (clip ``i`` has class ``i % num_classes``) and the split is stratified
-    (``val_fraction`` of each class is ``"val"``). A non-empty ``out`` raises
-    ``OutputExistsError`` unless ``overwrite``; then stale clips from a previous run are removed.
-    ``progress(done, total)`` is called after each clip.
+    Classes are balanced (each block of ``num_classes`` clips is a seeded shuffle of the classes)
+    and the split is stratified (``val_fraction`` of each class is ``"val"``). A non-empty ``out``
+    raises ``OutputExistsError`` unless ``overwrite``; then ``clips/``, ``classes.json`` and
+    ``manifest.jsonl`` are replaced as a whole and other files are left alone. Everything is
+    rendered into a temporary folder beside ``out`` first, so an exception (or a crash) before the
+    final renames leaves the previous dataset untouched. ``progress(done, total)`` is called
+    after each clip.
     """
     gen = _generator(kind)
     cfg = make_config(kind, **params)
@@ -108,36 +119,77 @@ def generate(kind: str, out: str | Path, num: int, seed: int = 0, *, overwrite: 
         raise OutputExistsError(out)
     class_infos = gen.classes(cfg)
     names = [c.name for c in class_infos]
-    clips_dir = out / "clips"
-    clips_dir.mkdir(parents=True, exist_ok=True)
-
-    start = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    for i in range(num):
-        label = names[i % len(names)]
-        clip = gen.render(cfg, label, np.random.default_rng([seed, i]))
-        rel = f"clips/{i:06d}.mp4"
-        write_video(out / rel, clip.frames, cfg.fps, clip.audio, cfg.sample_rate, overwrite=True)
-        rows.append({
-            "path": rel, "label": clip.label, "caption": clip.caption,
-            "duration": rounded(len(clip.frames) / cfg.fps), "split": "train",
-            "segments": rounded(clip.segments),
-            "meta": rounded({"kind": kind, "seed": seed, "index": i, "fps": cfg.fps, "size": cfg.size,
-                             "sample_rate": cfg.sample_rate, **clip.meta}),
-        })
-        if progress is not None:
-            progress(i + 1, num)
-    for row, split in zip(rows, stratified_split([r["label"] for r in rows], val_fraction, seed)):
-        row["split"] = split
-
-    keep = {Path(r["path"]).name for r in rows}
-    for stale in clips_dir.glob("*.mp4"):
-        if stale.name not in keep:
-            stale.unlink()
-    atomic_write_json(out / "classes.json", [c.to_dict() for c in class_infos])
-    atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    seconds = time.perf_counter() - start
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".generating", dir=out.parent))
+    except OSError as err:
+        raise AvkitError(f"{out}: cannot write a dataset here ({err.strerror or err})") from None
+    try:
+        start = time.perf_counter()
+        (staging / "clips").mkdir()
+        rows = []
+        for i in range(num):
+            rows.append(_write_clip(gen, cfg, kind, seed, i, clip_label(names, seed, i), staging))
+            if progress is not None:
+                progress(i + 1, num)
+        for row, split in zip(rows, stratified_split([r["label"] for r in rows], val_fraction, seed)):
+            row["split"] = split
+        (staging / "classes.json").write_text(json.dumps([c.to_dict() for c in class_infos], indent=2) + "\n")
+        (staging / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        _swap_in(staging, out)
+        seconds = time.perf_counter() - start
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return GenerateResult(kind, out, num, names, seconds, rounded(dataclasses.asdict(cfg)))
+
+
+def _write_clip(gen: Generator, cfg: Any, kind: str, seed: int, index: int, label: str, root: Path
+                ) -> dict[str, Any]:
+    """Render clip ``index`` and write its mp4 (and WAV stems) under ``root``; returns its manifest row."""
+    clip = gen.render(cfg, label, np.random.default_rng([seed, index]))
+    rel = f"clips/{index:06d}.mp4"
+    write_video(root / rel, clip.frames, cfg.fps, clip.audio, cfg.sample_rate, overwrite=True)
+    meta = dict(clip.meta)
+    if clip.stems:
+        sources = [dict(src) for src in meta.get("sources", [{} for _ in clip.stems])]
+        for k, (src, stem) in enumerate(zip(sources, clip.stems)):
+            src["stem"] = f"clips/{index:06d}.s{k}.wav"
+            write_wav(root / src["stem"], stem, cfg.sample_rate)
+        meta["sources"] = sources
+    return {
+        "path": rel, "label": clip.label, "caption": clip.caption,
+        "duration": rounded(len(clip.frames) / cfg.fps), "split": "train",
+        "segments": rounded(clip.segments),
+        "meta": rounded({"kind": kind, "seed": seed, "index": index, "fps": cfg.fps, "size": cfg.size,
+                         "sample_rate": cfg.sample_rate, **meta}),
+    }
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Move the dataset in ``staging`` into ``out``, replacing the generated part of an old one.
+
+    The old manifest goes first and the new one comes last, so at no moment does a manifest
+    sit next to clips it does not describe; the old files are moved into ``staging`` (deleted
+    with it).
+    """
+    out.mkdir(exist_ok=True)
+    old = staging / "old"
+    old.mkdir()
+    moved = []
+    try:
+        for name in ("manifest.jsonl", "clips", "classes.json"):
+            if (out / name).exists():
+                os.replace(out / name, old / name)
+                moved.append(name)
+        for name in ("clips", "classes.json", "manifest.jsonl"):
+            os.replace(staging / name, out / name)
+    except OSError:  # put the old dataset back before the staging folder (holding it) is deleted
+        for name in ("clips", "classes.json", "manifest.jsonl"):
+            if name in moved and (old / name).exists():
+                if (out / name).exists():
+                    shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+                os.replace(old / name, out / name)
+        raise
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:
@@ -150,5 +202,5 @@ def read_manifest(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-__all__ = ["GENERATORS", "GenerateResult", "generate", "make_config", "read_manifest", "render_clip",
-           "ClassInfo", "Generator", "SyntheticClip"]
+__all__ = ["GENERATORS", "GenerateResult", "generate", "make_config", "read_manifest", "read_wav", "render_clip",
+           "ClassInfo", "Generator", "SyntheticClip", "clip_label"]

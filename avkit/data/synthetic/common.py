@@ -2,12 +2,15 @@
 
 Everything renders with numpy at the output resolution. Shapes are anti-aliased by 4x4
 supersampling and drawn on a torus (offsets wrap around the frame), so an object near an edge
-reappears on the other side and positions are uniformly distributed in every frame.
+reappears on the other side and positions are uniformly distributed in every frame. Objects that
+must stay whole (textures, instrument sprites) are placed with ``inside_range``.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -51,6 +54,9 @@ class SyntheticClip:
     caption: str
     segments: list[dict[str, Any]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    # Clean per-source audio (float32 [S] each) that sums exactly to ``audio``; ``generate`` writes
+    # each as a lossless WAV beside the mp4 and records its path in ``meta["sources"][k]["stem"]``.
+    stems: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,12 @@ def shape_inside(shape: str, u: np.ndarray, v: np.ndarray, length: float) -> np.
         return (t >= 0) & (t <= 1) & (np.abs(v) <= t * a * 0.55)
     if shape == "disc":
         return u ** 2 + v ** 2 <= a ** 2
+    if shape == "annulus":  # a disc with a hole of 0.3 of its radius
+        r2 = u ** 2 + v ** 2
+        return (r2 <= a ** 2) & (r2 >= (0.3 * a) ** 2)
+    if shape == "equilateral":  # side ``length``, a vertex at +u
+        radius = length / np.sqrt(3)
+        return (u >= -radius / 2) & (np.abs(v) <= (radius - u) / np.sqrt(3))
     if shape == "square":
         return (np.abs(u) <= a) & (np.abs(v) <= a)
     if shape == "diamond":
@@ -128,13 +140,67 @@ def coverage(shape: str, size: int, cx: Any, cy: Any, angle: Any, length: Any,
     return _downsample(shape_inside(shape, u, v, length).astype(np.float32), ss)
 
 
-def texture_parity(pattern: str, u: np.ndarray, v: np.ndarray, period: float) -> np.ndarray:
-    """0/1 texture inside an object: ``stripes`` along ``u`` or a ``checker`` board."""
+def texture_parity(pattern: str, u: np.ndarray, v: np.ndarray, length: float) -> np.ndarray:
+    """0/1 texture laid out on an object of side / diameter ``length`` (1 = the second colour).
+
+    The layout is fixed relative to the object, so every object shows the whole pattern with
+    cells that scale with it: ``stripes`` 4 bands across a disc, ``checker`` a 3x3 board on a
+    square, ``rings`` two concentric bands on an annulus, ``dots`` 3 round spots on an
+    equilateral triangle (of side ``length``).
+    """
+    a = length / 2
     if pattern == "stripes":
-        return (np.floor(u / (period / 2)) % 2).astype(np.float32)
+        return (np.floor((u + a) / (length / 4)) % 2).astype(np.float32)
     if pattern == "checker":
-        return ((np.floor(u / period) + np.floor(v / period)) % 2).astype(np.float32)
+        iu = np.clip(np.floor((u + a) / (length / 3)), 0, 2)
+        iv = np.clip(np.floor((v + a) / (length / 3)), 0, 2)
+        return ((iu + iv) % 2).astype(np.float32)
+    if pattern == "rings":
+        return (np.sqrt(u ** 2 + v ** 2) > 0.65 * a).astype(np.float32)  # outer band; the inner is 0.3-0.65
+    if pattern == "dots":
+        radius = length / np.sqrt(3)  # spots halfway from the centre to each vertex
+        near = np.zeros(np.broadcast(u, v).shape, bool)
+        for k in range(3):
+            cu, cv = 0.5 * radius * np.cos(2 * np.pi * k / 3), 0.5 * radius * np.sin(2 * np.pi * k / 3)
+            near |= (u - cu) ** 2 + (v - cv) ** 2 <= (0.2 * radius) ** 2
+        return near.astype(np.float32)
     raise ValueError(f"unknown texture {pattern!r}")
+
+
+def half_extent(shape: str, length: float, angle: float) -> tuple[float, float]:
+    """Half width and half height (px) of the axis-aligned box around a centred shape."""
+    a = length / 2
+    c, s = abs(np.cos(angle)), abs(np.sin(angle))
+    if shape in ("disc", "annulus"):
+        return a, a
+    if shape == "square":
+        return a * (c + s), a * (c + s)
+    if shape == "equilateral":
+        radius = length / np.sqrt(3)
+        ks = angle + 2 * np.pi * np.arange(3) / 3
+        return float(np.abs(radius * np.cos(ks)).max()), float(np.abs(radius * np.sin(ks)).max())
+    if shape == "diamond":
+        return a * max(c, s), a * max(c, s)
+    if shape == "bar":
+        b = a / 2.4
+        return a * c + b * s, a * s + b * c
+    if shape == "ellipse":
+        b = a / 2
+        return float(np.hypot(a * c, b * s)), float(np.hypot(a * s, b * c))
+    if shape == "triangle":
+        # Vertices in object coordinates (u, v) mapped to screen offsets (see local_coords).
+        cu, su = np.cos(angle), np.sin(angle)
+        verts = [(a, 0.0), (-a, 0.55 * a), (-a, -0.55 * a)]
+        dx = [abs(u * cu - v * su) for u, v in verts]
+        dy = [abs(-u * su - v * cu) for u, v in verts]
+        return max(dx), max(dy)
+    raise ValueError(f"unknown shape {shape!r}")
+
+
+def inside_range(half: float, lo: float, hi: float, margin: float = 1.0) -> tuple[float, float]:
+    """Centre positions in ``[lo, hi]`` that keep an object of half size ``half`` inside by ``margin``."""
+    a, b = lo + half + margin, hi - half - margin
+    return (a, b) if a <= b else ((lo + hi) / 2, (lo + hi) / 2)
 
 
 def smooth_background(rng: np.random.Generator, size: int, times: np.ndarray, *, contrast: float = 14.0,
@@ -170,6 +236,58 @@ def pick_colour(rng: np.random.Generator, avoid: np.ndarray, min_distance: float
             return name, rgb.astype(np.float32)
     far = max(names, key=lambda n: np.linalg.norm(np.array(PALETTE[n], np.float32) - avoid))
     return far, np.array(PALETTE[far], np.float32)
+
+
+def luma(rgb: Any) -> np.ndarray:
+    """Rec. 601 luma of RGB values (last axis), the channel H.264 keeps at full resolution."""
+    rgb = np.asarray(rgb, dtype=np.float32)
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def shade_name(rgb: Any) -> str:
+    """A grey-scale name for a texture shade, by its luma (captions)."""
+    y = float(luma(rgb))
+    for limit, name in ((40, "black"), (90, "dark grey"), (150, "grey"), (210, "light grey")):
+        if y < limit:
+            return name
+    return "white"
+
+
+def pick_texture_colours(rng: np.random.Generator, background: np.ndarray, *, bg_luma: float = 40.0,
+                         pair_luma: float = 100.0, tint: float = 30.0) -> tuple[str, np.ndarray, str, np.ndarray]:
+    """A dark and a light shade of one random tint for a texture on ``background`` (``[N, 3]``, the
+    pixels under it), in random order.
+
+    Both shades are at least ``bg_luma`` brighter or darker than 95% of those pixels and at least
+    ``pair_luma`` apart: the pattern lives in luma, which H.264 keeps at full resolution (it halves
+    chroma), and neither half of it melts into the background. The two shades share their hue
+    because varied hue pairs are what a small CNN cannot learn past from a few hundred clips
+    (single-frame 81% with palette pairs, 100% with shared-tint shades; docs/synthetic.md).
+    """
+    y = luma(np.asarray(background, np.float32).reshape(-1, 3))
+    lo, hi = np.percentile(y, [5, 95])
+    banned = (lo - bg_luma, hi + bg_luma)
+
+    def allowed(level: float) -> bool:
+        return not banned[0] < level < banned[1]
+
+    levels = None
+    if allowed(30.0) and allowed(225.0):  # near black and near white, the usual case
+        levels = (rng.uniform(5, min(60.0, banned[0])), rng.uniform(max(195.0, banned[1]), 250.0))
+    else:
+        for _ in range(200):
+            a, b = np.sort(rng.uniform(5, 250, 2))
+            if b - a >= pair_luma and allowed(a) and allowed(b):
+                levels = (a, b)
+                break
+    if levels is None:  # no room (not seen with the default backgrounds): the widest pair
+        levels = (5.0, 250.0)
+    hue = rng.uniform(-tint, tint, 3).astype(np.float32)
+    hue -= luma(hue)  # luma-neutral: the tint does not move the shade's brightness
+    shades = [np.clip(level + hue, 0, 255).astype(np.float32) for level in levels]
+    if rng.uniform() < 0.5:
+        shades.reverse()
+    return shade_name(shades[0]), shades[0], shade_name(shades[1]), shades[1]
 
 
 def article(word: str) -> str:
@@ -247,10 +365,11 @@ def noise_floor(rng: np.random.Generator, num_samples: int, level: float) -> np.
     return (soft * (level / 0.707)).astype(np.float32)
 
 
-def crossing_times(start: float, rate: float, step: float, duration: float) -> np.ndarray:
-    """Times in ``[0, duration)`` when ``start + rate * t`` crosses a multiple of ``step``."""
+def crossing_times(start: float, rate: float, step: float, duration: float, offset: float = 0.0) -> np.ndarray:
+    """Times in ``[0, duration)`` when ``start + rate * t`` crosses ``offset`` + a multiple of ``step``."""
     if rate == 0:
         return np.zeros(0)
+    start = start - offset
     if rate > 0:
         first = (step - np.mod(start, step)) / rate
     else:
@@ -259,7 +378,48 @@ def crossing_times(start: float, rate: float, step: float, duration: float) -> n
     return np.arange(first, duration, step / abs(rate))
 
 
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write mono float32 samples as a 32-bit float WAV: lossless, readable by ffmpeg and soundfile."""
+    data = np.asarray(audio, dtype="<f4").reshape(-1)
+    fmt = struct.pack("<HHIIHH", 3, 1, sample_rate, 4 * sample_rate, 4, 32)  # 3 = IEEE float
+    chunks = (b"fmt " + struct.pack("<I", len(fmt)) + fmt
+              + b"fact" + struct.pack("<II", 4, len(data))
+              + b"data" + struct.pack("<I", data.nbytes) + data.tobytes())
+    Path(path).write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read a mono float32 WAV written by ``write_wav``: ``(samples float32 [S], sample_rate)``."""
+    raw = Path(path).read_bytes()
+    if raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
+        raise ValueError(f"{path}: not a WAV file")
+    pos, rate, out = 12, 0, None
+    while pos + 8 <= len(raw):
+        tag, size = raw[pos:pos + 4], struct.unpack("<I", raw[pos + 4:pos + 8])[0]
+        body = raw[pos + 8:pos + 8 + size]
+        if tag == b"fmt ":
+            code, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+            if (code, channels, bits) != (3, 1, 32):
+                raise ValueError(f"{path}: expected mono 32-bit float, got format {code}, {channels} ch, {bits} bit")
+        elif tag == b"data":
+            out = np.frombuffer(body, dtype="<f4").astype(np.float32)
+        pos += 8 + size + (size & 1)
+    if out is None:
+        raise ValueError(f"{path}: no data chunk")
+    return out, rate
+
+
 # ---------------------------------------------------------------- manifest helpers
+
+def clip_label(names: list[str], seed: int, index: int) -> str:
+    """The class of clip ``index``: each run of ``len(names)`` clips is a seeded shuffle of the classes.
+
+    Balanced (every class once per block), independent of how many clips are generated, and
+    neither the index, the file name nor the manifest order tells the class.
+    """
+    block, pos = divmod(index, len(names))
+    return names[int(np.random.default_rng([seed, block, 0x1ABE1]).permutation(len(names))[pos])]
+
 
 def stratified_split(labels: list[str], val_fraction: float, seed: int) -> list[str]:
     """``"train"``/``"val"`` per row: per class, a seeded ``val_fraction`` (rounded) goes to val."""

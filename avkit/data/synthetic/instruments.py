@@ -1,9 +1,13 @@
-"""``instruments``: solo clips of synthetic instruments, each with its own sprite and timbre.
+"""``instruments``: clips of synthetic instruments, each with its own sprite shape and timbre.
 
-Every instrument has a fixed sprite (shape + colour) and a fixed timbre (harmonic profile,
-envelope, pitch range). The sprite pulses (grows) and bobs (rises) with the amplitude envelope
-of its own notes, so the picture moves in time with the sound. Clips are solo, for
-mix-and-separate training: mix two clips' audio and separate it using each clip's frames.
+Every instrument has a fixed sprite shape and a fixed timbre (harmonic profile, envelope, pitch
+range); the sprite's colour is drawn per clip, so it says nothing about the instrument. The
+sprite pulses (grows) and bobs (rises) with the amplitude envelope of its own notes, so the
+picture moves in time with the sound. Solo clips are for mix-and-separate training (mix two
+clips' audio, separate it using each clip's frames); ``duets`` (a fraction of clips) show two
+instruments side by side playing at once, for evaluating separation on real mixtures. Every
+clip carries its clean sources as stems (``SyntheticClip.stems``, written as lossless WAVs that
+sum exactly to the clip's audio) and each sprite's position, size and box per frame.
 """
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from avkit.data.synthetic.common import (
-    ClassInfo, Generator, SyntheticClip, composite, coverage, noise_floor, smooth_background, to_uint8,
+    ClassInfo, Generator, SyntheticClip, article, composite, coverage, half_extent, inside_range, noise_floor,
+    pick_colour, smooth_background, to_uint8,
 )
 
 
@@ -21,8 +26,6 @@ from avkit.data.synthetic.common import (
 class Instrument:
     name: str
     shape: str
-    colour: tuple[int, int, int]
-    colour_name: str
     partials: tuple[tuple[float, float], ...]  # (frequency ratio, amplitude)
     pitch: tuple[float, float]  # Hz range of the fundamental
     attack: float  # s
@@ -40,21 +43,21 @@ def _harmonics(amps: list[float]) -> tuple[tuple[float, float], ...]:
 
 
 INSTRUMENTS: tuple[Instrument, ...] = (
-    Instrument("flute", "ellipse", (120, 200, 255), "light blue", _harmonics([1, 0.2, 0.06]),
+    Instrument("flute", "ellipse", _harmonics([1, 0.2, 0.06]),
                (523.0, 1047.0), 0.06, np.inf, 0.08, (0.3, 0.6), vibrato=0.006, noise=0.04,
-               description="light blue ellipse; almost pure tone, soft attack, C5-C6"),
-    Instrument("clarinet", "bar", (30, 150, 60), "green", _harmonics([1, 0, 0.55, 0, 0.35, 0, 0.2, 0, 0.12]),
+               description="ellipse; almost pure tone, soft attack, C5-C6"),
+    Instrument("clarinet", "bar", _harmonics([1, 0, 0.55, 0, 0.35, 0, 0.2, 0, 0.12]),
                (147.0, 392.0), 0.04, np.inf, 0.06, (0.3, 0.6),
-               description="green bar; odd harmonics only (hollow), D3-G4"),
-    Instrument("violin", "triangle", (240, 130, 30), "orange", _harmonics([1 / h for h in range(1, 13)]),
+               description="bar; odd harmonics only (hollow), D3-G4"),
+    Instrument("violin", "triangle", _harmonics([1 / h for h in range(1, 13)]),
                (196.0, 784.0), 0.12, np.inf, 0.1, (0.35, 0.7), vibrato=0.012,
-               description="orange triangle; sawtooth (all harmonics, bright), slow bowed attack, G3-G5"),
-    Instrument("bell", "diamond", (245, 225, 40), "yellow", ((1.0, 1.0), (2.76, 0.6), (5.40, 0.35), (8.93, 0.2)),
+               description="triangle; sawtooth (all harmonics, bright), slow bowed attack, G3-G5"),
+    Instrument("bell", "diamond", ((1.0, 1.0), (2.76, 0.6), (5.40, 0.35), (8.93, 0.2)),
                (440.0, 880.0), 0.002, 0.35, 0.05, (0.35, 0.6),
-               description="yellow diamond; inharmonic partials, struck then decaying, A4-A5"),
-    Instrument("drum", "disc", (220, 40, 40), "red", ((1.0, 1.0), (1.6, 0.3)),
+               description="diamond; inharmonic partials, struck then decaying, A4-A5"),
+    Instrument("drum", "disc", ((1.0, 1.0), (1.6, 0.3)),
                (70.0, 130.0), 0.001, 0.12, 0.03, (0.2, 0.35), noise=0.5, pitch_drop=0.5,
-               description="red disc; low pitched thump with a noisy strike, fast decay"),
+               description="disc; low pitched thump with a noisy strike, fast decay"),
 )
 NAMES = [inst.name for inst in INSTRUMENTS]
 
@@ -72,6 +75,8 @@ class InstrumentsConfig:
     bob: float = 0.12  # rise at full loudness, in frame sizes
     peak: float = 0.45  # peak level of a clip, so two mixed clips stay below 1
     gap: tuple[float, float] = (0.0, 0.25)  # silence between notes, s
+    duets: float = 0.0  # fraction of clips that are duets: the clip's instrument and another, side by side
+    duet_scale: float = 0.7  # sprite size in a duet, relative to a solo sprite
 
 
 def classes(cfg: InstrumentsConfig) -> list[ClassInfo]:
@@ -122,16 +127,13 @@ def _pitches(inst: Instrument, rng: np.random.Generator, count: int) -> np.ndarr
     return np.array(out)
 
 
-def render(cfg: InstrumentsConfig, label: str, rng: np.random.Generator) -> SyntheticClip:
-    """One solo clip of instrument ``label``."""
-    if label not in NAMES:
-        raise ValueError(f"unknown instrument {label!r}; expected one of {NAMES}")
-    inst = INSTRUMENTS[NAMES.index(label)]
-    sr, size = cfg.sample_rate, cfg.size
+def _line(inst: Instrument, cfg: InstrumentsConfig, rng: np.random.Generator
+          ) -> tuple[np.ndarray, np.ndarray, list[dict[str, float]]]:
+    """One instrument's melodic line: ``(audio, envelope, notes)``, audio peaking at 1, envelope in [0, 1]."""
+    sr = cfg.sample_rate
     num_samples = int(round(cfg.duration * sr))
     audio = np.zeros(num_samples, np.float32)
     envelope = np.zeros(num_samples, np.float32)
-
     onsets, lengths = [], []
     t = rng.uniform(0.0, 0.2)
     while t < cfg.duration - 0.1:
@@ -147,37 +149,111 @@ def render(cfg: InstrumentsConfig, label: str, rng: np.random.Generator) -> Synt
         stop = min(start + len(wave), num_samples)
         audio[start:stop] += gain * wave[: stop - start]
         envelope[start:stop] = np.maximum(envelope[start:stop], gain * env[: stop - start])
-    scale = cfg.peak / max(float(np.abs(audio).max()), 1e-6)
-    audio = audio * scale + noise_floor(rng, num_samples, 0.001)
+    audio /= max(float(np.abs(audio).max()), 1e-6)
+    notes = [{"onset": o, "duration": d, "pitch_hz": float(p), "gain": g}
+             for o, d, p, g in zip(onsets, lengths, pitches, gains)]
+    return audio, envelope, notes
 
-    # Frame k shows the loudest moment of the audio it covers, [k/fps, (k+1)/fps).
-    num_frames = max(1, int(round(cfg.duration * cfg.fps)))
-    bounds = np.minimum((np.arange(num_frames + 1) / cfg.fps * sr).round().astype(int), num_samples)
-    loud = np.array([envelope[a:b].max() if b > a else 0.0 for a, b in zip(bounds[:-1], bounds[1:])],
+
+def _frame_loudness(envelope: np.ndarray, cfg: InstrumentsConfig, num_frames: int) -> np.ndarray:
+    """Frame ``k`` gets the loudest moment of the envelope in ``[k/fps, (k+1)/fps)``."""
+    sr = cfg.sample_rate
+    bounds = np.minimum((np.arange(num_frames + 1) / cfg.fps * sr).round().astype(int), len(envelope))
+    return np.array([envelope[a:b].max() if b > a else 0.0 for a, b in zip(bounds[:-1], bounds[1:])],
                     dtype=np.float32)
 
-    colour = np.clip(np.array(inst.colour, np.float32) + rng.uniform(-12, 12, 3), 0, 255)
-    for _ in range(100):  # a background the sprite stands out from
-        background = smooth_background(rng, size, np.zeros(1), contrast=10.0)
-        if np.linalg.norm(background[0].mean(axis=(0, 1)) - colour) >= 110:
-            break
-    base = rng.uniform(*cfg.sprite_size) * size
-    cx = rng.uniform(0.35, 0.65) * size
-    cy0 = rng.uniform(0.4, 0.65) * size
+
+def _sprite(inst: Instrument, cfg: InstrumentsConfig, rng: np.random.Generator, loud: np.ndarray,
+            x_range: tuple[float, float], scale: float) -> dict[str, Any]:
+    """Where the sprite is in each frame: it stays wholly inside ``x_range`` and the frame while it
+    grows by ``pulse`` and rises by ``bob`` with ``loud``. Returns centres, lengths and boxes (px)."""
+    size = cfg.size
     angle = np.pi / 2 if inst.shape in ("bar", "ellipse", "triangle") else 0.0
-    alpha = coverage(inst.shape, size, np.full(num_frames, cx), cy0 - cfg.bob * size * loud,
-                     np.full(num_frames, angle), base * (1 + cfg.pulse * loud))
-    frames = to_uint8(composite(background, alpha, colour))
+    base = rng.uniform(*cfg.sprite_size) * size * scale
+    biggest = base * (1 + cfg.pulse)
+    rise = cfg.bob * size
+    wx_small, hy_small = half_extent(inst.shape, base, angle)
+    wx_big, hy_big = half_extent(inst.shape, biggest, angle)
+    cx = rng.uniform(*inside_range(max(wx_small, wx_big), *x_range))
+    # The top is highest when loudest (risen and biggest); the bottom is lowest at rest or when biggest.
+    lo = max(hy_small, rise + hy_big) + 1.0
+    hi = size - 1.0 - max(hy_small, hy_big - rise)
+    cy0 = rng.uniform(lo, hi) if lo <= hi else size / 2
+    lengths = base * (1 + cfg.pulse * loud)
+    cys = cy0 - rise * loud
+    half = np.array([half_extent(inst.shape, float(length), angle) for length in lengths])
+    boxes = np.stack([cx - half[:, 0], cys - half[:, 1], cx + half[:, 0], cys + half[:, 1]], axis=1)
+    return {"angle": angle, "cx": cx, "cy": cys, "lengths": lengths, "boxes": boxes}
 
-    notes = [{"onset": o, "duration": d, "pitch_hz": p, "gain": g}
-             for o, d, p, g in zip(onsets, lengths, pitches, gains)]
-    segments = [{"label": label, "start": o, "end": min(o + d, cfg.duration)} for o, d in zip(onsets, lengths)]
-    caption = (f"A {inst.colour_name} {inst.shape} pulses in time with a solo {label}, "
-               f"{len(onsets)} notes between {pitches.min():.0f} and {pitches.max():.0f} Hz.")
-    meta: dict[str, Any] = {"shape": inst.shape, "colour": inst.colour_name, "notes": notes,
-                            "loudness_per_frame": loud.tolist(), "num_frames": num_frames}
-    return SyntheticClip(frames, audio.astype(np.float32), label, caption, segments, meta)
+
+def render(cfg: InstrumentsConfig, label: str, rng: np.random.Generator) -> SyntheticClip:
+    """One clip of instrument ``label``: a solo, or (with probability ``duets``) a duet with another."""
+    if label not in NAMES:
+        raise ValueError(f"unknown instrument {label!r}; expected one of {NAMES}")
+    size = cfg.size
+    players = [INSTRUMENTS[NAMES.index(label)]]
+    if rng.uniform() < cfg.duets:
+        others = [inst for inst in INSTRUMENTS if inst.name != label]
+        players.append(others[int(rng.integers(len(others)))])
+    lines = [_line(inst, cfg, rng) for inst in players]
+    # Mix the sources at random relative levels; the stems carry the same scaling, so they sum to the mix.
+    # Each stem gets a faint noise floor (RMS 0.001 in all): never digitally silent, and AAC's fast
+    # coder takes twice as long on the bare, slowly decaying note tails.
+    levels = rng.uniform(0.6, 1.0, len(players)) if len(players) > 1 else np.ones(1)
+    mix = np.sum([level * audio for level, (audio, _, _) in zip(levels, lines)], axis=0)
+    scale = cfg.peak / max(float(np.abs(mix).max()), 1e-6)
+    floor = 0.001 / np.sqrt(len(players))
+    stems = [(scale * level * audio + noise_floor(rng, len(audio), floor)).astype(np.float32)
+             for level, (audio, _, _) in zip(levels, lines)]
+    audio = np.sum(stems, axis=0).astype(np.float32)
+
+    num_frames = max(1, int(round(cfg.duration * cfg.fps)))
+    background = smooth_background(rng, size, np.zeros(1), contrast=10.0)
+    bg_mean = background[0].mean(axis=(0, 1))
+    frames = background
+    if len(players) == 1:
+        sides, ranges, sprite_scale = ["centre"], [(0.0, float(size))], 1.0
+    else:
+        sides = ["left", "right"] if rng.uniform() < 0.5 else ["right", "left"]
+        ranges = [(0.0, size / 2) if side == "left" else (size / 2, float(size)) for side in sides]
+        sprite_scale = cfg.duet_scale
+    sources: list[dict[str, Any]] = []
+    for inst, (_, envelope, notes), side, x_range, level in zip(players, lines, sides, ranges, levels):
+        loud = _frame_loudness(envelope, cfg, num_frames)
+        taken = {s["colour"] for s in sources}
+        for _ in range(20):  # two sprites of a duet get different colours
+            colour_name, colour = pick_colour(rng, bg_mean)
+            if colour_name not in taken:
+                break
+        sprite = _sprite(inst, cfg, rng, loud, x_range, sprite_scale)
+        alpha = coverage(inst.shape, size, np.full(num_frames, sprite["cx"]), sprite["cy"],
+                         np.full(num_frames, sprite["angle"]), sprite["lengths"])
+        frames = composite(frames, alpha, colour)
+        sources.append({"label": inst.name, "shape": inst.shape, "colour": colour_name, "rgb": colour,
+                        "side": side, "level": float(level * scale), "notes": notes,
+                        "loudness_per_frame": loud.tolist(),
+                        "center_per_frame": np.stack([np.full(num_frames, sprite["cx"]), sprite["cy"]], 1).tolist(),
+                        "length_per_frame": sprite["lengths"].tolist(), "box_per_frame": sprite["boxes"].tolist()})
+
+    main = sources[0]
+    pitches = [n["pitch_hz"] for n in main["notes"]]
+    if len(sources) == 1:
+        caption = (f"{article(main['colour'])} {main['colour']} {main['shape']} pulses in time with a solo {label}, "
+                   f"{len(pitches)} notes between {min(pitches):.0f} and {max(pitches):.0f} Hz.")
+    else:
+        left, right = sorted(sources, key=lambda s: s["side"] != "left")
+        caption = (f"A duet: {article(left['colour']).lower()} {left['colour']} {left['shape']} ({left['label']}) "
+                   f"on the left and {article(right['colour']).lower()} {right['colour']} {right['shape']} "
+                   f"({right['label']}) on the right, each pulsing with its own notes.")
+    notes = [(src["label"], n) for src in sources for n in src["notes"]]
+    segments = [{"label": name, "start": n["onset"], "end": min(n["onset"] + n["duration"], cfg.duration)}
+                for name, n in sorted(notes, key=lambda item: item[1]["onset"])]
+    meta: dict[str, Any] = {"shape": main["shape"], "colour": main["colour"], "notes": main["notes"],
+                            "loudness_per_frame": main["loudness_per_frame"], "num_frames": num_frames,
+                            "duet": len(sources) > 1, "sources": sources}
+    return SyntheticClip(to_uint8(frames), audio, label, caption, segments, meta, stems)
 
 
-GENERATOR = Generator("instruments", "solo synthetic instruments: a sprite that pulses with its own timbre",
+GENERATOR = Generator("instruments", "synthetic instruments (solos, optional duets): a sprite that pulses "
+                      "with its own timbre, with clean stems",
                       InstrumentsConfig, classes, render)

@@ -2,9 +2,14 @@
 
 The background is a slowly drifting low-contrast texture with a quiet noise bed. Each video has
 one action class (its label, drawn from the ``motion`` classes) that happens in a few short
-segments (default 2-4 segments of 1-2 s). Each segment starts with a loud chime and carries the
-class's own sound (see ``motion``), so the audio says where to look: this is the data for
-audio-guided clip selection. Segment times are in the manifest row's ``segments``.
+segments (default 2-4 segments of 1-2 s). Each such segment starts with a loud chime and carries
+the class's own sound (see ``motion``), so the audio says where to look: this is the data for
+audio-guided clip selection. Distractors keep an energy threshold from solving it: a chime and
+the sound of another class's action with nothing to see (``sound_only``), and the action happening
+once more in silence (``silent_action``, also listed in ``segments`` since it is visible there).
+The manifest row's ``segments`` lists where the action is visible; ``meta.segments`` gives each
+one's object, colour, sound-event times and caption with times, ``meta.distractors`` both kinds
+of distractor.
 """
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from avkit.data.synthetic import motion
+from typing import Any
+
 from avkit.data.synthetic.common import (
     ClassInfo, Generator, SyntheticClip, chime, composite, noise_floor, place, smooth_background, to_uint8,
 )
@@ -26,8 +33,12 @@ class LongVideoConfig:
     fps: float = 8.0
     duration: float = 40.0
     sample_rate: int = 16000
-    segments: tuple[int, int] = (2, 4)  # how many action segments per video (inclusive)
+    segments: tuple[int, int] = (2, 4)  # how many sounded action segments per video (inclusive)
     segment_duration: tuple[float, float] = (1.0, 2.0)  # s
+    silent_actions: tuple[int, int] = (1, 1)  # extra segments where the action happens with no sound
+    sound_distractors: tuple[int, int] = (1, 2)  # a chime + another class's sound, nothing to see
+    # Their chime level, relative to onset_level: louder, since real onsets also carry the class sound.
+    distractor_level: tuple[float, float] = (1.1, 1.3)
     drift: float = 1.5  # background drift, px per second
     background_level: float = 0.015  # RMS of the background noise bed
     onset_level: float = 0.8  # peak of the onset chime
@@ -41,10 +52,8 @@ def classes(cfg: LongVideoConfig) -> list[ClassInfo]:
     return [ClassInfo(c.name, "action", c.description) for c in motion.classes(motion.MotionConfig())]
 
 
-def _segment_times(cfg: LongVideoConfig, rng: np.random.Generator) -> list[tuple[float, float]]:
-    """Non-overlapping segments, one per equal slot of the video, at least 0.5 s from slot edges."""
-    lo, hi = cfg.segments
-    count = int(rng.integers(lo, hi + 1))
+def _event_times(cfg: LongVideoConfig, count: int, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """``count`` non-overlapping events, one per equal slot of the video, at least 0.5 s from slot edges."""
     slot = cfg.duration / count
     out = []
     for k in range(count):
@@ -54,8 +63,12 @@ def _segment_times(cfg: LongVideoConfig, rng: np.random.Generator) -> list[tuple
     return out
 
 
+def _count(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
+    return int(rng.integers(bounds[0], bounds[1] + 1))
+
+
 def render(cfg: LongVideoConfig, label: str, rng: np.random.Generator) -> SyntheticClip:
-    """One long video whose action ``label`` happens in a few short segments."""
+    """One long video whose action ``label`` happens in a few short segments, among distractors."""
     if label not in motion.CLASSES:
         raise ValueError(f"unknown action {label!r}; expected one of {motion.CLASSES}")
     sr = cfg.sample_rate
@@ -68,33 +81,55 @@ def render(cfg: LongVideoConfig, label: str, rng: np.random.Generator) -> Synthe
     swell = 1 + 0.4 * np.sin(2 * np.pi * rng.uniform(0.1, 0.3) * t + rng.uniform(0, 2 * np.pi))
     audio = noise_floor(rng, num_samples, cfg.background_level) * swell.astype(np.float32)
 
+    kinds = (["action"] * _count(rng, cfg.segments) + ["silent_action"] * _count(rng, cfg.silent_actions)
+             + ["sound_only"] * _count(rng, cfg.sound_distractors))
+    kinds = [kinds[i] for i in rng.permutation(len(kinds))]
     obj_cfg = motion.MotionConfig(size=cfg.size, fps=cfg.fps, sample_rate=sr, speed=cfg.speed, spin=cfg.spin,
                                   object_size=cfg.object_size, sound_level=cfg.sound_level)
-    segments, captions = [], []
     bell = chime(sr)
-    for start, end in _segment_times(cfg, rng):
+    segments: list[dict[str, Any]] = []
+    details: list[dict[str, Any]] = []
+    distractors: list[dict[str, Any]] = []
+    captions: list[str] = []
+    for kind, (start, end) in zip(kinds, _event_times(cfg, len(kinds), rng)):
         inside = np.nonzero((times >= start) & (times < end))[0]
         length = end - start
-        if len(inside):
-            bg_mean = frames[inside[0]].mean(axis=(0, 1))
-            track = motion.draw_object(obj_cfg, label, rng, times[inside] - start, bg_mean, length)
-            frames[inside] = composite(frames[inside], track.alpha, track.fill)
-            events = track.events
-            captions.append(track.caption)
+        backdrop = frames[min(int(np.ceil(start * cfg.fps)), num_frames - 1)]  # colours contrast with it
+        if kind == "sound_only":
+            # The chime and the sound of another class's action, with the action itself not drawn.
+            others = [c for c in motion.CLASSES if c != label]
+            other = others[int(rng.integers(len(others)))]
+            track = motion.draw_object(obj_cfg, other, rng, times[inside] - start, backdrop, length)
+            place(audio, motion.object_sound(obj_cfg, other, rng, track.events, length), start, sr)
+            place(audio, bell, start, sr, gain=rng.uniform(*cfg.distractor_level) * cfg.onset_level)
+            distractors.append({"kind": kind, "start": start, "end": end, "sound_of": other,
+                                "sound_events": [start, *(start + track.events).tolist()]})
+            captions.append(f"{start:.1f}-{end:.1f} s: a chime and the sound of {other.replace('_', ' ')}, "
+                            f"with nothing to see.")
+            continue
+        track = motion.draw_object(obj_cfg, label, rng, times[inside] - start, backdrop, length)
+        frames[inside] = composite(frames[inside], track.alpha, track.fill)
+        when = f"{start:.1f}-{end:.1f} s"
+        if kind == "action":
+            place(audio, motion.object_sound(obj_cfg, label, rng, track.events, length), start, sr)
+            place(audio, bell, start, sr, gain=cfg.onset_level)
+            events = [start, *(start + track.events).tolist()]
+            caption = f"{when}: a chime, then {track.visual}, {track.sound}."
         else:
-            events = np.zeros(0)
-        sound = motion.object_sound(obj_cfg, label, rng, events, length)
-        place(audio, sound, start, sr)
-        place(audio, bell, start, sr, gain=cfg.onset_level)
+            events = []
+            caption = f"{when}: {track.visual}, in silence."
+            distractors.append({"kind": kind, "start": start, "end": end, "sound_events": []})
         segments.append({"label": label, "start": start, "end": end})
+        details.append({"start": start, "end": end, "sound": kind == "action", "shape": track.meta["shape"],
+                        "colour": track.meta["colour"], "object": track.meta, "sound_events": events,
+                        "caption": caption})
+        captions.append(caption)
 
-    starts = ", ".join(f"{s['start']:.1f} s" for s in segments)
-    what = captions[0].rstrip(".") if captions else f"a {label} action"
-    caption = (f"A {cfg.duration:.0f} s video of a slowly drifting texture. {len(segments)} times "
-               f"(at {starts}) a chime sounds and {what[0].lower() + what[1:]}, for 1-2 s.")
-    meta = {"num_frames": num_frames, "num_segments": len(segments)}
+    caption = f"A {cfg.duration:.0f} s video of a slowly drifting texture. " + " ".join(captions)
+    meta = {"num_frames": num_frames, "num_segments": len(segments), "segments": details,
+            "distractors": distractors}
     return SyntheticClip(to_uint8(frames), audio, label, caption, segments, meta)
 
 
-GENERATOR = Generator("longvideo", "long drifting-background videos with a few short action segments",
+GENERATOR = Generator("longvideo", "long drifting-background videos with a few short action segments and distractors",
                       LongVideoConfig, classes, render)
