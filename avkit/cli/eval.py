@@ -12,6 +12,8 @@ EPILOG = """examples:
   avkit eval runs/motion_c3d --split train --checkpoint last
 
 Clip metrics score every view alone; video metrics average the views' softmax first.
+A separation run (task: separation) is scored with SDR/SIR/SAR and SI-SDR per number of sources,
+beside the unprocessed mixture and the ideal-mask oracles (RUN/eval.json and RUN/eval.md).
 Results (top-1, top-5, mean class accuracy, mAP) are written to RUN/eval.json, replacing
 the previous evaluation. Unreadable videos are not scored: they are listed after the table
 (and under "skipped" in --json / eval.json), and the video count is of the videos read.
@@ -37,6 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from avkit.engine.config import load_config
+
+    if (Path(args.run_dir) / "config.yaml").is_file() and load_config(args.run_dir).task == "separation":
+        from avkit.apps.separation_eval import eval_command  # SDR/SIR/SAR per number of sources, with oracles
+
+        return eval_command(args)
     from avkit.engine.evaluate import evaluate, format_table
 
     result = evaluate(args.run_dir, args.clips, args.crops, split=args.split, checkpoint=args.checkpoint,
