@@ -39,6 +39,7 @@ from avkit.data.synthetic.common import (
     half_extent, harmonic_tone, inside_range, local_coords, noise_floor, pick_colour, pick_texture_colours,
     place, shape_inside, smooth_background, texture_parity, thud, to_uint8, SUPERSAMPLE, _downsample,
 )
+from avkit.errors import AvkitError
 
 MOTION_CLASSES = ["move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw"]
 APPEARANCE_CLASSES = ["stripes", "checker", "rings", "dots"]
@@ -81,11 +82,15 @@ class MotionConfig:
     texture_size: tuple[float, float] = (0.55, 0.68)  # disc diameter of appearance objects (squares: same area)
     sound_level: float = 0.5
     noise_level: float = 0.01
+    appearance: tuple[str, ...] = tuple(APPEARANCE_CLASSES)  # which appearance classes to include
 
 
 def classes(cfg: MotionConfig) -> list[ClassInfo]:
+    unknown = [name for name in cfg.appearance if name not in APPEARANCE_CLASSES]
+    if unknown or len(set(cfg.appearance)) != len(cfg.appearance):
+        raise AvkitError(f"appearance classes must be distinct names from {APPEARANCE_CLASSES}, got {list(cfg.appearance)}")
     return [ClassInfo(name, "motion" if name in MOTION_CLASSES else "appearance", DESCRIPTIONS[name])
-            for name in CLASSES]
+            for name in MOTION_CLASSES + list(cfg.appearance)]
 
 
 @dataclass
