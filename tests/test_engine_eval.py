@@ -109,5 +109,5 @@ def test_eval_and_classify_cli(run_dir: Path, capsys: pytest.CaptureFixture) -> 
     assert args.func(args) == 0
     assert len(json.loads(capsys.readouterr().out)["labels"]) == 2
     args = parser.parse_args(["classify", video, "--run", str(run_dir.parent / "nope")])
-    with pytest.raises(AvkitError, match="not an avkit run directory"):
+    with pytest.raises(AvkitError, match="run directory not found"):
         args.func(args)

@@ -56,30 +56,15 @@ MAP_STRIDE = 2  # the sound map looks at every other frequency bin and STFT fram
 def load_separator(run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> "Separator":
     """The separation model of ``run_dir`` (``best`` or ``last`` weights), in eval mode."""
     from avkit.apps.separation_task import SeparationOptions, model_from_config
-    from avkit.engine.checkpoint import load_weights
+    from avkit.engine.checkpoint import load_strict, run_checkpoint
     from avkit.engine.config import load_config
     from avkit.engine.distributed import resolve_device
 
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise AvkitError(f"{run_dir}: run directory not found")
-    if not (run_dir / "config.yaml").is_file():
-        raise AvkitError(f"{run_dir}: not an avkit run directory (no config.yaml)")
+    path = run_checkpoint(run_dir, checkpoint, task="separation",
+                          hint="train one with recipes/separation_instruments.yaml")
     cfg = load_config(run_dir)
-    if cfg.task != "separation":
-        raise AvkitError(f"{run_dir}: not a separation run (task: {cfg.task}); train one with "
-                         "recipes/separation_instruments.yaml")
-    if checkpoint not in ("best", "last"):
-        raise AvkitError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    path = run_dir / f"{checkpoint}.safetensors"
-    if not path.is_file():
-        raise AvkitError(f"{run_dir}: no {path.name} (has the run finished an epoch?)")
-    net = model_from_config(cfg)
-    try:
-        net.load_state_dict(load_weights(path), strict=True)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise AvkitError(f"{path}: does not fit the model of config.yaml ({first})") from None
+    net = load_strict(model_from_config(cfg), path)
     opts = SeparationOptions.from_dict(cfg.task_options)
     dev = resolve_device(device)
     return Separator(net.to(dev).eval(), opts, dev, run_dir)
@@ -514,14 +499,11 @@ def _overlay(frames: np.ndarray, heat: np.ndarray) -> np.ndarray:
 def plot_sound_map(path: Path, frame: np.ndarray, share: np.ndarray, sources: Sequence[Source],
                    frame_size: tuple[int, int], title: str = "") -> Path:
     """``soundmap.png``: the frame, the sound map over it, and the sources' regions."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from avkit.utils import atomic_path
+    from avkit.engine.report import new_figure, save_figure
 
-    fig = Figure(figsize=(10.5, 3.8), dpi=100)
-    FigureCanvasAgg(fig)
+    fig = new_figure(10.5, 3.8)
     height, width = frame.shape[:2]
     extent = (0, frame_size[1], frame_size[0], 0)
     axes = fig.subplots(1, 3)
@@ -546,10 +528,7 @@ def plot_sound_map(path: Path, frame: np.ndarray, share: np.ndarray, sources: Se
         ax.set_yticks([])
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(str(tmp), format="png")
-    return path
+    return save_figure(fig, path)
 
 
 class _Outputs:

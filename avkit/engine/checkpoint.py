@@ -122,6 +122,39 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
     return dict(obj)
 
 
+def run_checkpoint(run_dir: str | Path, checkpoint: str = "best", task: str | None = None, hint: str = "") -> Path:
+    """The ``best`` or ``last`` weights file of a run directory, with one-line errors for a
+    missing folder, a folder that is not a run, a run of another ``task`` (``hint`` says how to
+    train the right one), an unknown checkpoint name or a missing file."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise AvkitError(f"{run_dir}: run directory not found")
+    if not (run_dir / "config.yaml").is_file():
+        raise AvkitError(f"{run_dir}: not an avkit run directory (no config.yaml)")
+    if task is not None:
+        from avkit.engine.config import load_config
+
+        found = load_config(run_dir).task
+        if found != task:
+            raise AvkitError(f"{run_dir}: not a {task} run (task: {found})" + (f"; {hint}" if hint else ""))
+    if checkpoint not in ("best", "last"):
+        raise AvkitError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
+    path = run_dir / f"{checkpoint}.safetensors"
+    if not path.is_file():
+        raise AvkitError(f"{run_dir}: no {path.name} (has the run finished an epoch?)")
+    return path
+
+
+def load_strict(model: nn.Module, path: str | Path, what: str = "the model of config.yaml") -> nn.Module:
+    """Load the weights at ``path`` into ``model`` strictly; a mismatch is a one-line error."""
+    try:
+        model.load_state_dict(load_weights(path), strict=True)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise AvkitError(f"{path}: does not fit {what} ({first})") from None
+    return model
+
+
 def _prefixes(keys: Any, depth: int = 3) -> set[str]:
     out = {""}
     for k in keys:

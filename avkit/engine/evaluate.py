@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 
 from avkit.engine.build import build_dataset, build_model
-from avkit.engine.checkpoint import load_weights, read_meta
+from avkit.engine.checkpoint import load_strict, read_meta, run_checkpoint
 from avkit.engine.config import Config, load_config
 from avkit.engine.distributed import resolve_device
 from avkit.engine.metrics import classification_metrics, confusion_matrix
@@ -33,16 +33,9 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "auto"
     ``init`` weights, which the checkpoint replaces) and loaded strictly.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise AvkitError(f"{run_dir}: not an avkit run directory (no config.yaml)")
-    if checkpoint not in ("best", "last"):
-        raise AvkitError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    path = run_dir / f"{checkpoint}.safetensors"
-    if not path.is_file():
-        raise AvkitError(f"{run_dir}: no {path.name} (has the run finished an epoch?)")
+    path = run_checkpoint(run_dir, checkpoint)
     cfg = load_config(run_dir)
     meta = read_meta(path)
-    state = load_weights(path)
     names = meta.get("class_names") or meta.get("state", {}).get("class_names") or []
     num_classes = int(meta.get("num_classes") or meta.get("state", {}).get("num_classes") or len(names))
     if not num_classes:
@@ -50,11 +43,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "auto"
     model_cfg = load_config(run_dir).model
     model_cfg.init = ""
     model = build_model(model_cfg, num_classes)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
-        raise AvkitError(f"{path}: does not fit the model of config.yaml ({first})") from None
+    load_strict(model, path)
     names = list(names) if len(names) == num_classes else [str(i) for i in range(num_classes)]
     return model.to(resolve_device(device)).eval(), cfg, names
 

@@ -11,16 +11,18 @@ from typing import Any, Sequence
 from avkit.utils import atomic_path, atomic_write_text
 
 
-def _figure(width: float = 5.0, height: float = 3.5) -> Any:
+def new_figure(width: float = 5.0, height: float = 3.5, dpi: int = 100) -> Any:
+    """A matplotlib figure on the Agg canvas (no display, no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(fig)
     return fig
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path) -> Path:
+    """Write ``fig`` as a PNG atomically."""
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(str(tmp), format="png")
@@ -29,7 +31,7 @@ def _save(fig: Any, path: Path) -> Path:
 
 def plot_curves(history: Sequence[dict[str, Any]], metric: str, path: Path) -> Path:
     """``train_<metric>`` and ``val_<metric>`` against the epoch number."""
-    fig = _figure()
+    fig = new_figure()
     ax = fig.add_subplot(1, 1, 1)
     epochs = [row["epoch"] for row in history]
     for split, style in (("train", "o-"), ("val", "s--")):
@@ -43,7 +45,7 @@ def plot_curves(history: Sequence[dict[str, Any]], metric: str, path: Path) -> P
         ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str], path: Path,
@@ -55,7 +57,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str
     n = cm.shape[0]
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     side = min(3.0 + 0.45 * n, 14.0)
-    fig = _figure(side + 1.0, side)
+    fig = new_figure(side + 1.0, side)
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(norm, vmin=0.0, vmax=1.0, cmap="Blues")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -71,7 +73,7 @@ def plot_confusion(confusion: Sequence[Sequence[int]], class_names: Sequence[str
                 if cm[i, j]:
                     ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
                             color="white" if norm[i, j] > 0.5 else "black")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _fmt(v: Any) -> str:

@@ -33,6 +33,7 @@ TASKS = {
     "classification": "avkit.engine.task:ClassificationTask",
     "separation": "avkit.apps.separation_task:SeparationTask",
     "captioning": "avkit.apps.captioning_task:CaptioningTask",
+    "clip_selection": "avkit.apps.clip_training:ClipSelectionTask",
 }
 
 
