@@ -1,0 +1,285 @@
+"""``task: clip_selection``: train the preview network or the learned sampler with ``avkit train``.
+
+Both learn a score for every candidate window of a long video, so one task covers both; the
+recipe says which with ``task_options.model``:
+
+``preview`` (``recipes/longvideo_preview.yaml``) trains :class:`~avkit.apps.preview.PreviewNet` on
+a ``longvideo`` dataset (``data.source``, its ``train_split`` / ``val_split``). Targets per window
+come from the manifest: saliency = the fraction of the window in which the action is visible
+(binary cross-entropy on that soft target), and the video's class on windows at least half inside
+the action (cross-entropy). Options: ``visual`` (one 16x16 frame per window, default true),
+``width``, ``frame_width``, ``hidden``, ``clip_seconds`` (1.0: the heavy clip length),
+``stride`` (0.5), ``class_weight`` (0.5), ``gain_db`` (random level change of each training
+video's soundtrack, +-6 dB).
+
+``sampler`` (``recipes/longvideo_sampler.yaml``) trains :class:`~avkit.apps.learned_sampler.SamplerNet`
+on the frozen preview of ``task_options.preview`` (a preview run) to rank windows by the heavy
+model's probability of the true class (``task_options.heavy``, a classifier run; computed once
+for every candidate of every video before training). Options: ``hidden``, ``margin`` (0.5),
+``dropout``, ``stride``.
+
+An item is one whole video (all its windows); ``data.batch_size`` is videos per step. Features
+are decoded once, before the first epoch. Validation: ``val_hit1`` is the share of validation
+videos whose top-scored window is "good" (for the preview: at least half inside the action; for
+the sampler: the heavy model is right on it); it picks ``best.safetensors``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from avkit.engine.task import Task
+from avkit.errors import AvkitError
+
+PREVIEW_DEFAULTS = {"visual": True, "width": 16, "frame_width": 8, "hidden": 32, "clip_seconds": 1.0, "stride": 0.5,
+                    "class_weight": 0.5, "gain_db": 6.0}
+SAMPLER_DEFAULTS = {"preview": "", "heavy": "", "hidden": 32, "margin": 0.5, "dropout": 0.1, "stride": 0.5,
+                    "min_diff": 0.05}
+
+
+class _Items(Dataset):
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+def _progress(total: int, what: str) -> tuple[Callable[[], None], Callable[[], None]]:
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    task = bar.add_task(what, total=total)
+    bar.start()
+    return (lambda: bar.update(task, advance=1)), bar.stop
+
+
+class ClipSelectionTask(Task):
+    """Preview network or learned sampler, trained on the windows of long videos (module docstring)."""
+
+    name = "clip_selection"
+    train_columns = ("loss",)
+    val_columns = ("loss", "hit1")
+    best_key = "val_hit1"
+    higher_is_better = True
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        opts = dict(cfg.task_options)
+        self.kind = opts.pop("model", "preview")
+        if self.kind not in ("preview", "sampler"):
+            raise AvkitError(f"task_options.model must be 'preview' or 'sampler', got {self.kind!r}")
+        defaults = PREVIEW_DEFAULTS if self.kind == "preview" else SAMPLER_DEFAULTS
+        unknown = sorted(set(opts) - set(defaults))
+        if unknown:
+            raise AvkitError(f"unknown task_options {unknown} for model {self.kind!r} (valid: {sorted(defaults)})")
+        self.opts = {**defaults, **opts}
+        self.class_names: list[str] = []
+        self.in_dim = 0
+        self.heavy_clip = float(self.opts.get("clip_seconds", 1.0))
+        if self.kind == "sampler" and (not self.opts["preview"] or not self.opts["heavy"]):
+            raise AvkitError("the sampler needs task_options.preview (a preview run) and task_options.heavy "
+                             "(the classifier run it serves)")
+
+    # -- data ------------------------------------------------------------------------------------
+
+    def datasets(self) -> tuple[Any, Any]:
+        from avkit.apps.clip_data import read_long_manifest
+
+        data = self.cfg.data
+        if not data.source:
+            raise AvkitError("data.source is empty: set it to a longvideo dataset folder")
+        train_videos, names = read_long_manifest(data.source, data.train_split or None)
+        self.class_names = names
+        val_videos: list = []
+        if data.val_split:
+            try:
+                val_videos, _ = read_long_manifest(data.val_source or data.source, data.val_split)
+            except AvkitError:
+                val_videos = []
+        prepare = self._preview_items if self.kind == "preview" else self._sampler_items
+        everything = prepare(list(train_videos) + list(val_videos))
+        return _Items(everything[:len(train_videos)]), (_Items(everything[len(train_videos):]) if val_videos else None)
+
+    def _windows(self, duration: float, clip_seconds: float, fps: float = 8.0) -> list:
+        from avkit.apps.clip_selection import candidate_windows
+
+        num_frames = max(1, int(round(clip_seconds * fps)))
+        return candidate_windows(duration, num_frames, num_frames / clip_seconds, float(self.opts["stride"]))
+
+    def _duration(self, path: str) -> float:
+        from avkit.io import VideoReader
+
+        with VideoReader(path) as reader:
+            return float(reader.duration)
+
+    def _preview_items(self, videos: Sequence[Any]) -> list[dict[str, Any]]:
+        from avkit.apps.clip_data import overlap_fraction
+        from avkit.apps.preview import front_end, read_inputs, window_index
+
+        advance, stop = _progress(len(videos), "decoding previews")
+        items = []
+        try:
+            for v in videos:
+                windows = self._windows(self._duration(v.path), float(self.opts["clip_seconds"]))
+                inputs = read_inputs(v.path, windows, frames=bool(self.opts["visual"]))
+                wave = inputs.wave if inputs.wave is not None else torch.zeros(int(inputs.duration * 8000))
+                cover = overlap_fraction([w.start for w in windows], [w.end for w in windows], v.segments)
+                items.append({"spectrogram": front_end()(wave), "index": window_index(windows),
+                              "frames": inputs.frames, "target": torch.tensor(cover, dtype=torch.float32),
+                              "label": v.label_index})
+                advance()
+        finally:
+            stop()
+        return items
+
+    def _sampler_items(self, videos: Sequence[Any]) -> list[dict[str, Any]]:
+        from avkit.apps.learned_sampler import sampler_features
+        from avkit.apps.preview import NetPreview
+        from avkit.apps.select import HeavyModel
+        from avkit.io.in_memory import InMemoryVideo
+
+        preview = NetPreview.from_run(self.opts["preview"])
+        heavy = HeavyModel(self.opts["heavy"], device="cpu")
+        if len(heavy.class_names) != len(self.class_names):
+            raise AvkitError(f"the heavy run has {len(heavy.class_names)} classes, the data {len(self.class_names)}")
+        self.heavy_clip = heavy.clip_seconds
+        advance, stop = _progress(len(videos), "preview + heavy model on every candidate")
+        items = []
+        try:
+            for v in videos:
+                from avkit.apps.clip_selection import candidate_windows
+
+                mem = InMemoryVideo.decode(v.path, size=heavy.short_side, sample_rate=heavy.sample_rate,
+                                           audio=heavy.need_audio)
+                windows = candidate_windows(mem.duration, heavy.num_frames, heavy.fps, float(self.opts["stride"]))
+                result = preview.run(v.path, windows)
+                if not result.ok:
+                    advance()
+                    continue  # a silent video has nothing to rank: the policy falls back to uniform anyway
+                probs = torch.cat([heavy.probs(heavy.batch(mem, windows[b:b + 64])) for b in range(0, len(windows), 64)])
+                items.append({"features": sampler_features(result), "target": probs[:, v.label_index].float(),
+                              "correct": (probs.argmax(1) == v.label_index).float(), "label": v.label_index})
+                advance()
+        finally:
+            stop()
+        if not items:
+            raise AvkitError("no training video has audio: nothing to rank")
+        self.in_dim = int(items[0]["features"].shape[1])
+        return items
+
+    def setup(self, train_set: Any) -> None:
+        if self.kind == "sampler" and not self.in_dim:
+            self.in_dim = int(train_set[0]["features"].shape[1])
+        # The networks are tiny: one intra-op thread on CPU (on a busy machine a second thread makes every
+        # op wait for a free core: 8x slower measured). Restored by report(), at the end of training.
+        self._threads = torch.get_num_threads()
+        if self.cfg.train.device in ("auto", "cpu") and not torch.cuda.is_available():
+            torch.set_num_threads(1)
+
+    def report(self, run_dir: Path, history: Sequence[dict[str, Any]], best_epoch: int,
+               best_extras: dict[str, Any] | None) -> None:
+        torch.set_num_threads(getattr(self, "_threads", torch.get_num_threads()))
+        super().report(run_dir, history, best_epoch, best_extras)
+
+    def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return {"videos": list(items)}
+
+    def val_collate(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        return {"videos": list(items), "kept": torch.ones(len(items), dtype=torch.bool)}
+
+    # -- model -----------------------------------------------------------------------------------
+
+    def model_options(self) -> dict[str, Any]:
+        if self.kind == "preview":
+            return {"num_classes": len(self.class_names), "width": int(self.opts["width"]),
+                    "visual": bool(self.opts["visual"]), "frame_width": int(self.opts["frame_width"]),
+                    "hidden": int(self.opts["hidden"])}
+        return {"in_dim": self.in_dim, "hidden": int(self.opts["hidden"]), "dropout": float(self.opts["dropout"])}
+
+    def build_model(self, log: Callable[[str], None] | None = None) -> nn.Module:
+        if self.kind == "preview":
+            from avkit.apps.preview import PreviewNet
+
+            return PreviewNet(**self.model_options())
+        from avkit.apps.learned_sampler import SamplerNet
+
+        return SamplerNet(**self.model_options())
+
+    # -- steps -----------------------------------------------------------------------------------
+
+    def _forward(self, model: nn.Module, item: dict[str, Any], train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(loss, window scores)`` of one video."""
+        dev = next(model.parameters()).device
+        target = item["target"].to(dev)
+        if self.kind == "preview":
+            spec = item["spectrogram"].to(dev)
+            if train and self.opts["gain_db"]:
+                spec = spec + (torch.rand(()) * 2 - 1).to(dev) * float(self.opts["gain_db"])
+            frames = item["frames"].to(dev) if item["frames"] is not None else None
+            out = model(spec, item["index"].to(dev), frames)
+            loss = F.binary_cross_entropy_with_logits(out["saliency"], target)
+            inside = target >= 0.5
+            if inside.any() and self.opts["class_weight"]:
+                labels = torch.full((int(inside.sum()),), int(item["label"]), device=dev)
+                loss = loss + float(self.opts["class_weight"]) * F.cross_entropy(out["logits"][inside], labels)
+            return loss, out["saliency"]
+        from avkit.apps.learned_sampler import ranking_loss
+
+        scores = model(item["features"].to(dev))
+        return ranking_loss(scores, target, float(self.opts["margin"]), float(self.opts["min_diff"])), scores
+
+    def train_step(self, model: nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float], int]:
+        losses = [self._forward(model, item, True)[0] for item in batch["videos"]]
+        loss = torch.stack(losses).mean()
+        n = len(losses)
+        return loss, {"loss": float(loss.detach()) * n}, n
+
+    def _hit(self, item: dict[str, Any], scores: torch.Tensor) -> float:
+        best = int(scores.argmax())
+        if self.kind == "preview":
+            return float(item["target"][best] >= 0.5)
+        return float(item["correct"][best])
+
+    def val_outputs(self, model: nn.Module, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        losses, hits = [], []
+        for item in batch["videos"]:
+            loss, scores = self._forward(model, item, False)
+            losses.append(float(loss))
+            hits.append(self._hit(item, scores.detach().cpu()))
+        return {"loss": torch.tensor(losses), "hit1": torch.tensor(hits)}
+
+    def val_metrics(self, outputs: dict[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, Any]]:
+        return {"val_loss": float(outputs["loss"].mean()), "val_hit1": float(outputs["hit1"].mean())}, {}
+
+    # -- run directory ---------------------------------------------------------------------------
+
+    def meta(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {"model": self.kind, "options": self.model_options(),
+                                "num_classes": len(self.class_names), "class_names": self.class_names,
+                                "clip_seconds": self.heavy_clip, "stride": float(self.opts["stride"])}
+        if self.kind == "sampler":
+            meta.update(preview_run=str(self.opts["preview"]),
+                        preview_run_abs=str(Path(self.opts["preview"]).resolve()),
+                        heavy_run=str(self.opts["heavy"]))
+        return meta
+
+    def write_files(self, run_dir: Path) -> None:
+        from avkit.utils import atomic_write_json
+
+        atomic_write_json(run_dir / "classes.json", self.class_names)
+
+    def describe(self, row: Mapping[str, Any]) -> str:
+        text = f"train loss {row['train_loss']:.4f}"
+        if row.get("val_hit1") is not None:
+            what = "in the action" if self.kind == "preview" else "heavy right"
+            text += f", val loss {row['val_loss']:.4f}, top-1 clip {what} {row['val_hit1']:.3f}"
+        return text
