@@ -18,7 +18,8 @@ from avkit.apps.clip_selection import (
     POLICIES, aggregate, candidate_windows, centres, choose, consensus_scores, temporal_nms,
 )
 from avkit.apps.learned_sampler import ranking_loss
-from avkit.apps.preview import SILENT_DB, EnergyPreview, audio_status, count_gflops_call, read_inputs
+from avkit.apps.preview import SILENT_DB, EnergyPreview, audio_status, read_inputs
+from avkit.models.flops import count_gflops_call
 from avkit.apps.select import ClipSelector, HeavyModel, format_selection
 from avkit.data.sampling import uniform_clips
 from avkit.errors import AvkitError

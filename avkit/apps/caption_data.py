@@ -26,7 +26,6 @@ whitespace and punctuation) over the training captions and the prompt, with ``<p
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -38,6 +37,7 @@ import torch
 from torch.utils.data import Dataset
 
 from avkit.apps.caption_metrics import TIME_PREFIX, truth_attributes
+from avkit.data.jsonl import manifest_file, read_jsonl
 from avkit.errors import AvkitError
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
@@ -73,11 +73,7 @@ def clip_caption(text: str) -> str:
 
 
 def _manifest(source: str | Path) -> Path:
-    path = Path(source)
-    if path.is_dir():
-        path = path / "manifest.jsonl"
-    if not path.is_file():
-        raise AvkitError(f"{source}: no manifest.jsonl (make one with 'avkit generate motion|longvideo|instruments')")
+    path = manifest_file(source, "make one with 'avkit generate motion|longvideo|instruments'")
     if path.suffix.lower() != ".jsonl":
         raise AvkitError(f"{path}: the captioner reads generator manifests (.jsonl)")
     return path
@@ -87,16 +83,11 @@ def read_caption_records(source: str | Path, split: str | None = None) -> list[C
     """Captioned clips of a generator dataset (module docstring); ``split`` filters the rows."""
     path = _manifest(source)
     records: list[CaptionRecord] = []
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for i, line in enumerate(lines):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise AvkitError(f"{path}: line {i + 1} is not valid JSON ({err.msg})") from None
+    for i, (n, row) in enumerate(read_jsonl(path)):
         if split and row.get("split") != split:
             continue
         if "path" not in row:
-            raise AvkitError(f"{path}: line {i + 1} has no path")
+            raise AvkitError(f"{path}: line {n} has no path")
         file = Path(row["path"])
         file = file if file.is_absolute() else path.parent / file
         meta = row.get("meta") or {}

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from avkit.data.jsonl import manifest_file, read_jsonl
 from avkit.errors import AvkitError
 
 
@@ -39,12 +40,7 @@ class LongVideo:
 
 
 def _manifest_path(source: str | Path) -> Path:
-    source = Path(source)
-    if source.is_dir():
-        source = source / "manifest.jsonl"
-    if not source.is_file():
-        raise AvkitError(f"{source}: no long-video manifest (generate one with 'avkit generate longvideo OUT')")
-    return source
+    return manifest_file(source, "generate a long-video dataset with 'avkit generate longvideo OUT'")
 
 
 def class_names(source: str | Path) -> list[str]:
@@ -54,7 +50,7 @@ def class_names(source: str | Path) -> list[str]:
     if classes_file.is_file():
         data = json.loads(classes_file.read_text())
         return [c["name"] if isinstance(c, dict) else str(c) for c in data]
-    labels = {json.loads(line)["label"] for line in manifest.read_text().splitlines() if line.strip()}
+    labels = {str(row.get("label", "")) for _, row in read_jsonl(manifest)}
     return sorted(labels)
 
 
@@ -85,13 +81,7 @@ def read_long_manifest(source: str | Path, split: str | None = None) -> tuple[li
     names = class_names(manifest)
     index_of = {n: i for i, n in enumerate(names)}
     videos = []
-    for i, line in enumerate(manifest.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise AvkitError(f"{manifest} line {i}: not JSON ({err.msg})") from None
+    for i, row in read_jsonl(manifest):
         video = _row_to_video(row, manifest.parent, index_of, f"{manifest} line {i}")
         if split is None or video.split == split:
             videos.append(video)
@@ -118,10 +108,7 @@ def write_segment_manifest(source: str | Path, out: str | Path | None = None, ba
     if out.resolve().parent != manifest.resolve().parent:
         raise AvkitError(f"{out}: the segment manifest must sit beside {manifest} (its paths are relative to it)")
     lines = []
-    for line in manifest.read_text().splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for _, row in read_jsonl(manifest):
         for seg in row.get("segments") or []:
             lines.append(json.dumps({"path": row["path"], "label": row["label"], "start": seg["start"],
                                      "end": seg["end"], "split": row.get("split"), "duration": row.get("duration")}))
@@ -145,10 +132,7 @@ def find_truth(video: str | Path) -> LongVideo | None:
         try:
             names = class_names(manifest)
             index_of = {n: i for i, n in enumerate(names)}
-            for line in manifest.read_text().splitlines():
-                if not line.strip():
-                    continue
-                row = json.loads(line)
+            for _, row in read_jsonl(manifest):
                 path = Path(row.get("path", ""))
                 if (path if path.is_absolute() else folder / path).resolve() == video:
                     return _row_to_video(row, folder, index_of, str(manifest))

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from avkit.apps.preview import FlopCache, NetPreview, PreviewResult
+from avkit.apps.preview import NetPreview, PreviewResult
+from avkit.models.flops import FlopCache
 from avkit.errors import AvkitError
 
 

@@ -19,7 +19,6 @@ alike. Items hold ``audio [N_max, S]`` (the sources; padded with zeros), ``frame
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from avkit.data.jsonl import read_jsonl
 from avkit.errors import AvkitError, MediaError
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v")
@@ -81,13 +81,7 @@ class SoloLibrary:
         if manifest.is_file() and manifest.suffix == ".jsonl":
             root = manifest.parent
             out = []
-            for n, line in enumerate(manifest.read_text().splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    raise AvkitError(f"{manifest}: line {n} is not JSON") from None
+            for _, row in read_jsonl(manifest):
                 if split and row.get("split") != split:
                     continue
                 sources = (row.get("meta") or {}).get("sources") or []

@@ -24,12 +24,11 @@ Audio that is missing or silent (peak below ``SILENT_DB`` dBFS) gives ``status``
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +38,7 @@ import torch.nn.functional as F
 from avkit.data.audio_features import LogMel
 from avkit.data.sampling import ClipWindow
 from avkit.errors import AvkitError
+from avkit.models.flops import FlopCache, count_gflops_call
 
 SAMPLE_RATE = 8000  # the preview listens at 8 kHz: every class sound of the synthetic data is below 4 kHz
 HOP = 200  # 25 ms spectrogram hop -> 40 frames per second
@@ -156,72 +156,6 @@ def single_thread() -> Iterator[None]:
 
 # ---------------------------------------------------------------------------------------------
 # FLOP counting
-
-
-def count_gflops_call(fn: Any, *args: Any, **kwargs: Any) -> float:
-    """Multiply-adds (1e9) of one call, counted like :func:`avkit.models.flops.count_gflops`."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        fn(*args, **kwargs)
-    return counter.get_total_flops() / 2 / 1e9
-
-
-def _meta_like(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return torch.empty(x.shape, dtype=x.dtype, device="meta")
-    if isinstance(x, dict):
-        return {k: _meta_like(v) for k, v in x.items()}
-    return x
-
-
-def _shape_key(x: Any) -> Any:
-    if isinstance(x, torch.Tensor):
-        return tuple(x.shape)
-    if isinstance(x, dict):
-        return tuple(sorted((k, _shape_key(v)) for k, v in x.items()))
-    if isinstance(x, (list, tuple)):
-        return tuple(_shape_key(v) for v in x)
-    return None
-
-
-class FlopCache:
-    """GFLOPs of ``model(*inputs)`` per input shape, counted once on a meta-device copy of the
-    model (shapes only, no arithmetic), or on CPU zeros when an op cannot run on meta."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self._meta: nn.Module | None = None
-        self._cache: dict[Any, float] = {}
-
-    def __call__(self, *inputs: Any) -> float:
-        key = _shape_key(inputs)
-        if key not in self._cache:
-            self._cache[key] = self._count(inputs)
-        return self._cache[key]
-
-    def _count(self, inputs: tuple) -> float:
-        try:
-            if self._meta is None:
-                self._meta = copy.deepcopy(self.model).to("meta").eval()
-            return count_gflops_call(self._meta, *[_meta_like(x) for x in inputs])
-        except Exception:  # noqa: BLE001 - an op without a meta kernel: count a real forward on zeros
-            was = self.model.training
-            self.model.eval()
-            try:
-                dev = next(self.model.parameters()).device
-                zeros = [_zeros_like(x, dev) for x in inputs]
-                return count_gflops_call(self.model, *zeros)
-            finally:
-                self.model.train(was)
-
-
-def _zeros_like(x: Any, device: torch.device) -> Any:
-    if isinstance(x, torch.Tensor):
-        return torch.zeros(x.shape, dtype=x.dtype, device=device)
-    if isinstance(x, dict):
-        return {k: _zeros_like(v, device) for k, v in x.items()}
-    return x
 
 
 _FRONT_END_GFLOPS: dict[int, float] = {}
@@ -445,5 +379,5 @@ def make_preview(preview: str | Path | None, device: str = "cpu") -> EnergyPrevi
 
 
 __all__ = ["EnergyPreview", "NetPreview", "PreviewNet", "PreviewInputs", "PreviewResult", "read_inputs",
-           "window_index", "energy_saliency", "make_preview", "front_end", "FlopCache", "count_gflops_call",
+           "window_index", "energy_saliency", "make_preview", "front_end",
            "front_end_gflops"]

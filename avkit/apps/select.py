@@ -35,7 +35,8 @@ import torch.nn as nn
 from avkit.apps.clip_selection import (
     DEFAULT_STRIDE, GUIDED, POLICIES, aggregate, candidate_windows, check_budget, choose,
 )
-from avkit.apps.preview import EnergyPreview, FlopCache, NetPreview, PreviewResult, make_preview
+from avkit.apps.preview import EnergyPreview, NetPreview, PreviewResult, make_preview
+from avkit.models.flops import FlopCache
 from avkit.data.sampling import ClipWindow
 from avkit.errors import AvkitError, MediaError
 

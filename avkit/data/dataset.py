@@ -47,6 +47,7 @@ from avkit.data.audio_features import LogMel
 from avkit.data.sampling import ClipWindow, random_clip, sliding_windows, uniform_clips
 from avkit.data.transforms import Compose, eval_transform, train_transform
 from avkit.errors import AvkitError, MediaError
+from avkit.data.jsonl import read_jsonl
 from avkit.io.in_memory import InMemoryVideo
 from avkit.io.read import VideoReader
 
@@ -74,18 +75,7 @@ class VideoRecord:
 # -- sources --------------------------------------------------------------------------------
 
 def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], set[str]]:
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise AvkitError(f"{path}: line {n} is not valid JSON ({err.msg})") from None
-        if not isinstance(row, dict):
-            raise AvkitError(f"{path}: line {n} is not a JSON object")
-        row["_line"] = n
-        rows.append(row)
+    rows = [{**row, "_line": n} for n, row in read_jsonl(path)]
     columns = set().union(*(r.keys() for r in rows)) if rows else set()
     return rows, columns
 

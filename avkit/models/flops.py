@@ -9,6 +9,7 @@ no arithmetic); a model whose ops cannot run on meta falls back to a real CPU fo
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -44,11 +45,73 @@ def count_gflops(model: nn.Module, x: torch.Tensor) -> float:
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            model(x)
+        return count_gflops_call(model, x)
     finally:
         model.train(was_training)
+
+
+def count_gflops_call(fn: Any, *args: Any, **kwargs: Any) -> float:
+    """Multiply-adds (1e9) of one ``fn(*args, **kwargs)`` call, any callable and inputs."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn(*args, **kwargs)
     return counter.get_total_flops() / 2 / 1e9
+
+
+def _meta_like(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return torch.empty(x.shape, dtype=x.dtype, device="meta")
+    if isinstance(x, dict):
+        return {k: _meta_like(v) for k, v in x.items()}
+    return x
+
+
+def _shape_key(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return tuple(x.shape)
+    if isinstance(x, dict):
+        return tuple(sorted((k, _shape_key(v)) for k, v in x.items()))
+    if isinstance(x, (list, tuple)):
+        return tuple(_shape_key(v) for v in x)
+    return None
+
+
+class FlopCache:
+    """GFLOPs of ``model(*inputs)`` per input shape, counted once on a meta-device copy of the
+    model (shapes only, no arithmetic), or on CPU zeros when an op cannot run on meta."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._meta: nn.Module | None = None
+        self._cache: dict[Any, float] = {}
+
+    def __call__(self, *inputs: Any) -> float:
+        key = _shape_key(inputs)
+        if key not in self._cache:
+            self._cache[key] = self._count(inputs)
+        return self._cache[key]
+
+    def _count(self, inputs: tuple) -> float:
+        try:
+            if self._meta is None:
+                self._meta = copy.deepcopy(self.model).to("meta").eval()
+            return count_gflops_call(self._meta, *[_meta_like(x) for x in inputs])
+        except Exception:  # noqa: BLE001 - an op without a meta kernel: count a real forward on zeros
+            was = self.model.training
+            self.model.eval()
+            try:
+                dev = next(self.model.parameters()).device
+                zeros = [_zeros_like(x, dev) for x in inputs]
+                return count_gflops_call(self.model, *zeros)
+            finally:
+                self.model.train(was)
+
+
+def _zeros_like(x: Any, device: torch.device) -> Any:
+    if isinstance(x, torch.Tensor):
+        return torch.zeros(x.shape, dtype=x.dtype, device=device)
+    if isinstance(x, dict):
+        return {k: _zeros_like(v, device) for k, v in x.items()}
+    return x
 
 
 def _one_line(err: BaseException) -> str:
