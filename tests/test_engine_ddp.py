@@ -111,4 +111,5 @@ def test_two_process_ddp_matches_single_process(tmp_path: Path) -> None:
     rows_ddp = (tmp_path / "ddp" / "metrics.csv").read_text().splitlines()
     for r1, r2 in zip(rows_single[1:], rows_ddp[1:]):
         v1, v2 = r1.split(",")[:-1], r2.split(",")[:-1]  # all but seconds
-        assert [round(float(x), 5) for x in v1] == [round(float(x), 5) for x in v2]
+        # Equal up to float summation order (the all-reduce sums gradients in another order).
+        assert [float(x) for x in v2] == pytest.approx([float(x) for x in v1], rel=1e-4, abs=1e-5)

@@ -93,6 +93,7 @@ class TrainConfig:
     max_steps: int = 0  # stop after this many optimiser steps (schedule unchanged); 0 = off
     stop_after_epoch: int = 0  # stop after this many epochs (schedule unchanged); 0 = off
     sync_bn: bool = False  # SyncBatchNorm in distributed CUDA runs
+    channels_last: bool = True  # conv weights in channels-last layout (avkit.engine.memory_format): same results, faster
     progress: bool = True  # rich progress bar
     tensorboard: bool = True
 

@@ -21,6 +21,7 @@ from avkit.engine.build import build_dataset, build_model
 from avkit.engine.checkpoint import load_strict, read_meta, run_checkpoint
 from avkit.engine.config import Config, load_config
 from avkit.engine.distributed import resolve_device
+from avkit.engine.memory_format import to_channels_last
 from avkit.engine.metrics import classification_metrics, confusion_matrix
 from avkit.errors import AvkitError
 from avkit.utils import atomic_write_json
@@ -45,7 +46,10 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "auto"
     model = build_model(model_cfg, num_classes)
     load_strict(model, path)
     names = list(names) if len(names) == num_classes else [str(i) for i in range(num_classes)]
-    return model.to(resolve_device(device)).eval(), cfg, names
+    model = model.to(resolve_device(device)).eval()
+    if cfg.train.channels_last:
+        to_channels_last(model)
+    return model, cfg, names
 
 
 @torch.no_grad()

@@ -46,6 +46,7 @@ from avkit.engine import distributed as D
 from avkit.engine.build import freeze_backbone, head_modules, trainable_summary
 from avkit.engine.checkpoint import load_train_state, save_train_state, save_weights
 from avkit.engine.config import Config, as_config, config_diff, dump_config, load_config
+from avkit.engine.memory_format import to_channels_last
 from avkit.engine.optim import build_optimizer, build_scheduler
 from avkit.engine.task import Task, forward_batch, forward_views, loss_fn, make_task
 from avkit.errors import AvkitError
@@ -233,6 +234,8 @@ class _Trainer:
         if cfg.train.sync_bn and info.distributed and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)
+        if cfg.train.channels_last:
+            to_channels_last(self.model)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.batches_per_epoch = math.ceil(self._train_sampler(0).__len__() / self.rank_batch)
         self.steps_per_epoch = math.ceil(self.batches_per_epoch / cfg.optim.accumulate)

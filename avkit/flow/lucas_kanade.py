@@ -23,11 +23,20 @@ def _gaussian_window(sigma: float, device, dtype) -> torch.Tensor:
 
 
 def _blur(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    # Separable Gaussian over [N, C, H, W], edge-replicated so borders are not pulled to zero.
-    r = g.numel() // 2
-    c = x.shape[1]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    # Separable Gaussian over [N, C, H, W], edge-replicated so borders are not pulled to zero. A sum
+    # of shifted slices, not a grouped conv2d: on CPU that is several times faster at these sizes.
+    taps = g.tolist()
+    r = len(taps) // 2
+    h, w = x.shape[-2:]
+    x = F.pad(x, (r, r, 0, 0), mode="replicate")
+    y = x[..., :w] * taps[0]
+    for i in range(1, len(taps)):
+        y.add_(x[..., i:i + w], alpha=taps[i])
+    y = F.pad(y, (0, 0, r, r), mode="replicate")
+    out = y[..., :h, :] * taps[0]
+    for i in range(1, len(taps)):
+        out.add_(y[..., i:i + h, :], alpha=taps[i])
+    return out
 
 
 def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
