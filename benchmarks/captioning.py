@@ -32,18 +32,21 @@ ROOT = Path(__file__).resolve().parents[1]
 TRAIN_DATA = {  # folder -> generate arguments (the recipes' sources)
     "caption_motion_train": ["motion", "--num", "400", "--seed", "0"],
     "caption_long_train": ["longvideo", "--num", "60", "--seed", "0", "--duration", "20"],
+    "caption_encoder": ["motion", "--num", "1200", "--seed", "2"],  # the video encoder's classification data
 }
 TEST_DATA = {  # held out: another seed, everything in one split
     "caption_motion_test": ["motion", "--num", "200", "--seed", "1", "--val-fraction", "0"],
     "caption_long_test": ["longvideo", "--num", "20", "--seed", "1", "--duration", "20", "--val-fraction", "0"],
 }
-RUNS = [  # (run folder, recipe, needs, label)
-    ("caption_lm", "caption_lm.yaml", None, "language model (text only)"),
-    ("caption_video_s1", "caption_video_stage1.yaml", "caption_lm", "video tokens, stage 1"),
-    ("caption_video_s2", "caption_video_stage2.yaml", "caption_video_s1", "video tokens, stage 2"),
-    ("caption_av_s1", "caption_av_stage1.yaml", "caption_lm", "video + audio tokens, stage 1"),
-    ("caption_av_s2", "caption_av_stage2.yaml", "caption_av_s1", "video + audio tokens, stage 2"),
+RUNS = [  # (run folder, recipe, the runs it needs, label)
+    ("caption_lm", "caption_lm.yaml", (), "language model (text only)"),
+    ("caption_video_encoder", "caption_video_encoder.yaml", (), "video encoder (C3D classifier)"),
+    ("caption_video_s1", "caption_video_stage1.yaml", ("caption_lm", "caption_video_encoder"), "video tokens, stage 1"),
+    ("caption_video_s2", "caption_video_stage2.yaml", ("caption_video_s1",), "video tokens, stage 2"),
+    ("caption_av_s1", "caption_av_stage1.yaml", ("caption_lm", "caption_video_encoder"), "video + audio tokens, stage 1"),
+    ("caption_av_s2", "caption_av_stage2.yaml", ("caption_av_s1",), "video + audio tokens, stage 2"),
 ]
+CAPTIONERS = [name for name, _, _, _ in RUNS if name not in ("caption_lm", "caption_video_encoder")]
 ATTRS = ("object", "colour", "motion", "sound")
 
 
@@ -60,9 +63,9 @@ def prepare(data: Path, runs: Path, wanted: list[str]) -> None:
         if not (data / name / "manifest.jsonl").is_file():
             _avkit("generate", args[0], str(data / name), *args[1:])
     need = set(wanted)
-    for name, _, parent, _ in reversed(RUNS):  # a wanted run needs its parents
-        if name in need and parent:
-            need.add(parent)
+    for name, _, parents, _ in reversed(RUNS):  # a wanted run needs its parents
+        if name in need:
+            need.update(parents)
     for name, recipe, _, _ in RUNS:
         if name in need and not (runs / name / "best.safetensors").is_file():
             _avkit("train", f"recipes/{recipe}", f"train.output_dir={runs / name}")
@@ -110,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="avkit_data", help="where the datasets are (or go)")
     ap.add_argument("--runs", default="runs", help="where the runs are (or go)")
-    ap.add_argument("--only", nargs="+", default=[r[0] for r in RUNS if r[0] != "caption_lm"],
+    ap.add_argument("--only", nargs="+", default=CAPTIONERS,
                     help="captioning runs to evaluate (and train when missing)")
     ap.add_argument("--no-prepare", action="store_true", help="do not generate or train anything")
     ap.add_argument("--skip-ask", action="store_true", help="do not run benchmarks/ask_speed.py")

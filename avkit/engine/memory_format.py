@@ -3,8 +3,9 @@
 Conv kernels on CPU (oneDNN) and on GPU (cuDNN, with bf16) run fastest when the channels are the
 innermost dimension. Converting the 4-D weights to ``channels_last`` and the 5-D ones to
 ``channels_last_3d`` makes the convs pick that layout for their outputs too, without touching the
-inputs. Measured on the quickstart's tiny models (2 CPU cores, batch 16 of 8x32x32, one training
-step): 12-20% faster for the 2D and 3D CNNs (C3D 66 -> 53 ms), no change for early fusion.
+inputs. ``benchmarks/channels_last.py`` on the quickstart's tiny models (2 CPU cores, batch 16 of
+8x32x32, one training step): 1.17-1.27x for the per-frame 2D CNNs and C3D, 1.03-1.06x for early
+fusion, two-stream and C3D + audio.
 Checkpoints are unaffected: they are saved contiguous (``avkit.engine.checkpoint``).
 """
 from __future__ import annotations
