@@ -61,14 +61,13 @@ def main() -> None:
         plain = build_model(cfg, 8).train()
         torch.manual_seed(0)
         fast = to_channels_last(build_model(cfg, 8)).train()
-        opts = {m: torch.optim.AdamW(m.parameters(), lr=1e-3) for m in (plain, fast)}
-        for m in (plain, fast):
-            _step_ms(m, opts[m], x, y, 3)  # warm-up: allocator, oneDNN kernels
-        times: dict[int, list[float]] = {id(plain): [], id(fast): []}
+        runs = [(m, torch.optim.AdamW(m.parameters(), lr=1e-3), []) for m in (plain, fast)]
+        for m, opt, _ in runs:
+            _step_ms(m, opt, x, y, 3)  # warm-up: allocator, oneDNN kernels
         for _ in range(args.rounds):
-            for m in (plain, fast):
-                times[id(m)].append(_step_ms(m, opts[m], x, y, args.steps))
-        a, b = statistics.median(times[id(plain)]), statistics.median(times[id(fast)])
+            for m, opt, times in runs:
+                times.append(_step_ms(m, opt, x, y, args.steps))
+        a, b = (statistics.median(times) for _, _, times in runs)
         print(f"| {qm.name} | {a:.1f} | {b:.1f} | {a / b:.2f}x |")
         if qm.name == "two_stream":
             flow_ms = []

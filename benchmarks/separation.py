@@ -160,17 +160,15 @@ def duet_part(sep, num: int = 6, seed: int = 9) -> dict:
                         for k in range(len(r.sources))]
                 n = min(stems.shape[1], *(len(e) for e in ests))
                 stems, ests = stems[:, :n], [e[:n] for e in ests]
-                mixture = stems.sum(0)
-                base = bss_eval(stems, np.stack([mixture] * len(stems)))["sdr"]
-                best = None
-                for pick in itertools.permutations(range(len(ests)), len(stems)) if len(ests) >= len(stems) else []:
-                    score = bss_eval(stems, np.stack([ests[k] for k in pick]))["sdr"]
-                    if best is None or score.mean() > best.mean():
-                        best = score
                 found.append(len(ests))
-                if best is not None:
-                    sdr.append(best.mean())
-                    sdri.append((best - base).mean())
+                if len(ests) < len(stems):
+                    continue  # fewer sources found than the duet has: not scored
+                base = bss_eval(stems, np.stack([stems.sum(0)] * len(stems)))["sdr"]
+                best = max((bss_eval(stems, np.stack([ests[k] for k in pick]))["sdr"]
+                            for pick in itertools.permutations(range(len(ests)), len(stems))),
+                           key=lambda score: score.mean())
+                sdr.append(best.mean())
+                sdri.append((best - base).mean())
             out[regions] = {"duets": len(rows), "scored": len(sdr), "sources_found": found,
                             "sdr": round(float(np.mean(sdr)), 2) if sdr else None,
                             "sdri": round(float(np.mean(sdri)), 2) if sdri else None}

@@ -158,3 +158,21 @@ def test_lucas_kanade_sees_an_edge_of_equal_brightness():
     grey = lucas_kanade_flow(video, color=False)[0, 0, 0][edges].abs().max()
     assert abs(colour - 2) < 0.5, colour
     assert grey < 1e-3, grey
+
+
+def test_lucas_kanade_blur_is_an_edge_replicated_separable_gaussian():
+    # The shifted-slice blur must equal the plain definition: a grouped conv2d with the Gaussian
+    # taps along each axis, on an edge-replicated input.
+    import torch.nn.functional as F
+
+    from avkit.flow.lucas_kanade import _blur, _gaussian_window
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 2, 13, 17)
+    g = _gaussian_window(2.0, x.device, x.dtype)
+    r, c = g.numel() // 2, x.shape[1]
+    ref = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), g.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    ref = F.conv2d(F.pad(ref, (0, 0, r, r), mode="replicate"), g.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    torch.testing.assert_close(_blur(x, g), ref, rtol=1e-5, atol=1e-6)
+    flat = torch.full((1, 1, 9, 9), 2.5)
+    torch.testing.assert_close(_blur(flat, g), flat)  # the taps sum to 1 and the edges are replicated
