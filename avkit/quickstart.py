@@ -26,14 +26,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from avkit.errors import AvkitError
-from avkit.utils import atomic_write_json, atomic_write_text, check_output
+from avkit.utils import atomic_write_json, atomic_write_text, check_output, cpu_cores
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -51,6 +52,7 @@ class QuickModel:
     model: dict[str, Any]
     lr: float = 3e-3
     epoch_share: float = 1.0  # of QuickstartConfig.epochs (and warm-up) this model trains for
+    seconds: float = 60.0  # its measured training time (docs/quickstart.md): parallel jobs start the longest first
 
     def epochs(self, cfg: "QuickstartConfig") -> tuple[int, int]:
         """(epochs, warm-up epochs) for this model under ``cfg``."""
@@ -64,34 +66,38 @@ def default_models() -> list[QuickModel]:
     # same anywhere in the frame, and position-specific fc layers overfit a few hundred clips.
     c3d = {"width": 8, "fc_dim": None, "batch_norm": True}
     return [
-        QuickModel("single_frame", "2D CNN per frame, scores averaged", {"video": "single_frame", "video_options": cnn}),
+        QuickModel("single_frame", "2D CNN per frame, scores averaged", {"video": "single_frame", "video_options": cnn},
+                   seconds=59),
         # Max, not mean: a mean of per-frame features into a linear head is the same function as
         # single_frame's mean of per-frame scores. The max keeps which features fired at some
         # time (a spread of orientations, say) and loses only their order, so it can tell rotation
         # from sliding but not left from right: at most about half of the motion classes.
         QuickModel("late_fusion_pool", "per-frame features, max-pooled over time",
-                   {"video": "late_fusion_pool", "video_options": {**cnn, "pool": "max"}}),
+                   {"video": "late_fusion_pool", "video_options": {**cnn, "pool": "max"}}, seconds=48),
         # Two thirds of the epochs, to keep the quickstart under 10 minutes: it stays at chance on
         # the motion classes at 30 epochs too (17% val motion, train accuracy 39% at epoch 20 and
         # 44% at 30; 2026-12-03), so the cut costs the comparison nothing.
         QuickModel("late_fusion_concat", "per-frame features concatenated into an MLP",
                    {"video": "late_fusion_concat", "video_options": {**cnn, "num_frames": 8, "hidden": 64}},
-                   epoch_share=2 / 3),
+                   epoch_share=2 / 3, seconds=28),
         # Twice the epochs: it is the cheapest model (a quarter of single_frame's time per epoch)
         # and still underfits at 30 (train accuracy 78%, val motion 53%; 60 epochs: 83%, measured
         # with torch 2.14.1 on 2026-12-02).
         QuickModel("early_fusion", "frames stacked into the first conv",
-                   {"video": "early_fusion", "video_options": {**cnn, "num_frames": 8}}, epoch_share=2.0),
+                   {"video": "early_fusion", "video_options": {**cnn, "num_frames": 8}}, epoch_share=2.0,
+                   seconds=49),
         # 45 epochs: at 30 its training accuracy was still 70-84% and val motion 62-79% over two
         # runs (torch 2.14.1, 2026-12-02); its loss falls late, after the warm-up.
-        QuickModel("c3d", "slow fusion: 3x3x3 convs", {"video": "c3d", "video_options": c3d}, epoch_share=1.5),
+        QuickModel("c3d", "slow fusion: 3x3x3 convs", {"video": "c3d", "video_options": c3d}, epoch_share=1.5,
+                   seconds=130),
         QuickModel("two_stream", "RGB stream + stacked optical flow stream",
-                   {"video": "two_stream", "video_options": {**cnn, "flow_fields": 4}}),
+                   {"video": "two_stream", "video_options": {**cnn, "flow_fields": 4}}, seconds=65),
         # The sound helps it converge fast: 6 epochs (train accuracy 85% at epoch 5 and 99% at
         # epoch 10 of a 10-epoch run, val 98%; 2026-12-03), the least time of the 3D models.
         QuickModel("c3d+audio", "C3D + log-mel CNN, concat fusion",
                    {"video": "c3d", "video_options": c3d,
-                    "audio": "audio_cnn", "audio_options": {"width": 8}, "fusion": "concat"}, epoch_share=0.2),
+                    "audio": "audio_cnn", "audio_options": {"width": 8}, "fusion": "concat"}, epoch_share=0.2,
+                   seconds=45),
     ]
 
 
@@ -112,6 +118,11 @@ class QuickstartConfig:
     batch_size: int = 16
     test_clips: int = 5
     num_workers: int = 0  # clips are cached in memory after the first epoch
+    # Models trained side by side, each in its own process with an equal share of the CPU threads:
+    # two 1-thread trainings get through 1.5-1.8x the steps of one 2-thread training of these tiny
+    # models (benchmarks/quickstart_jobs.py). 0 = auto: 1 on a GPU or with DataLoader workers,
+    # else as many as there are CPU cores (at most one per model).
+    jobs: int = 0
     models: list[str] = field(default_factory=list)  # subset of default_models() names; empty = all
     compare: bool = True  # train and compare the model families (step 3); False stops after the read-back
     overwrite: bool = False  # replace an earlier quickstart's output in ``out`` (never another folder)
@@ -264,6 +275,8 @@ def check_config(cfg: QuickstartConfig) -> None:
         if getattr(cfg, name) < 1:
             flag = {"num": "--num", "epochs": "--epochs"}.get(name, name)
             raise AvkitError(f"{flag} must be >= 1, got {getattr(cfg, name)}")
+    if cfg.jobs < 0:
+        raise AvkitError(f"--jobs must be >= 0 (0 = auto), got {cfg.jobs}")
     if cfg.size < 16 or cfg.fps <= 0 or cfg.num_workers < 0 or cfg.warmup_epochs < 0:
         raise AvkitError(f"quickstart settings out of range: size {cfg.size} (>= 16), fps {cfg.fps} (> 0), "
                          f"workers {cfg.num_workers} (>= 0), warm-up {cfg.warmup_epochs} (>= 0)")
@@ -278,16 +291,13 @@ def _run(cfg: QuickstartConfig, out: Path, quiet: bool) -> dict[str, Any]:
     from rich.console import Console
 
     from avkit.data.synthetic import generate
-    from avkit.engine import evaluate, train
-    from avkit.engine.build import build_dataset
-    from avkit.engine.config import as_config
 
     console = Console(quiet=quiet)
     t_start = time.perf_counter()
     console.rule("[bold]avkit quickstart")
 
     gen = generate("motion", out / "data", num=cfg.num, seed=cfg.seed, size=cfg.size, fps=cfg.fps,
-                   appearance=tuple(cfg.appearance))
+                   appearance=tuple(cfg.appearance), jobs=cpu_cores())
     groups = {c["name"]: c["group"] for c in json.loads((gen.out / "classes.json").read_text())}
     console.print(f"1. generated {gen.num} motion clips in {gen.seconds:.1f}s ({gen.clips_per_second:.1f} clips/s): "
                   f"{', '.join(f'{n} ({g})' for n, g in groups.items())}")
@@ -298,33 +308,12 @@ def _run(cfg: QuickstartConfig, out: Path, quiet: bool) -> dict[str, Any]:
                   f"{len(read['skipped'])} skipped")
 
     chosen = [m for m in default_models() if not cfg.models or m.name in cfg.models] if cfg.compare else []
-    rows = []
-    train_sets: dict[bool, Any] = {}  # one training set per audio setting, decoded once, shared
-    for i, qm in enumerate(chosen, 1):
-        console.print(f"3.{i} training [bold]{qm.name}[/bold] ({qm.lecture}), {qm.epochs(cfg)[0]} epochs")
-        run_dir = out / "runs" / qm.name.replace("+", "_")
-        run_cfg = as_config(recipe(cfg, gen.out, run_dir, qm))
-        t0 = time.perf_counter()
-        audio = run_cfg.data.spectrogram
-        if audio not in train_sets:
-            train_sets[audio] = build_dataset(run_cfg.data, run_cfg.data.train_split, train=True, seed=cfg.seed,
-                                              cache=run_cfg.data.cache)
-        # No per-epoch validation (val_set=None): the last weights are evaluated once on the val
-        # split, so the table is not picked by the data it reports on, and it saves a minute.
-        train(run_cfg, train_set=train_sets[audio], val_set=None, quiet=quiet)
-        train_s = time.perf_counter() - t0
-        ev = evaluate(run_dir, clips=cfg.test_clips, crops=1, checkpoint="last")
-        acc = group_accuracy(ev["confusion"], ev["class_names"], groups)
-        params, gflops = _cost(run_dir, cfg, bool(qm.model.get("audio")))
-        rows.append({"model": qm.name, "what": qm.lecture, "motion_acc": acc.get("motion"),
-                     "appearance_acc": acc.get("appearance"), "overall_acc": acc["overall"],
-                     "clip_acc": ev["clip"]["top1"], "params": params, "gflops": gflops,
-                     "epochs": run_cfg.train.epochs, "train_seconds": round(train_s, 1), "run_dir": str(run_dir)})
-        console.print(f"    motion {acc.get('motion', float('nan')):.0%}  appearance "
-                      f"{acc.get('appearance', float('nan')):.0%}  overall {acc['overall']:.0%}  ({train_s:.0f}s)")
+    jobs, threads = plan_jobs(cfg, len(chosen), torch.cuda.is_available())
+    rows = train_models(cfg, gen.out, out / "runs", chosen, groups, jobs, threads, console, quiet)
 
     summary = {"config": asdict(cfg), "data": gen.to_dict(), "read_back": read, "results": rows,
                "chance": 1 / len(groups), "motion_chance": 1 / max(1, list(groups.values()).count("motion")),
+               "jobs": {"parallel": jobs, "threads_each": threads},
                "seconds": round(time.perf_counter() - t_start, 1),
                "device": "cuda" if torch.cuda.is_available() else "cpu"}
     if rows:
@@ -343,6 +332,130 @@ def _run(cfg: QuickstartConfig, out: Path, quiet: bool) -> dict[str, Any]:
                       f"--overwrite[/bold] also trains and compares the model families; "
                       f"[bold]avkit train recipes/motion_c3d.yaml data.source={gen.out}[/bold] trains one.")
     return summary
+
+
+def plan_jobs(cfg: QuickstartConfig, num_models: int, cuda: bool) -> tuple[int, int]:
+    """``(parallel trainings, threads each)`` for ``num_models`` models under ``cfg``.
+
+    Parallel trainings run in forked processes of one thread each: a child forked from a process
+    that has run OpenMP threads hangs in its first multi-threaded op (measured with torch 2.14.1),
+    and spawned children would re-run a user's script that calls :func:`run_quickstart`. Where
+    there is no fork (not Linux) the models train one after the other.
+    """
+    cores = cpu_cores()
+    if cfg.num_workers > 0:  # DataLoader worker processes use the cores (and a pool worker cannot start them)
+        jobs = 1
+    elif cfg.jobs:
+        jobs = cfg.jobs
+    else:
+        jobs = 1 if cuda else cores  # one GPU: one training at a time
+    jobs = max(1, min(jobs, num_models))
+    if jobs > 1 and sys.platform != "linux":
+        jobs = 1
+    return jobs, (1 if jobs > 1 else cores)
+
+
+_TRAIN_SETS: dict[str, Any] = {}  # per process: decoded training sets by data config, shared by its models
+
+
+def train_one(cfg: QuickstartConfig, data: Path, runs: Path, name: str, groups: dict[str, str],
+              quiet: bool = True) -> dict[str, Any]:
+    """Train and evaluate one model of the comparison in this process; returns its results row."""
+    from avkit.engine import evaluate, train
+    from avkit.engine.build import build_dataset
+    from avkit.engine.config import as_config
+
+    qm = next(m for m in default_models() if m.name == name)
+    run_dir = runs / qm.name.replace("+", "_")
+    run_cfg = as_config(recipe(cfg, data, run_dir, qm))
+    t0 = time.perf_counter()
+    key = json.dumps(asdict(run_cfg.data), sort_keys=True)  # the clips decoded once per process
+    if key not in _TRAIN_SETS:
+        _TRAIN_SETS[key] = build_dataset(run_cfg.data, run_cfg.data.train_split, train=True, seed=cfg.seed,
+                                         cache=run_cfg.data.cache)
+    # No per-epoch validation (val_set=None): the last weights are evaluated once on the val
+    # split, so the table is not picked by the data it reports on, and it saves a minute.
+    train(run_cfg, train_set=_TRAIN_SETS[key], val_set=None, quiet=quiet)
+    train_s = time.perf_counter() - t0
+    ev = evaluate(run_dir, clips=cfg.test_clips, crops=1, checkpoint="last")
+    acc = group_accuracy(ev["confusion"], ev["class_names"], groups)
+    params, gflops = _cost(run_dir, cfg, bool(qm.model.get("audio")))
+    return {"model": qm.name, "what": qm.lecture, "motion_acc": acc.get("motion"),
+            "appearance_acc": acc.get("appearance"), "overall_acc": acc["overall"],
+            "clip_acc": ev["clip"]["top1"], "params": params, "gflops": gflops,
+            "epochs": run_cfg.train.epochs, "train_seconds": round(train_s, 1), "run_dir": str(run_dir)}
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _epochs_done(run_dir: Path) -> int:
+    try:
+        return max(0, len((run_dir / "metrics.csv").read_text().splitlines()) - 1)
+    except OSError:
+        return 0
+
+
+def train_models(cfg: QuickstartConfig, data: Path, runs: Path, chosen: list[QuickModel], groups: dict[str, str],
+                 jobs: int, threads: int, console: Any, quiet: bool) -> list[dict[str, Any]]:
+    """Step 3: train and evaluate ``chosen``, ``jobs`` at a time in processes of ``threads`` threads
+    (:func:`plan_jobs`; one job trains in this process); rows in the order of ``chosen``."""
+    def done_line(row: dict[str, Any]) -> str:
+        return (f"    {row['model']}: motion {_pct(row['motion_acc'])}  appearance {_pct(row['appearance_acc'])}  "
+                f"overall {_pct(row['overall_acc'])}  ({row['train_seconds']:.0f}s)")
+
+    _TRAIN_SETS.clear()  # a new dataset; forked workers inherit the empty cache
+    try:
+        if jobs == 1:
+            rows = []
+            for i, qm in enumerate(chosen, 1):
+                console.print(f"3.{i} training [bold]{qm.name}[/bold] ({qm.lecture}), {qm.epochs(cfg)[0]} epochs")
+                rows.append(train_one(cfg, data, runs, qm.name, groups, quiet))
+                console.print(done_line(rows[-1]))
+            return rows
+        return _train_in_workers(cfg, data, runs, chosen, groups, jobs, console, quiet, done_line)
+    finally:
+        _TRAIN_SETS.clear()
+
+
+def _train_in_workers(cfg: QuickstartConfig, data: Path, runs: Path, chosen: list[QuickModel],
+                      groups: dict[str, str], jobs: int, console: Any, quiet: bool,
+                      done_line: Callable[[dict[str, Any]], str]) -> list[dict[str, Any]]:
+    import multiprocessing as mp
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console.print(f"3. training {len(chosen)} models, {jobs} at a time (one CPU thread each): "
+                  + ", ".join(f"{qm.name} ({qm.lecture}, {qm.epochs(cfg)[0]} epochs)" for qm in chosen))
+    results: dict[str, dict[str, Any]] = {}
+    order = sorted(chosen, key=lambda m: -m.seconds)  # longest first: the last to finish ends soonest
+    progress = Progress(TextColumn("    {task.description:<20}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("epochs"), TimeElapsedColumn(), console=console, disable=quiet, transient=True)
+    tasks = {qm.name: progress.add_task(qm.name, total=qm.epochs(cfg)[0], start=False) for qm in chosen}
+    # The workers are forked here, before the progress display starts its thread.
+    pool = mp.get_context("fork").Pool(jobs, initializer=_set_threads, initargs=(1,))
+    try:
+        pending = {qm.name: pool.apply_async(train_one, (cfg, data, runs, qm.name, groups)) for qm in order}
+        with progress:
+            while pending:
+                time.sleep(0.5)
+                for qm in chosen:
+                    run_dir = runs / qm.name.replace("+", "_")
+                    if qm.name in pending and run_dir.exists():
+                        progress.start_task(tasks[qm.name])  # no-op once started
+                        progress.update(tasks[qm.name], completed=_epochs_done(run_dir))
+                for name in [n for n, r in pending.items() if r.ready()]:
+                    row = results[name] = pending.pop(name).get()  # re-raises a worker's exception
+                    progress.update(tasks[name], completed=row["epochs"])
+                    progress.console.print(done_line(row))
+        pool.close()
+    finally:
+        pool.terminate()  # an error or Ctrl-C stops the other trainings at once
+        pool.join()
+    return [results[qm.name] for qm in chosen]
 
 
 def read_back(manifest: Path, cfg: QuickstartConfig, limit: int | None = None) -> dict[str, Any]:
@@ -409,13 +522,21 @@ def results_table(rows: list[dict[str, Any]], cfg: QuickstartConfig) -> Table:
     return table
 
 
+def _jobs_text(summary: dict[str, Any]) -> str:
+    jobs = summary.get("jobs") or {"parallel": 1, "threads_each": 0}
+    if jobs["parallel"] == 1:
+        return "one model trained at a time"
+    return (f"{jobs['parallel']} models trained side by side, {jobs['threads_each']} CPU thread(s) each "
+            f"(column 'train s' is each one's wall clock)")
+
+
 def results_markdown(summary: dict[str, Any]) -> str:
     cfg = summary["config"]
     lines = ["# avkit quickstart results", "",
              f"{summary['data']['num']} generated motion clips; {cfg['num_frames']} frames of {cfg['size']}x{cfg['size']} "
              f"at {cfg['fps']:g} fps; video accuracy on the val split averaged over {cfg['test_clips']} clips; "
              f"up to {cfg['epochs']} epochs (column 'epochs'); device {summary['device']}; chance {summary['motion_chance']:.0%} on the motion "
-             f"classes, {summary['chance']:.0%} overall.", "",
+             f"classes, {summary['chance']:.0%} overall; {_jobs_text(summary)}.", "",
              "| model | what | motion classes | appearance classes | overall | params | GFLOPs | epochs | train s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for r in summary["results"]:

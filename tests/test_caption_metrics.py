@@ -83,7 +83,7 @@ def test_vocabulary_comes_from_the_generators() -> None:
     v = vocabulary()
     names = {" ".join(c) for c in v.colours}
     assert set(PALETTE) <= names and {"dark grey", "light grey"} <= names
-    assert set(motion.SHAPES) <= set(v.objects.values())
+    assert set(motion.ALL_SHAPES) <= set(v.objects.values())
     assert {spec[1] for spec in motion.TEXTURES.values()} <= set(v.objects.values())
     assert set(v.motion_of_class) == set(motion.CLASSES)
     assert len(set(v.motion_of_class[c] for c in motion.MOTION_CLASSES)) == len(motion.MOTION_CLASSES)

@@ -67,6 +67,8 @@ CASES = [
     ("quickstart --models nomodel --out {dir}/qs", "nomodel"),
     ("quickstart --out {a_file}", "a_file"),
     ("quickstart --out {full}", "full"),
+    ("quickstart --jobs -1 --out {dir}/qs", "--jobs"),
+    ("generate motion {dir}/g --jobs -1", "--jobs"),
     ("nocommand", "invalid choice"),
 ]
 

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
 from avkit.cli.main import main
-from avkit.quickstart import QuickstartConfig, group_accuracy, run_quickstart
+from avkit.quickstart import QuickstartConfig, group_accuracy, plan_jobs, run_quickstart
 
 
 def test_quickstart_generates_and_reads_back(tmp_path):
@@ -74,3 +75,41 @@ def test_cli_unknown_quickstart_model_exits_2(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope" in err[0]
+
+
+def test_plan_jobs_splits_the_cores(monkeypatch):
+    monkeypatch.setattr("avkit.quickstart.cpu_cores", lambda: 8)
+    assert plan_jobs(QuickstartConfig(), 7, cuda=False) == (7, 1)  # one per model, 1 thread each
+    assert plan_jobs(QuickstartConfig(), 2, cuda=False) == (2, 1)  # forked workers: one thread each
+    assert plan_jobs(QuickstartConfig(), 7, cuda=True) == (1, 8)  # one GPU: one training at a time
+    assert plan_jobs(QuickstartConfig(jobs=1), 7, cuda=False) == (1, 8)
+    assert plan_jobs(QuickstartConfig(num_workers=2, jobs=4), 7, cuda=False) == (1, 8)  # loader workers use the cores
+    assert plan_jobs(QuickstartConfig(jobs=3), 7, cuda=True) == (3, 1)  # asked for
+    assert plan_jobs(QuickstartConfig(jobs=5), 2, cuda=False) == (2, 1)  # never more jobs than models
+    with pytest.raises(ValueError, match="--jobs"):
+        run_quickstart(QuickstartConfig(jobs=-1), quiet=True)
+
+
+def test_parallel_jobs_train_the_same_models_as_one_process(tmp_path):
+    """Two models trained side by side in worker processes end with exactly the weights they get
+    when trained one after the other in this process with the same thread count."""
+    import torch
+    from safetensors.torch import load_file
+
+    small = dict(num=40, epochs=2, warmup_epochs=0, test_clips=1, models=["early_fusion", "c3d+audio"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        one = run_quickstart(QuickstartConfig(out=str(tmp_path / "one"), jobs=1, **small), quiet=True)
+    finally:
+        torch.set_num_threads(threads)
+    two = run_quickstart(QuickstartConfig(out=str(tmp_path / "two"), jobs=2, **small), quiet=True)
+    assert one["jobs"] == {"parallel": 1, "threads_each": one["jobs"]["threads_each"]}
+    assert two["jobs"]["parallel"] == 2
+    assert [r["model"] for r in two["results"]] == ["early_fusion", "c3d+audio"]  # the table's order
+    for a, b in zip(one["results"], two["results"]):
+        wa = load_file(str(Path(a["run_dir"]) / "last.safetensors"))
+        wb = load_file(str(Path(b["run_dir"]) / "last.safetensors"))
+        assert wa.keys() == wb.keys()
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), a["model"]
+        assert a["overall_acc"] == b["overall_acc"]

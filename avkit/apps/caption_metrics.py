@@ -218,7 +218,7 @@ def vocabulary() -> Vocabulary:
     colours = tuple(tuple(words(c)) for c in colour_names)
     texture_noun = {name: spec[1] for name, spec in motion.TEXTURES.items()}
     objects: dict[tuple[str, ...], str] = {}
-    for shape in list(motion.SHAPES) + [inst.shape for inst in instruments.INSTRUMENTS]:
+    for shape in list(motion.ALL_SHAPES) + [inst.shape for inst in instruments.INSTRUMENTS]:
         objects[tuple(words(shape))] = shape
     for noun in texture_noun.values():
         objects[tuple(words(noun))] = noun
@@ -325,7 +325,9 @@ def truth_attributes(row: Mapping[str, Any], segment: int | None = None, vocab: 
     vocab = vocab or vocabulary()
     meta = row.get("meta") or {}
     kind = meta.get("kind")
-    label = str(row.get("label"))
+    from avkit.data.synthetic.motion import split_label
+
+    label = split_label(str(row.get("label")))[0]  # move_left_cross (shape labels) -> move_left
     if kind == "instruments":
         if meta.get("duet"):
             return dict.fromkeys(ATTRIBUTES)

@@ -44,6 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sample-rate", type=int, default=argparse.SUPPRESS,
                    help="audio sample rate in Hz (kind default: 16000)")
     p.add_argument("--val-fraction", type=float, default=0.25, help="fraction of each class in the val split")
+    p.add_argument("--shapes", nargs="+", default=argparse.SUPPRESS, metavar="SHAPE",
+                   help="motion, longvideo: what a moving object may be (bar ellipse triangle cross; default: the first three)")
+    p.add_argument("--shape-labels", action="store_true", default=argparse.SUPPRESS,
+                   help="motion: one class per motion and shape (move_left_cross, ...), for classifiers that must see the shape")
+    p.add_argument("--jobs", type=int, default=0, help="processes rendering clips (0 = one per CPU core)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
@@ -52,9 +57,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from avkit.data.synthetic import generate
+    from avkit.errors import AvkitError
+    from avkit.utils import cpu_cores
 
     # Options left out keep the kind's own defaults (e.g. 40 s for longvideo).
-    params = {k: getattr(args, k) for k in ("size", "fps", "duration", "sample_rate") if hasattr(args, k)}
+    params = {k: getattr(args, k) for k in ("size", "fps", "duration", "sample_rate", "shape_labels") if hasattr(args, k)}
+    if hasattr(args, "shapes"):
+        params["shapes"] = tuple(args.shapes)
+    if args.jobs < 0:
+        raise AvkitError(f"--jobs must be >= 0 (0 = one per CPU core), got {args.jobs}")
+    params["jobs"] = args.jobs or cpu_cores()
     if args.json:
         result = generate(args.kind, args.out, args.num, args.seed, overwrite=args.overwrite,
                           val_fraction=args.val_fraction, **params)

@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=None, metavar="NAME", help="train only these models")
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader worker processes; 0 keeps the decoded clips cached in this process, "
                         "workers would decode them again every epoch")
+    p.add_argument("--jobs", type=int, default=d.jobs,
+                   help="models trained side by side, each in its own process with a share of the CPU threads "
+                        "(0 = auto: one per CPU core on CPU, 1 on a GPU or with --workers)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier quickstart's output in --out, once the new one is complete (a folder "
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(args.models or []) - known)
     if unknown:
         raise AvkitError(f"unknown quickstart model(s) {unknown}; choose from {sorted(known)}")
-    cfg = QuickstartConfig(out=args.out, num=args.num, epochs=args.epochs, seed=args.seed, num_workers=args.workers,
+    cfg = QuickstartConfig(out=args.out, num=args.num, epochs=args.epochs, seed=args.seed, num_workers=args.workers, jobs=args.jobs,
                            models=list(args.models or []), compare=not args.no_train, overwrite=args.overwrite)
     summary = run_quickstart(cfg, quiet=args.json)
     if args.json:

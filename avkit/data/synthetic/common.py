@@ -117,6 +117,9 @@ def shape_inside(shape: str, u: np.ndarray, v: np.ndarray, length: float) -> np.
     if shape == "triangle":  # isosceles, apex at +u, base half-width a * 0.55
         t = (a - u) / (2 * a)  # 0 at the apex, 1 at the base
         return (t >= 0) & (t <= 1) & (np.abs(v) <= t * a * 0.55)
+    if shape == "cross":  # the bar (width a / 2.4) crossed at its middle by a bar of 0.6 of its length
+        w = a / 2.4
+        return ((np.abs(u) <= a) & (np.abs(v) <= w / 2 * 1.2)) | ((np.abs(u) <= w / 2 * 1.2) & (np.abs(v) <= 0.6 * a))
     if shape == "disc":
         return u ** 2 + v ** 2 <= a ** 2
     if shape == "annulus":  # a disc with a hole of 0.3 of its radius
@@ -187,6 +190,9 @@ def half_extent(shape: str, length: float, angle: float) -> tuple[float, float]:
     if shape == "ellipse":
         b = a / 2
         return float(np.hypot(a * c, b * s)), float(np.hypot(a * s, b * c))
+    if shape == "cross":
+        w = a / 2.4 * 0.6
+        return max(a * c + w * s, w * c + 0.6 * a * s), max(a * s + w * c, w * s + 0.6 * a * c)
     if shape == "triangle":
         # Vertices in object coordinates (u, v) mapped to screen offsets (see local_coords).
         cu, su = np.cos(angle), np.sin(angle)

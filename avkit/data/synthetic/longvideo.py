@@ -43,6 +43,7 @@ class LongVideoConfig:
     background_level: float = 0.015  # RMS of the background noise bed
     onset_level: float = 0.8  # peak of the onset chime
     speed: tuple[float, float] = (0.4, 0.7)  # as in motion
+    shapes: tuple[str, ...] = tuple(motion.SHAPES)  # as in motion
     spin: tuple[float, float] = (100.0, 160.0)
     object_size: tuple[float, float] = (0.45, 0.6)
     sound_level: float = 0.5
@@ -85,7 +86,7 @@ def render(cfg: LongVideoConfig, label: str, rng: np.random.Generator) -> Synthe
              + ["sound_only"] * _count(rng, cfg.sound_distractors))
     kinds = [kinds[i] for i in rng.permutation(len(kinds))]
     obj_cfg = motion.MotionConfig(size=cfg.size, fps=cfg.fps, sample_rate=sr, speed=cfg.speed, spin=cfg.spin,
-                                  object_size=cfg.object_size, sound_level=cfg.sound_level)
+                                  object_size=cfg.object_size, sound_level=cfg.sound_level, shapes=tuple(cfg.shapes))
     bell = chime(sr)
     segments: list[dict[str, Any]] = []
     details: list[dict[str, Any]] = []

@@ -44,7 +44,10 @@ from avkit.errors import AvkitError
 MOTION_CLASSES = ["move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw"]
 APPEARANCE_CLASSES = ["stripes", "checker", "rings", "dots"]
 CLASSES = MOTION_CLASSES + APPEARANCE_CLASSES
-SHAPES = ["bar", "ellipse", "triangle"]  # all elongated: orientation (and rotation) is visible
+SHAPES = ["bar", "ellipse", "triangle"]  # the default shapes, all elongated: orientation (and rotation) is visible
+# Every shape a moving object can have (MotionConfig.shapes). A bar and an ellipse of 14-19 px look
+# alike in a 32x32 H.264 frame (docs/captioning.md); a cross does not look like either.
+ALL_SHAPES = ["bar", "ellipse", "triangle", "cross"]
 # Appearance class -> (shape, caption noun, sound words).
 TEXTURES = {
     "stripes": ("disc", "striped disc", "a steady low hum"),
@@ -83,14 +86,30 @@ class MotionConfig:
     sound_level: float = 0.5
     noise_level: float = 0.01
     appearance: tuple[str, ...] = tuple(APPEARANCE_CLASSES)  # which appearance classes to include
+    shapes: tuple[str, ...] = tuple(SHAPES)  # what a moving object may be (from ALL_SHAPES), drawn uniformly
+    # One class per motion and shape ("move_left_cross"), for classifiers that must see the shape too.
+    shape_labels: bool = False
 
 
 def classes(cfg: MotionConfig) -> list[ClassInfo]:
     unknown = [name for name in cfg.appearance if name not in APPEARANCE_CLASSES]
     if unknown or len(set(cfg.appearance)) != len(cfg.appearance):
         raise AvkitError(f"appearance classes must be distinct names from {APPEARANCE_CLASSES}, got {list(cfg.appearance)}")
-    return [ClassInfo(name, "motion" if name in MOTION_CLASSES else "appearance", DESCRIPTIONS[name])
-            for name in MOTION_CLASSES + list(cfg.appearance)]
+    if not cfg.shapes or len(set(cfg.shapes)) != len(cfg.shapes) or not set(cfg.shapes) <= set(ALL_SHAPES):
+        raise AvkitError(f"shapes must be distinct names from {ALL_SHAPES}, got {list(cfg.shapes)}")
+    motion = [ClassInfo(name, "motion", DESCRIPTIONS[name]) for name in MOTION_CLASSES]
+    if cfg.shape_labels:
+        motion = [ClassInfo(f"{c.name}_{shape}", "motion", c.description.replace("a shape", f"a {shape}", 1))
+                  for c in motion for shape in cfg.shapes]
+    return motion + [ClassInfo(name, "appearance", DESCRIPTIONS[name]) for name in cfg.appearance]
+
+
+def split_label(label: str) -> tuple[str, str | None]:
+    """``("move_left", "cross")`` for a shape label ``move_left_cross``; ``(label, None)`` otherwise."""
+    for shape in ALL_SHAPES:
+        if label.endswith("_" + shape) and label[: -len(shape) - 1] in MOTION_CLASSES:
+            return label[: -len(shape) - 1], shape
+    return label, None
 
 
 @dataclass
@@ -110,11 +129,12 @@ class ObjectTrack:
 
 
 def draw_object(cfg: MotionConfig, label: str, rng: np.random.Generator, times: np.ndarray,
-                background: np.ndarray, duration: float) -> ObjectTrack:
+                background: np.ndarray, duration: float, shape: str | None = None) -> ObjectTrack:
     """Render the object of class ``label`` at ``times`` (seconds from its start).
 
     ``background`` is the (first) frame it is drawn on, float ``[H, W, 3]``: colours are chosen
-    to contrast with it. Used by ``motion`` clips and by ``longvideo`` action segments.
+    to contrast with it. ``shape`` fixes a moving object's shape (else drawn from ``cfg.shapes``).
+    Used by ``motion`` clips and by ``longvideo`` action segments.
     """
     size = cfg.size
     times = np.asarray(times, dtype=np.float64)
@@ -126,7 +146,8 @@ def draw_object(cfg: MotionConfig, label: str, rng: np.random.Generator, times: 
     length = rng.uniform(*cfg.object_size) * size
     n = len(times)
 
-    shape = SHAPES[rng.integers(len(SHAPES))]
+    drawn = cfg.shapes[rng.integers(len(cfg.shapes))]
+    shape = shape or drawn
     meta: dict[str, Any] = {"shape": shape, "colour": colour_name, "length_px": length}
     if label in _DIRECTIONS:
         dx, dy = _DIRECTIONS[label]
@@ -220,18 +241,20 @@ def object_sound(cfg: MotionConfig, label: str, rng: np.random.Generator, events
 
 def render(cfg: MotionConfig, label: str, rng: np.random.Generator) -> SyntheticClip:
     """One ``motion`` clip of class ``label``."""
+    name = label
+    label, shape = split_label(name)
     if label not in CLASSES:
-        raise ValueError(f"unknown motion class {label!r}; expected one of {CLASSES}")
+        raise ValueError(f"unknown motion class {name!r}; expected one of {CLASSES}")
     num_frames = max(1, int(round(cfg.duration * cfg.fps)))
     times = np.arange(num_frames) / cfg.fps
     background = smooth_background(rng, cfg.size, times[:1])
-    track = draw_object(cfg, label, rng, times, background[0], cfg.duration)
+    track = draw_object(cfg, label, rng, times, background[0], cfg.duration, shape)
     frames = to_uint8(composite(background, track.alpha, track.fill))
     num_samples = int(round(cfg.duration * cfg.sample_rate))
     audio = noise_floor(rng, num_samples, cfg.noise_level)
     audio += object_sound(cfg, label, rng, track.events, cfg.duration)
     meta = {**track.meta, "sound_events": track.events.tolist(), "num_frames": num_frames}
-    return SyntheticClip(frames, audio, label, track.caption, [], meta)
+    return SyntheticClip(frames, audio, name, track.caption, [], meta)
 
 
 GENERATOR = Generator("motion", "motion-only classes (plus four appearance classes) with synchronised sounds",
