@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     names = ", ".join(m.name for m in default_models())
     p = sub.add_parser(
         "quickstart",
-        help="the main job: generate motion data, train and compare the video model families (~8 min on 2 cores)",
+        help="the main job: generate motion data, train and compare the video model families (~3.5-8 min on 2 cores)",
         description="Generate the synthetic 'motion' set (6 motion-only classes + 2 of its 4 appearance-only classes), read it "
                     "back through VideoDataset with the clip sampler, then train tiny single-frame, late fusion, "
                     "early fusion, C3D, two-stream and audio-visual models with the engine of 'avkit train', "
