@@ -347,3 +347,17 @@ def test_mean_pooled_late_fusion_is_single_frame_but_max_pooling_is_not():
     with torch.no_grad():
         torch.testing.assert_close(pooled["mean"](x), single(x), atol=1e-5, rtol=1e-5)
         assert not torch.allclose(pooled["max"](x), single(x), atol=1e-4)
+
+
+def test_circular_c3d_sees_a_torus():
+    """With circular padding, C3D's pooled features do not change when the frames are rolled by the
+    network's total spatial stride (16 px): an object across an edge is the same object. With zero
+    padding they do."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 32, 32)
+    rolled = torch.roll(x, shifts=(16, -16), dims=(-2, -1))
+    for mode, same in (("circular", True), ("zeros", False)):
+        net = c3d(width=4, fc_dim=None, batch_norm=False, padding_mode=mode).eval()
+        with torch.no_grad():
+            a, b = net.forward_features(x), net.forward_features(rolled)
+        assert torch.allclose(a, b, atol=1e-5) is same, mode

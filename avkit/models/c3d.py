@@ -18,8 +18,9 @@ from avkit.models.base import VideoClassifier, check_clip
 from avkit.models.registry import register_model
 
 
-def _conv(c_in: int, c_out: int, batch_norm: bool) -> list[nn.Module]:
-    layers: list[nn.Module] = [nn.Conv3d(c_in, c_out, kernel_size=3, padding=1, bias=not batch_norm)]
+def _conv(c_in: int, c_out: int, batch_norm: bool, padding_mode: str = "zeros") -> list[nn.Module]:
+    layers: list[nn.Module] = [nn.Conv3d(c_in, c_out, kernel_size=3, padding=1, bias=not batch_norm,
+                                         padding_mode=padding_mode)]
     if batch_norm:
         layers.append(nn.BatchNorm3d(c_out))
     return layers + [nn.ReLU(inplace=True)]
@@ -29,7 +30,8 @@ class C3D(VideoClassifier):
     """conv1a pool1 | conv2a pool2 | conv3a,b pool3 | conv4a,b pool4 | conv5a,b pool5 | fc6 fc7."""
 
     def __init__(self, width: int = 64, fc_dim: int | None = 4096, num_classes: int | None = None,
-                 dropout: float = 0.5, batch_norm: bool = False, temporal_pool: bool = True) -> None:
+                 dropout: float = 0.5, batch_norm: bool = False, temporal_pool: bool = True,
+                 padding_mode: str = "zeros") -> None:
         super().__init__()
         w = [width, 2 * width, 4 * width, 8 * width, 8 * width]
         convs_per_stage = [1, 1, 2, 2, 2]
@@ -37,7 +39,7 @@ class C3D(VideoClassifier):
         c_in = 3
         for stage, (c_out, n) in enumerate(zip(w, convs_per_stage)):
             for _ in range(n):
-                layers += _conv(c_in, c_out, batch_norm)
+                layers += _conv(c_in, c_out, batch_norm, padding_mode)
                 c_in = c_out
             if stage < 4:  # pool5 is the adaptive pool below
                 kt = 2 if stage > 0 and temporal_pool else 1
@@ -80,6 +82,10 @@ class C3D(VideoClassifier):
 @register_model("c3d", family="c3d",
                 tiny={"width": 8, "fc_dim": 64, "dropout": 0.0, "batch_norm": True})
 def c3d(width: int = 64, fc_dim: int | None = 4096, num_classes: int | None = None, dropout: float = 0.5,
-        batch_norm: bool = False, temporal_pool: bool = True) -> C3D:
-    """C3D slow fusion: VGG-style 3x3x3 convs, 2x2x2 pools, fc6/fc7 (width 64 = the paper)."""
-    return C3D(width, fc_dim, num_classes, dropout, batch_norm, temporal_pool)
+        batch_norm: bool = False, temporal_pool: bool = True, padding_mode: str = "zeros") -> C3D:
+    """C3D slow fusion: VGG-style 3x3x3 convs, 2x2x2 pools, fc6/fc7 (width 64 = the paper).
+
+    ``padding_mode="circular"`` pads each conv by wrapping around (in time too), for frames that
+    are a torus, as the synthetic ``motion`` data's: an object across an edge is then one object.
+    """
+    return C3D(width, fc_dim, num_classes, dropout, batch_norm, temporal_pool, padding_mode)
