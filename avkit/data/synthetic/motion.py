@@ -45,8 +45,8 @@ MOTION_CLASSES = ["move_left", "move_right", "move_up", "move_down", "rotate_cw"
 APPEARANCE_CLASSES = ["stripes", "checker", "rings", "dots"]
 CLASSES = MOTION_CLASSES + APPEARANCE_CLASSES
 SHAPES = ["bar", "ellipse", "triangle"]  # the default shapes, all elongated: orientation (and rotation) is visible
-# Every shape a moving object can have (MotionConfig.shapes). A bar and an ellipse of 14-19 px look
-# alike in a 32x32 H.264 frame (docs/captioning.md); a cross does not look like either.
+# Every shape a moving object can have (MotionConfig.shapes): the cross is a fourth elongated shape,
+# unlike the other three.
 ALL_SHAPES = ["bar", "ellipse", "triangle", "cross"]
 # Appearance class -> (shape, caption noun, sound words).
 TEXTURES = {
