@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from avkit.errors import AvkitError
-from avkit.utils import atomic_write_json, atomic_write_text, check_output, cpu_cores
+from avkit.utils import atomic_write_json, atomic_write_text, can_fork, check_output, cpu_cores, forked_pool
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -118,10 +117,10 @@ class QuickstartConfig:
     batch_size: int = 16
     test_clips: int = 5
     num_workers: int = 0  # clips are cached in memory after the first epoch
-    # Models trained side by side, each in its own process with an equal share of the CPU threads:
-    # two 1-thread trainings get through 1.5-1.8x the steps of one 2-thread training of these tiny
-    # models (benchmarks/quickstart_jobs.py). 0 = auto: 1 on a GPU or with DataLoader workers,
-    # else as many as there are CPU cores (at most one per model).
+    # Models trained side by side, each in its own forked one-thread process: on 2 cores the whole
+    # quickstart ran 1.37x faster than one 2-thread training at a time (docs/quickstart.md;
+    # benchmarks/quickstart_jobs.py). 0 = auto: 1 on a GPU or with DataLoader workers, else as
+    # many as there are CPU cores (at most one per model); see plan_jobs.
     jobs: int = 0
     models: list[str] = field(default_factory=list)  # subset of default_models() names; empty = all
     compare: bool = True  # train and compare the model families (step 3); False stops after the read-back
@@ -350,7 +349,7 @@ def plan_jobs(cfg: QuickstartConfig, num_models: int, cuda: bool) -> tuple[int, 
     else:
         jobs = 1 if cuda else cores  # one GPU: one training at a time
     jobs = max(1, min(jobs, num_models))
-    if jobs > 1 and sys.platform != "linux":
+    if jobs > 1 and not can_fork():
         jobs = 1
     return jobs, (1 if jobs > 1 else cores)
 
@@ -424,8 +423,6 @@ def train_models(cfg: QuickstartConfig, data: Path, runs: Path, chosen: list[Qui
 def _train_in_workers(cfg: QuickstartConfig, data: Path, runs: Path, chosen: list[QuickModel],
                       groups: dict[str, str], jobs: int, console: Any, quiet: bool,
                       done_line: Callable[[dict[str, Any]], str]) -> list[dict[str, Any]]:
-    import multiprocessing as mp
-
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     console.print(f"3. training {len(chosen)} models, {jobs} at a time (one CPU thread each): "
@@ -436,8 +433,7 @@ def _train_in_workers(cfg: QuickstartConfig, data: Path, runs: Path, chosen: lis
                         TextColumn("epochs"), TimeElapsedColumn(), console=console, disable=quiet, transient=True)
     tasks = {qm.name: progress.add_task(qm.name, total=qm.epochs(cfg)[0], start=False) for qm in chosen}
     # The workers are forked here, before the progress display starts its thread.
-    pool = mp.get_context("fork").Pool(jobs, initializer=_set_threads, initargs=(1,))
-    try:
+    with forked_pool(jobs, initializer=_set_threads, initargs=(1,)) as pool:
         pending = {qm.name: pool.apply_async(train_one, (cfg, data, runs, qm.name, groups)) for qm in order}
         with progress:
             while pending:
@@ -451,10 +447,6 @@ def _train_in_workers(cfg: QuickstartConfig, data: Path, runs: Path, chosen: lis
                     row = results[name] = pending.pop(name).get()  # re-raises a worker's exception
                     progress.update(tasks[name], completed=row["epochs"])
                     progress.console.print(done_line(row))
-        pool.close()
-    finally:
-        pool.terminate()  # an error or Ctrl-C stops the other trainings at once
-        pool.join()
     return [results[qm.name] for qm in chosen]
 
 

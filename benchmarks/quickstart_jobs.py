@@ -5,7 +5,7 @@ runs the same models on a short budget (``--epochs``, each model's share as in t
 twice in this one run, alternating: one model at a time in this process with every CPU thread
 (``jobs=1``, the baseline), and ``--jobs`` models at a time in forked one-thread processes (what
 ``avkit quickstart`` does on a CPU). The table gives the wall clock of each and the ratio; the runs
-are the same models (``tests/test_quickstart.py`` checks that both ways give identical weights).
+are the same models and data (not bit-for-bit the same weights: CPU training here is not repeatable).
 Also the data generation with one process against one per core.
 
     python benchmarks/quickstart_jobs.py                 # 3 epochs (c3d 4, early fusion 6), 2 rounds

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader worker processes; 0 keeps the decoded clips cached in this process, "
                         "workers would decode them again every epoch")
     p.add_argument("--jobs", type=int, default=d.jobs,
-                   help="models trained side by side, each in its own process with a share of the CPU threads "
+                   help="models trained side by side, each in its own one-thread process "
                         "(0 = auto: one per CPU core on CPU, 1 on a GPU or with --workers)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--overwrite", action="store_true",

@@ -17,7 +17,6 @@ import functools
 import json
 import os
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from avkit.data.synthetic.common import (
 )
 from avkit.errors import AvkitError, OutputExistsError
 from avkit.io.write import write_video
+from avkit.utils import can_fork, forked_pool
 
 GENERATORS: dict[str, Generator] = {
     g.name: g for g in (motion.GENERATOR, instruments.GENERATOR, longvideo.GENERATOR)
@@ -149,18 +149,11 @@ def generate(kind: str, out: str | Path, num: int, seed: int = 0, *, overwrite: 
 
 def _map(fn: Callable[[int], Any], items: range, jobs: int) -> Iterator[Any]:
     """``map(fn, items)`` in order, in ``jobs`` forked processes when that is possible."""
-    if jobs <= 1 or len(items) < 2 or sys.platform != "linux":
+    if jobs <= 1 or len(items) < 2 or not can_fork():
         yield from map(fn, items)
         return
-    import multiprocessing as mp
-
-    pool = mp.get_context("fork").Pool(min(jobs, len(items)))
-    try:
+    with forked_pool(min(jobs, len(items))) as pool:
         yield from pool.imap(fn, items, chunksize=4)
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
 
 
 def _write_indexed_clip(kind: str, cfg: Any, seed: int, names: list[str], root: Path, index: int) -> dict[str, Any]:

@@ -146,7 +146,7 @@ def draw_object(cfg: MotionConfig, label: str, rng: np.random.Generator, times: 
     length = rng.uniform(*cfg.object_size) * size
     n = len(times)
 
-    drawn = cfg.shapes[rng.integers(len(cfg.shapes))]
+    drawn = cfg.shapes[rng.integers(len(cfg.shapes))]  # drawn even when fixed: the random stream stays the same
     shape = shape or drawn
     meta: dict[str, Any] = {"shape": shape, "colour": colour_name, "length_px": length}
     if label in _DIRECTIONS:
