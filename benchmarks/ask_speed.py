@@ -47,7 +47,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.tiny_vlm
 
-from avkit.apps.video_llm import Answer, VideoLLM, _to_device  # noqa: E402
+from avkit.apps.video_llm.model import Answer, VideoLLM, _to_device  # noqa: E402
 from avkit.io import write_video  # noqa: E402
 
 PROMPT = "Describe what happens in the video."
@@ -83,7 +83,7 @@ def make_video(path: Path, seconds: float = 4.0, fps: int = 8, size: int = 64) -
 
 def plain_generate(vlm: VideoLLM, video: Path, answer: Answer, max_new_tokens: int) -> float:
     """Baseline: ``model.generate`` on the inputs ``answer`` had, without a streamer; new tokens / second."""
-    from avkit.apps.video_llm import _metadata
+    from avkit.apps.video_llm.model import _metadata
     from avkit.io import probe, read_clip
 
     info = probe(video)

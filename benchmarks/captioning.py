@@ -4,7 +4,7 @@ For each captioning run (video tokens only, video + audio tokens; stage 1 and st
 present), greedy captions of held-out clips (another seed than the training data) are scored
 with BLEU-4, CIDEr-D and per-attribute accuracy (object, colour, motion, sound) parsed from the
 generated text, with the functions the training loop validates with
-(``avkit.apps.caption_metrics.caption_scores``). Then ``benchmarks/ask_speed.py`` measures
+(``avkit.apps.captioning.metrics.caption_scores``). Then ``benchmarks/ask_speed.py`` measures
 ``avkit ask`` (time to first token, tokens per second) with the tiny random model families.
 
     python benchmarks/captioning.py                     # generate + train what is missing, then measure
@@ -79,9 +79,9 @@ def prepare(data: Path, runs: Path, wanted: list[str]) -> None:
 
 def evaluate(run_dir: Path, sources: list[Path], batch_size: int = 16) -> dict[str, Any]:
     """Greedy captions of every record of ``sources`` and their scores."""
-    from avkit.apps.caption_data import CaptionDataset, read_sources
-    from avkit.apps.caption_metrics import caption_scores
-    from avkit.apps.captioning_task import load_captioner
+    from avkit.apps.captioning.data import CaptionDataset, read_sources
+    from avkit.apps.captioning.metrics import caption_scores
+    from avkit.apps.captioning.task import load_captioner
 
     run = load_captioner(run_dir, device="cpu")
     records = read_sources([str(s) for s in sources], None)

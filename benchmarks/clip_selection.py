@@ -14,7 +14,7 @@ needs the label) bounds what any selection could reach. Then the CPU wall-clock 
     python benchmarks/clip_selection.py --markdown docs/benchmarks/clip_selection_cpu.md --plot docs/clip_selection_tradeoff.png
 
 What is missing is made with the commands of docs/clip_selection.md (the same recipes):
-``avkit generate longvideo``, ``python -m avkit.apps.clip_data`` (segment manifest) and
+``avkit generate longvideo``, ``python -m avkit.apps.clip_selection.data`` (segment manifest) and
 ``avkit train`` of recipes/longvideo_{c3d,preview,sampler}.yaml (+ the audio-only preview).
 Per-clip heavy probabilities are computed once per video on every candidate and on the uniform
 clips, and every policy is evaluated from them with the same functions ``avkit select`` uses
@@ -68,7 +68,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
          avkit + ["generate", "longvideo", str(data / "longvideo_test"), "--num", str(args.num_test), "--seed", "1",
                   "--val-fraction", "0"]),
         (data / "longvideo_train" / "segments.jsonl",
-         [sys.executable, "-m", "avkit.apps.clip_data", str(data / "longvideo_train")]),
+         [sys.executable, "-m", "avkit.apps.clip_selection.data", str(data / "longvideo_train")]),
         (runs / "longvideo_c3d" / "best.safetensors",
          avkit + ["train", "recipes/longvideo_c3d.yaml", f"data.source={data}/longvideo_train/segments.jsonl",
                   f"train.output_dir={runs}/longvideo_c3d"]),
@@ -96,9 +96,9 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def measure_video(v: Any, heavy: Any, previews: dict[str, Any], sampler: Any, budgets: tuple[int, ...]) -> dict[str, Any]:
-    from avkit.apps.clip_data import overlap_fraction
-    from avkit.apps.clip_selection import candidate_windows, consensus_scores
-    from avkit.apps.preview import read_inputs
+    from avkit.apps.clip_selection.data import overlap_fraction
+    from avkit.apps.clip_selection.policies import candidate_windows, consensus_scores
+    from avkit.apps.clip_selection.preview import read_inputs
     from avkit.data.sampling import uniform_clips
     from avkit.io.in_memory import InMemoryVideo
 
@@ -136,7 +136,7 @@ def measure_video(v: Any, heavy: Any, previews: dict[str, Any], sampler: Any, bu
 
 def evaluate(recs: list[dict[str, Any]], heavy: Any, budgets: tuple[int, ...], per_clip: float
              ) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
-    from avkit.apps.clip_selection import aggregate, choose
+    from avkit.apps.clip_selection.policies import aggregate, choose
 
     rows = []
     nf, fps = heavy.num_frames, heavy.fps
@@ -200,7 +200,7 @@ def evaluate(recs: list[dict[str, Any]], heavy: Any, budgets: tuple[int, ...], p
 def check_against_api(recs: list[dict[str, Any]], videos: list[Any], selector: Any, per_clip: float,
                       preview_gflops: float) -> dict[str, Any]:
     """``ClipSelector.select`` on a few videos == the benchmark's emulation (prediction and GFLOPs)."""
-    from avkit.apps.clip_selection import aggregate, choose
+    from avkit.apps.clip_selection.policies import aggregate, choose
 
     worst = 0.0
     for r, v in zip(recs[:3], videos[:3]):
@@ -369,11 +369,11 @@ def main() -> int:
 
     from rich.progress import Progress
 
-    from avkit.apps.clip_data import read_long_manifest
-    from avkit.apps.clip_plots import plot_timeline, plot_tradeoff
-    from avkit.apps.learned_sampler import LearnedSampler
-    from avkit.apps.preview import EnergyPreview, NetPreview
-    from avkit.apps.select import ClipSelector, HeavyModel
+    from avkit.apps.clip_selection.data import read_long_manifest
+    from avkit.apps.clip_selection.plots import plot_timeline, plot_tradeoff
+    from avkit.apps.clip_selection.sampler import LearnedSampler
+    from avkit.apps.clip_selection.preview import EnergyPreview, NetPreview
+    from avkit.apps.clip_selection.inference import ClipSelector, HeavyModel
     from avkit.utils import atomic_write_json, atomic_write_text
 
     made = {} if args.no_prepare else prepare(args)

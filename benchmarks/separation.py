@@ -40,8 +40,8 @@ WINDOWS = ((0.5, 3.5), (3.5, 6.5))  # seconds of each recording
 
 
 def synthetic_part(sep, test: str, per_n: int) -> dict:
-    from avkit.apps.separation_eval import mixtures_of, score_mixtures
-    from avkit.apps.separation_metrics import summarize
+    from avkit.apps.separation.evaluate import mixtures_of, score_mixtures
+    from avkit.apps.separation.metrics import summarize
 
     mixtures = mixtures_of(test, sep.opts, num_mix=[2, 3], length=2 * per_n, seed=1)
     t0 = time.perf_counter()
@@ -63,8 +63,8 @@ def sprite_frames(label: str, sep, seed: int = 99) -> np.ndarray:
 
 
 def real_part(sep, folder: Path) -> dict | None:
-    from avkit.apps.separation_metrics import evaluate_mixture, summarize
-    from avkit.apps.stft import Spectral
+    from avkit.apps.separation.metrics import evaluate_mixture, summarize
+    from avkit.apps.separation.stft import Spectral
     from avkit.io import read_audio
 
     files = sorted(folder.glob("scale_*.wav"))
@@ -113,7 +113,7 @@ def real_part(sep, folder: Path) -> dict | None:
 
 
 def speed_part(sep, seconds: float) -> dict:
-    from avkit.apps.separate import separate_video
+    from avkit.apps.separation.inference import separate_video
     from avkit.data.synthetic import generate, read_manifest
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,9 +139,9 @@ def duet_part(sep, num: int = 6, seed: int = 9) -> dict:
     """``separate_video`` on generated duets (two sprites side by side, 3 s), scored against the duet's
     WAV stems: left/right halves (``--regions 2x1``) and sources the model finds (``auto``). Each
     stem is scored against the estimate that suits it best (distinct estimates per stem)."""
-    from avkit.apps.separation_metrics import bss_eval
+    from avkit.apps.separation.metrics import bss_eval
     from avkit.data.synthetic import generate, read_manifest
-    from avkit.apps.separate import separate_video
+    from avkit.apps.separation.inference import separate_video
     from avkit.io import read_audio
 
     out: dict = {}
@@ -182,8 +182,8 @@ def _bar(what: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from avkit.apps.separate import load_separator
-    from avkit.apps.separation_metrics import format_table
+    from avkit.apps.separation.inference import load_separator
+    from avkit.apps.separation.metrics import format_table
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default=str(ROOT / "runs" / "separation_instruments"))

@@ -1,4 +1,4 @@
-"""``avkit ask`` / ``avkit.apps.video_llm``: tiny random video-LLMs of two families, offline.
+"""``avkit ask`` / ``avkit.apps.video_llm.model``: tiny random video-LLMs of two families, offline.
 
 The models (LLaVA-NeXT-Video and Qwen2-VL, see ``tests/tiny_vlm.py``) are built from configs,
 saved with ``save_pretrained`` once per session and loaded back through the path users take
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import avkit.cli.main as cli
-from avkit.apps.token_budget import plan_budget, round_frames
+from avkit.apps.video_llm.token_budget import plan_budget, round_frames
 from avkit.errors import AvkitError
 from avkit.io import write_video
 from conftest import MEDIA_DIR
@@ -41,7 +41,7 @@ def models(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def vlms(models) -> dict:
-    from avkit.apps.video_llm import VideoLLM
+    from avkit.apps.video_llm.model import VideoLLM
 
     return {name: VideoLLM.from_pretrained(folder) for name, folder in models.items()}
 
@@ -155,7 +155,7 @@ def test_qwen_takes_frames_in_pairs(vlms, clip):
 
 def test_frame_times_reach_qwen2_5_vl(vlms, clip):
     """Qwen2.5-VL's absolute-time positions come from the metadata avkit passes: seconds per frame pair."""
-    from avkit.apps.video_llm import _metadata
+    from avkit.apps.video_llm.model import _metadata
 
     vlm = vlms["qwen2_5_vl"]
     for frames, seconds in ((8, 0.5), (4, 1.0)):  # 2 s of video: pairs of frames 0.5 s or 1 s apart
@@ -253,7 +253,7 @@ def test_image_only_model_is_not_video_capable(clip, tmp_path, capsys):
 def test_hub_id_without_network(how, clip, monkeypatch, capsys):
     import huggingface_hub.constants
 
-    import avkit.apps.video_llm as video_llm
+    import avkit.apps.video_llm.model as video_llm
 
     if how == "hub client offline":  # the hub client's own "couldn't connect" error, without its retries
         monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
@@ -327,7 +327,7 @@ def test_trust_remote_code_only_when_asked(flag, models, clip, monkeypatch, caps
 
 
 def test_local_folder_loads_offline_without_network(models, vlms):
-    from avkit.apps.video_llm import looks_like_path
+    from avkit.apps.video_llm.model import looks_like_path
 
     assert looks_like_path(str(models["qwen2_vl"])) and not looks_like_path("Qwen/Qwen2-VL-2B-Instruct")
     assert looks_like_path("./models/qwen") and looks_like_path("models/qwen/") and looks_like_path("~/m")
@@ -337,7 +337,7 @@ def test_local_folder_loads_offline_without_network(models, vlms):
 
 
 def test_cli_module_imports_no_heavy_packages():
-    code = ("import sys, avkit.cli.ask, avkit.apps.video_llm; "
+    code = ("import sys, avkit.cli.ask, avkit.apps.video_llm.model; "
             "heavy = [m for m in ('torch', 'transformers', 'av') if m in sys.modules]; "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True)

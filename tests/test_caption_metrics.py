@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from avkit.apps.caption_data import build_tokenizer, clip_caption, detokenize
-from avkit.apps.caption_metrics import (
+from avkit.apps.captioning.data import build_tokenizer, clip_caption, detokenize
+from avkit.apps.captioning.metrics import (
     attribute_accuracy, caption_scores, cider_d, corpus_bleu, parse_attributes, truth_attributes, vocabulary, words,
 )
 

@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import load_file
 
 import avkit.cli.main as cli
-from avkit.apps.captioner import IGNORE, LoRALinear, add_lora, caption_loss, merge_lora
-from avkit.apps.captioning_task import CaptioningTask, load_captioner
+from avkit.apps.captioning.model import IGNORE, LoRALinear, add_lora, caption_loss, merge_lora
+from avkit.apps.captioning.task import CaptioningTask, load_captioner
 from avkit.engine.config import config_from_dict
 from avkit.engine.optim import build_optimizer
 from avkit.engine.trainer import train

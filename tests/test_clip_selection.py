@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from avkit.apps.clip_data import find_truth, overlap_fraction, read_long_manifest, write_segment_manifest
-from avkit.apps.clip_selection import (
+from avkit.apps.clip_selection.data import find_truth, overlap_fraction, read_long_manifest, write_segment_manifest
+from avkit.apps.clip_selection.policies import (
     POLICIES, aggregate, candidate_windows, centres, choose, consensus_scores, temporal_nms,
 )
-from avkit.apps.learned_sampler import ranking_loss
-from avkit.apps.preview import SILENT_DB, EnergyPreview, audio_status, read_inputs
+from avkit.apps.clip_selection.sampler import ranking_loss
+from avkit.apps.clip_selection.preview import SILENT_DB, EnergyPreview, audio_status, read_inputs
 from avkit.models.flops import count_gflops_call
-from avkit.apps.select import ClipSelector, HeavyModel, format_selection
+from avkit.apps.clip_selection.inference import ClipSelector, HeavyModel, format_selection
 from avkit.data.sampling import uniform_clips
 from avkit.errors import AvkitError
 
@@ -218,7 +218,7 @@ def test_energy_saliency_peaks_at_sound_events(videos: list) -> None:
 
 
 def test_trained_preview_saliency_follows_the_action(preview_run: Path, videos: list) -> None:
-    from avkit.apps.preview import NetPreview
+    from avkit.apps.clip_selection.preview import NetPreview
 
     preview = NetPreview.from_run(preview_run)
     assert preview.visual
@@ -303,7 +303,7 @@ def test_gflops_accounting_matches_a_direct_count(heavy_run: Path, preview_run: 
 
 
 def test_preview_gflops_equal_the_count_of_its_network(preview_run: Path, videos: list) -> None:
-    from avkit.apps.preview import NetPreview, front_end, window_index
+    from avkit.apps.clip_selection.preview import NetPreview, front_end, window_index
 
     preview = NetPreview.from_run(preview_run)
     cands = candidate_windows(DURATION, 8, 8.0, 0.5)
@@ -328,7 +328,7 @@ def test_heavy_model_checks(heavy_run: Path, preview_run: Path, tmp_path: Path) 
     with pytest.raises(AvkitError, match="not an avkit run directory"):
         HeavyModel(tmp_path)
     with pytest.raises(AvkitError, match="not a preview run"):
-        from avkit.apps.preview import NetPreview
+        from avkit.apps.clip_selection.preview import NetPreview
 
         NetPreview.from_run(heavy_run)
     with pytest.raises(AvkitError, match="not a trained sampler run|not a learned-sampler run"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from avkit.apps.mix_dataset import MixDataset, SoloLibrary, collate
+from avkit.apps.separation.data import MixDataset, SoloLibrary, collate
 from avkit.data.synthetic import generate, read_manifest, read_wav
 from avkit.errors import AvkitError
 
@@ -109,7 +109,7 @@ def test_bad_sources(tmp_path: Path, lib: SoloLibrary) -> None:
 
 
 def test_zoom_out_shrinks_the_picture_and_keeps_the_background() -> None:
-    from avkit.apps.mix_dataset import zoom_out
+    from avkit.apps.separation.data import zoom_out
 
     frames = torch.full((2, 3, 32, 32), 40, dtype=torch.uint8)
     frames[:, :, 8:24, 8:24] = 250  # a 16 px square on a flat background

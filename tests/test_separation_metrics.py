@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from avkit.apps.separation_metrics import (
+from avkit.apps.separation.metrics import (
     bss_eval, bss_eval_sets, evaluate_mixture, format_table, oracle_estimates, si_sdr, summarize,
 )
-from avkit.apps.stft import Spectral
+from avkit.apps.separation.stft import Spectral
 from avkit.errors import AvkitError
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from avkit.apps.separation_metrics import bss_eval, si_sdr
-from avkit.apps.stft import Spectral, STFTConfig, ideal_masks, unwarp_matrix, warp_matrix, warp_positions
+from avkit.apps.separation.metrics import bss_eval, si_sdr
+from avkit.apps.separation.stft import Spectral, STFTConfig, ideal_masks, unwarp_matrix, warp_matrix, warp_positions
 from avkit.errors import AvkitError
 
 SR = 11025

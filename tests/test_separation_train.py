@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import avkit.cli.main as cli
-from avkit.apps.mix_dataset import collate
-from avkit.apps.separation_task import SeparationTask
+from avkit.apps.separation.data import collate
+from avkit.apps.separation.task import SeparationTask
 from avkit.data.synthetic import generate, read_manifest
 from avkit.engine.config import config_from_dict
 from avkit.engine.trainer import train

@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avkit.apps.video_llm import VideoLLM
+    from avkit.apps.video_llm.model import VideoLLM
 
     _quiet_transformers()
     vlm = VideoLLM.from_pretrained(args.model, device=args.device, dtype=args.dtype, attn_implementation=args.attn,

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output(args.output, args.overwrite)  # before anything loads
     _quiet_transformers()
-    from avkit.apps.captioning_task import load_captioner
+    from avkit.apps.captioning.task import load_captioner
 
     captioner = load_captioner(args.run, args.checkpoint, args.device)
     result = captioner.caption(args.video, start=args.start, num_beams=args.beams,

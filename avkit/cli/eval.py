@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from avkit.engine.config import load_config
 
     if (Path(args.run_dir) / "config.yaml").is_file() and load_config(args.run_dir).task == "separation":
-        from avkit.apps.separation_eval import eval_command  # SDR/SIR/SAR per number of sources, with oracles
+        from avkit.apps.separation.evaluate import eval_command  # SDR/SIR/SAR per number of sources, with oracles
 
         return eval_command(args)
     from avkit.engine.evaluate import evaluate, format_table

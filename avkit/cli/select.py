@@ -6,7 +6,7 @@ import json
 
 REQUIRES = ("torch", "torchvision", "torchaudio", "av")  # loaded (or reported in one line) before the command runs
 
-# Kept equal to avkit.apps.clip_selection.POLICIES (tested); not imported here so --help stays light.
+# Kept equal to avkit.apps.clip_selection.policies.POLICIES (tested); not imported here so --help stays light.
 POLICIES = ("dense", "uniform", "random", "audio", "learned")
 
 EPILOG = """examples:
@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from avkit.apps.select import ClipSelector, format_selection
+    from avkit.apps.clip_selection.inference import ClipSelector, format_selection
 
     console = Console(stderr=True)
     with console.status("loading models") as status:
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         result = selector.select(args.video, budget=args.budget, policy=args.policy, weighted=args.weighted,
                                  seed=args.seed, top=args.top, on_stage=lambda text: status.update(text))
         if args.plot:
-            from avkit.apps.clip_plots import plot_timeline
+            from avkit.apps.clip_selection.plots import plot_timeline
 
             status.update("plotting")
             plot_timeline(result, args.plot)

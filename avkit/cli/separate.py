@@ -52,7 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avkit.apps.separate import parse_regions, separate_pair, separate_video
+    from avkit.apps.separation.inference import parse_regions, separate_pair, separate_video
     from avkit.errors import AvkitError
 
     if len(args.videos) > 2:
@@ -91,7 +91,7 @@ def _status(enabled: bool) -> Iterator[Callable[[str], None]]:
 
 
 def _print(result) -> None:  # noqa: ANN001 - a SeparationResult
-    from avkit.apps.separation_metrics import format_table
+    from avkit.apps.separation.metrics import format_table
 
     d = result.to_dict()
     print(f"{len(result.sources)} source(s), {result.duration:.2f} s of audio -> {result.out}")

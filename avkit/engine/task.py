@@ -31,9 +31,9 @@ from avkit.errors import AvkitError
 # task name -> "module:Class"; imported on use so a task's dependencies load only when it runs.
 TASKS = {
     "classification": "avkit.engine.task:ClassificationTask",
-    "separation": "avkit.apps.separation_task:SeparationTask",
-    "captioning": "avkit.apps.captioning_task:CaptioningTask",
-    "clip_selection": "avkit.apps.clip_training:ClipSelectionTask",
+    "separation": "avkit.apps.separation.task:SeparationTask",
+    "captioning": "avkit.apps.captioning.task:CaptioningTask",
+    "clip_selection": "avkit.apps.clip_selection.task:ClipSelectionTask",
 }
 
 

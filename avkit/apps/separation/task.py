@@ -1,4 +1,4 @@
-"""``task: separation``: mix-and-separate training of :class:`~avkit.apps.separation_model.SeparationNet`.
+"""``task: separation``: mix-and-separate training of :class:`~avkit.apps.separation.model.SeparationNet`.
 
 A recipe names the data in ``data`` (``source`` / ``val_source`` / ``train_split`` / ``val_split``,
 ``batch_size``, ``num_workers``), the network in ``model`` (``audio: unet`` with ``audio_options``
@@ -28,8 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from avkit.apps.separation_model import NetConfig, SeparationNet, build_separation_net
-from avkit.apps.stft import STFTConfig
+from avkit.apps.separation.model import NetConfig, SeparationNet, build_separation_net
+from avkit.apps.separation.stft import STFTConfig
 from avkit.engine.config import Config
 from avkit.engine.task import Task
 from avkit.errors import AvkitError
@@ -96,7 +96,7 @@ def model_from_config(cfg: Config) -> SeparationNet:
 
 def library(source: str | Path, split: str, opts: SeparationOptions, log: Callable[[str], None] | None = None) -> Any:
     """The decoded solo clips of ``source`` (cached per process)."""
-    from avkit.apps.mix_dataset import SoloLibrary
+    from avkit.apps.separation.data import SoloLibrary
 
     stft = STFTConfig.from_dict(opts.stft)
     key = (str(Path(source).resolve()), split, stft.sample_rate, opts.image_size, opts.fps, opts.limit)
@@ -134,7 +134,7 @@ class SeparationTask(Task):
     # -- data and model --------------------------------------------------------------------------
 
     def datasets(self) -> tuple[Any, Any]:
-        from avkit.apps.mix_dataset import MixDataset
+        from avkit.apps.separation.data import MixDataset
 
         d, o = self.cfg.data, self.opts
         if not d.source:
@@ -159,7 +159,7 @@ class SeparationTask(Task):
         return build_separation_net(self.net, self.stft)
 
     def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        from avkit.apps.mix_dataset import collate
+        from avkit.apps.separation.data import collate
 
         return collate(items)
 
@@ -207,7 +207,7 @@ class SeparationTask(Task):
         return loss, {"loss": float(loss.detach()) * n}, n
 
     def val_outputs(self, model: nn.Module, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        from avkit.apps.separation_metrics import bss_eval_sets, si_sdr
+        from avkit.apps.separation.metrics import bss_eval_sets, si_sdr
         from avkit.engine.checkpoint import unwrap
 
         inner = unwrap(model)

@@ -151,10 +151,10 @@ def overlap_fraction(starts: Sequence[float], ends: Sequence[float], segments: S
     return np.clip(cover / np.maximum(e - s, 1e-9), 0.0, 1.0)
 
 
-if __name__ == "__main__":  # python -m avkit.apps.clip_data LONGVIDEO_DIR [OUT] [--background N]
+if __name__ == "__main__":  # python -m avkit.apps.clip_selection.data LONGVIDEO_DIR [OUT] [--background N]
     import argparse
 
-    ap = argparse.ArgumentParser(prog="python -m avkit.apps.clip_data",
+    ap = argparse.ArgumentParser(prog="python -m avkit.apps.clip_selection.data",
                                  description="Write the segment manifest of a longvideo dataset (one row per visible "
                                              "action segment, plus --background whole-video rows per video).")
     ap.add_argument("source", help="longvideo dataset folder (or its manifest.jsonl)")

@@ -7,7 +7,7 @@ SmolVLM2, InternVL), from a hub id or a local folder:
 1. avkit samples the frames with its own reader (``avkit.io.read_clip(times=...)``): ``num_frames``
    spread uniformly over the video (the centre of each of ``num_frames`` equal segments) or
    ``fps`` frames per second, each with its timestamp;
-2. a visual-token budget (:mod:`avkit.apps.token_budget`) lowers the frame count, then the
+2. a visual-token budget (:mod:`avkit.apps.video_llm.token_budget`) lowers the frame count, then the
    resolution, when the frames would cost more than ``max_visual_tokens``;
 3. the prompt goes through the processor's chat template as
    ``{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prompt}]}`` and the
@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from avkit.apps.token_budget import BudgetPlan, plan_budget
+from avkit.apps.video_llm.token_budget import BudgetPlan, plan_budget
 from avkit.errors import AvkitError, MediaError
 
 if TYPE_CHECKING:  # torch and transformers load when a model does, so importing this module stays cheap

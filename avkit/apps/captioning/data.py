@@ -10,7 +10,7 @@ by ``avkit generate`` into one :class:`CaptionRecord` per captioned clip:
   (``"12.3-13.8 s: a chime, then a red bar slides left ..."`` -> ``"A chime, then a red bar slides
   left ..."``). Sound-only distractors have nothing to see and are not clips.
 
-Each record keeps its attribute truth (:func:`avkit.apps.caption_metrics.truth_attributes`), so
+Each record keeps its attribute truth (:func:`avkit.apps.captioning.metrics.truth_attributes`), so
 evaluation compares parsed captions with the manifest's metadata.
 
 **Clips.** :class:`CaptionDataset` reads ``data.num_frames`` frames at ``data.fps`` (the engine's
@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from avkit.apps.caption_metrics import TIME_PREFIX, truth_attributes
+from avkit.apps.captioning.metrics import TIME_PREFIX, truth_attributes
 from avkit.data.jsonl import manifest_file, read_jsonl
 from avkit.errors import AvkitError
 

@@ -1,4 +1,4 @@
-"""``task: captioning``: train the avkit captioner (:mod:`avkit.apps.captioner`) with ``avkit train``.
+"""``task: captioning``: train the avkit captioner (:mod:`avkit.apps.captioning.model`) with ``avkit train``.
 
 Stages (``task_options.stage``), as in LLaVA, each its own run that starts from the one before:
 
@@ -93,7 +93,7 @@ def _load_tokenizer(folder: Path) -> Any:
     """The tokenizer of a local Hugging Face folder (never the hub, never remote code)."""
     import transformers
 
-    from avkit.apps.video_llm import _load
+    from avkit.apps.video_llm.model import _load
 
     _check_folder(folder)
     return _load("tokenizer", transformers.AutoTokenizer.from_pretrained, str(folder), is_local=True, offline=True,
@@ -105,7 +105,7 @@ def _load_lm(folder: Path, *, weights: bool) -> nn.Module:
     (random weights, to be replaced by a checkpoint). Never remote code, never the hub."""
     import transformers
 
-    from avkit.apps.video_llm import _load
+    from avkit.apps.video_llm.model import _load
 
     _check_folder(folder)
     common = {"is_local": True, "offline": True, "trust_remote_code": False}
@@ -175,7 +175,7 @@ class _Captions:
         return out, mask
 
     def decode(self, ids: Sequence[int]) -> str:
-        from avkit.apps.caption_data import detokenize
+        from avkit.apps.captioning.data import detokenize
 
         return detokenize(self.tokenizer.decode([int(i) for i in ids], skip_special_tokens=True))
 
@@ -229,7 +229,7 @@ class CaptioningTask(Task):
         return [str(v) for v in value]
 
     def datasets(self) -> tuple[Any, Any]:
-        from avkit.apps.caption_data import CaptionDataset, read_sources
+        from avkit.apps.captioning.data import CaptionDataset, read_sources
 
         data = self.cfg.data
         sources = self._sources("sources") or ([data.source] if data.source else [])
@@ -259,8 +259,8 @@ class CaptioningTask(Task):
         """``(LM builder, tokenizer, run whose LM weights to load)`` as the options say (module
         docstring). The LM itself is made in :meth:`build_model`, after the trainer seeds torch,
         so a new LM's random weights depend on ``train.seed`` only."""
-        from avkit.apps.caption_data import build_tokenizer
-        from avkit.apps.captioner import small_lm
+        from avkit.apps.captioning.data import build_tokenizer
+        from avkit.apps.captioning.model import small_lm
 
         source = str(self.opts["language_model"] or "")
         if not source and self.cfg.model.init and _is_caption_run(Path(self.cfg.model.init)):
@@ -307,7 +307,7 @@ class CaptioningTask(Task):
         """The captioner of the recipe. ``pretrained=False`` skips every starting weight
         (``video_init``, the language model's run weights, ``model.init``): for rebuilding a
         trained run, whose checkpoint replaces them."""
-        from avkit.apps.captioner import Captioner, add_lora
+        from avkit.apps.captioning.model import Captioner, add_lora
         from avkit.engine.checkpoint import load_into, load_weights
         from avkit.models import create_model, model_entry
         from avkit.models.audiovisual import default_audio_features
@@ -403,7 +403,7 @@ class CaptioningTask(Task):
         return self.captions.decode([i for i in values if i >= 0])
 
     def val_metrics(self, outputs: dict[str, torch.Tensor]) -> tuple[dict[str, Any], dict[str, Any]]:
-        from avkit.apps.caption_metrics import caption_scores
+        from avkit.apps.captioning.metrics import caption_scores
 
         tokens = outputs["tokens"].sum().clamp(min=1).float()
         metrics: dict[str, Any] = {"val_loss": float(outputs["loss_sum"].sum() / tokens),
@@ -442,7 +442,7 @@ class CaptioningTask(Task):
 
     def report(self, run_dir: Path, history: Sequence[dict[str, Any]], best_epoch: int,
                best_extras: dict[str, Any] | None) -> None:
-        from avkit.apps.captioner import merge_lora
+        from avkit.apps.captioning.model import merge_lora
         from avkit.engine.checkpoint import load_weights
         from avkit.engine.report import write_report
         from avkit.utils import atomic_write_text
@@ -498,7 +498,7 @@ class CaptionerRun:
     def clip_batch(self, video: str | Path, start: float | None = None) -> tuple[dict[str, torch.Tensor], list[float]]:
         """The batch of one window of ``video`` (the run's frames, fps, size and audio); the window
         starts at ``start`` or is the centre of the video; also returns the frame times."""
-        from avkit.apps.caption_data import CaptionRecord, clip_window, read_window_audio
+        from avkit.apps.captioning.data import CaptionRecord, clip_window, read_window_audio
         from avkit.engine.build import clip_transform, short_side_of
         from avkit.io import VideoReader
 
@@ -542,7 +542,7 @@ class CaptionerRun:
 def load_captioner(run_dir: str | Path, checkpoint: str = "best", device: str | None = "auto") -> CaptionerRun:
     """Rebuild the captioner of ``run_dir`` from ``config.yaml`` and ``language_model/`` and load
     its weights strictly (no starting weights are read: the checkpoint holds them all)."""
-    from avkit.apps.video_llm import resolve_device
+    from avkit.apps.video_llm.model import resolve_device
     from avkit.engine.checkpoint import load_strict, read_meta, run_checkpoint
 
     run = Path(run_dir)

@@ -55,7 +55,7 @@ MAP_STRIDE = 2  # the sound map looks at every other frequency bin and STFT fram
 
 def load_separator(run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> "Separator":
     """The separation model of ``run_dir`` (``best`` or ``last`` weights), in eval mode."""
-    from avkit.apps.separation_task import SeparationOptions, model_from_config
+    from avkit.apps.separation.task import SeparationOptions, model_from_config
     from avkit.engine.checkpoint import load_strict, run_checkpoint
     from avkit.engine.config import load_config
     from avkit.engine.distributed import resolve_device
@@ -133,7 +133,7 @@ class Separator:
         hop_s = self.spectral.cfg.hop / self.sample_rate
         chunks = max(1, int(np.ceil(t / CHUNK_FRAMES)))
         maps = []
-        from avkit.apps.mix_dataset import frame_indices
+        from avkit.apps.separation.data import frame_indices
 
         for c in range(chunks):
             start, stop = c * CHUNK_FRAMES, min(t, (c + 1) * CHUNK_FRAMES)
@@ -297,7 +297,7 @@ class Separator:
     @torch.no_grad()
     def analyse_frames(self, frames: Any, a: Analysis, fps: float | None = None) -> torch.Tensor:
         """Per-chunk visual maps ``[C, K, h, w]`` of other ``frames`` over the same audio as ``a``."""
-        from avkit.apps.mix_dataset import frame_indices
+        from avkit.apps.separation.data import frame_indices
 
         fps = fps or self.opts.fps
         frames = torch.as_tensor(np.asarray(frames, np.uint8))
@@ -691,7 +691,7 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
                   overwrite: bool = False, videos: bool = True, checkpoint: str = "best", device: str = "auto",
                   progress: Callable[[str], None] | None = None) -> SeparationResult:
     """Mix the sounds of two videos, separate each again from its own picture, and score it."""
-    from avkit.apps.separation_metrics import evaluate_mixture, summarize
+    from avkit.apps.separation.metrics import evaluate_mixture, summarize
 
     t0 = time.perf_counter()
     outputs = _Outputs(out, overwrite)
@@ -709,7 +709,7 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
         estimates = sep.separate_clips(mixture, [c.net_frames for c in clips])
         t_write = time.perf_counter()
         step("scoring")
-        from avkit.apps.stft import Spectral
+        from avkit.apps.separation.stft import Spectral
 
         scores = evaluate_mixture(Spectral(sep.spectral.cfg), refs, estimates)
         scores["num_sources"] = 2

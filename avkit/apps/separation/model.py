@@ -13,7 +13,7 @@
 
 ``forward(log_mag, frames)`` returns mask **logits** on the network's (warped) frequency grid;
 :meth:`SeparationNet.separate` goes from a waveform to separated waveforms through
-:class:`avkit.apps.stft.Spectral`.
+:class:`avkit.apps.separation.stft.Spectral`.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from avkit.apps.stft import Spectral, STFTConfig
+from avkit.apps.separation.stft import Spectral, STFTConfig
 from avkit.errors import AvkitError
 
 # ImageNet-like statistics; the network is trained from scratch, this only centres the input.

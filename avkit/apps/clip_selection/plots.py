@@ -13,7 +13,7 @@ from avkit.engine.report import new_figure, save_figure
 def plot_timeline(result: Any, path: str | Path) -> Path:
     """Saliency of every candidate clip over time, the chosen clips and, when known, the true
     segments (sounded actions, silent actions, sound-only distractors). ``result`` is a
-    :class:`~avkit.apps.select.Selection` or its ``to_dict()``."""
+    :class:`~avkit.apps.clip_selection.inference.Selection` or its ``to_dict()``."""
     r = result if isinstance(result, Mapping) else result.to_dict()
     fig = new_figure(10.0, 3.6, dpi=110)
     ax = fig.add_subplot(1, 1, 1)

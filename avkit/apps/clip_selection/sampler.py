@@ -9,7 +9,7 @@ are to the classifier. Here:
   embedding (audio, plus the one-frame visual branch when the preview has it), its saliency logit
   and its class probabilities;
 - **target**: the heavy model's probability of the video's true class on that clip (computed once
-  on every candidate of every training video, :mod:`avkit.apps.clip_training`), so the sampler
+  on every candidate of every training video, :mod:`avkit.apps.clip_selection.task`), so the sampler
   learns which sounds and sights go with clips the heavy model gets right, without any segment
   labels;
 - **loss** (:func:`ranking_loss`): pairwise margin ranking inside each video, over the pairs whose
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from avkit.apps.preview import NetPreview, PreviewResult
+from avkit.apps.clip_selection.preview import NetPreview, PreviewResult
 from avkit.models.flops import FlopCache
 from avkit.errors import AvkitError
 

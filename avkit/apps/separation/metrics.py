@@ -14,7 +14,7 @@ Same numbers as mir_eval (``tests/test_separation_metrics.py`` checks random sig
 much faster: the Gram matrix of the delayed references is built once per mixture and solved for
 every estimate at once. :func:`si_sdr` is scale-invariant SDR (Le Roux et al. 2019: zero-mean signals,
 the reference scaled optimally). :func:`oracle_estimates` gives the ideal ratio and ideal binary mask
-estimates through the same STFT path as the model (:meth:`avkit.apps.stft.Spectral.apply_mask`).
+estimates through the same STFT path as the model (:meth:`avkit.apps.separation.stft.Spectral.apply_mask`).
 """
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ def oracle_estimates(spectral: Any, sources: Any) -> dict[str, np.ndarray]:
     ``sum(sources)``, on the same STFT and through the same inverse path as the model."""
     import torch
 
-    from avkit.apps.stft import ideal_masks
+    from avkit.apps.separation.stft import ideal_masks
 
     src = torch.as_tensor(np.asarray(sources, np.float32))
     length = src.shape[-1]

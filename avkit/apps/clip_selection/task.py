@@ -3,7 +3,7 @@
 Both learn a score for every candidate window of a long video, so one task covers both; the
 recipe says which with ``task_options.model``:
 
-``preview`` (``recipes/longvideo_preview.yaml``) trains :class:`~avkit.apps.preview.PreviewNet` on
+``preview`` (``recipes/longvideo_preview.yaml``) trains :class:`~avkit.apps.clip_selection.preview.PreviewNet` on
 a ``longvideo`` dataset (``data.source``, its ``train_split`` / ``val_split``). Targets per window
 come from the manifest: saliency = the fraction of the window in which the action is visible
 (binary cross-entropy on that soft target), and the video's class on windows at least half inside
@@ -12,7 +12,7 @@ the action (cross-entropy). Options: ``visual`` (one 16x16 frame per window, def
 ``stride`` (0.5), ``class_weight`` (0.5), ``gain_db`` (random level change of each training
 video's soundtrack, +-6 dB).
 
-``sampler`` (``recipes/longvideo_sampler.yaml``) trains :class:`~avkit.apps.learned_sampler.SamplerNet`
+``sampler`` (``recipes/longvideo_sampler.yaml``) trains :class:`~avkit.apps.clip_selection.sampler.SamplerNet`
 on the frozen preview of ``task_options.preview`` (a preview run) to rank windows by the heavy
 model's probability of the true class (``task_options.heavy``, a classifier run; computed once
 for every candidate of every video before training). Options: ``hidden``, ``margin`` (0.5),
@@ -92,7 +92,7 @@ class ClipSelectionTask(Task):
     # -- data ------------------------------------------------------------------------------------
 
     def datasets(self) -> tuple[Any, Any]:
-        from avkit.apps.clip_data import read_long_manifest
+        from avkit.apps.clip_selection.data import read_long_manifest
 
         data = self.cfg.data
         if not data.source:
@@ -110,7 +110,7 @@ class ClipSelectionTask(Task):
         return _Items(everything[:len(train_videos)]), (_Items(everything[len(train_videos):]) if val_videos else None)
 
     def _windows(self, duration: float, clip_seconds: float, fps: float = 8.0) -> list:
-        from avkit.apps.clip_selection import candidate_windows
+        from avkit.apps.clip_selection.policies import candidate_windows
 
         num_frames = max(1, int(round(clip_seconds * fps)))
         return candidate_windows(duration, num_frames, num_frames / clip_seconds, float(self.opts["stride"]))
@@ -122,8 +122,8 @@ class ClipSelectionTask(Task):
             return float(reader.duration)
 
     def _preview_items(self, videos: Sequence[Any]) -> list[dict[str, Any]]:
-        from avkit.apps.clip_data import overlap_fraction
-        from avkit.apps.preview import front_end, read_inputs, window_index
+        from avkit.apps.clip_selection.data import overlap_fraction
+        from avkit.apps.clip_selection.preview import front_end, read_inputs, window_index
 
         advance, stop = _progress(len(videos), "decoding previews")
         items = []
@@ -142,9 +142,9 @@ class ClipSelectionTask(Task):
         return items
 
     def _sampler_items(self, videos: Sequence[Any]) -> list[dict[str, Any]]:
-        from avkit.apps.learned_sampler import sampler_features
-        from avkit.apps.preview import NetPreview
-        from avkit.apps.select import HeavyModel
+        from avkit.apps.clip_selection.sampler import sampler_features
+        from avkit.apps.clip_selection.preview import NetPreview
+        from avkit.apps.clip_selection.inference import HeavyModel
         from avkit.io.in_memory import InMemoryVideo
 
         preview = NetPreview.from_run(self.opts["preview"])
@@ -156,7 +156,7 @@ class ClipSelectionTask(Task):
         items = []
         try:
             for v in videos:
-                from avkit.apps.clip_selection import candidate_windows
+                from avkit.apps.clip_selection.policies import candidate_windows
 
                 mem = InMemoryVideo.decode(v.path, size=heavy.short_side, sample_rate=heavy.sample_rate,
                                            audio=heavy.need_audio)
@@ -207,10 +207,10 @@ class ClipSelectionTask(Task):
 
     def build_model(self, log: Callable[[str], None] | None = None) -> nn.Module:
         if self.kind == "preview":
-            from avkit.apps.preview import PreviewNet
+            from avkit.apps.clip_selection.preview import PreviewNet
 
             return PreviewNet(**self.model_options())
-        from avkit.apps.learned_sampler import SamplerNet
+        from avkit.apps.clip_selection.sampler import SamplerNet
 
         return SamplerNet(**self.model_options())
 
@@ -232,7 +232,7 @@ class ClipSelectionTask(Task):
                 labels = torch.full((int(inside.sum()),), int(item["label"]), device=dev)
                 loss = loss + float(self.opts["class_weight"]) * F.cross_entropy(out["logits"][inside], labels)
             return loss, out["saliency"]
-        from avkit.apps.learned_sampler import ranking_loss
+        from avkit.apps.clip_selection.sampler import ranking_loss
 
         scores = model(item["features"].to(dev))
         return ranking_loss(scores, target, float(self.opts["margin"]), float(self.opts["min_diff"])), scores

@@ -202,7 +202,7 @@ def _distinctive(targets: list[list[str]], others: list[list[str]], banned: set[
             if all(has(t, gram) for t in targets) and not any(has(o, gram) for o in others):
                 return gram
     raise RuntimeError(f"no distinctive phrase in {' '.join(targets[0])!r}: the generator's captions "
-                       "changed in a way avkit.apps.caption_metrics cannot follow")
+                       "changed in a way avkit.apps.captioning.metrics cannot follow")
 
 
 @functools.lru_cache(maxsize=1)

@@ -3,7 +3,7 @@
 Every mixture is scored four ways on the same sources: the model, the unprocessed mixture (the
 baseline every improvement is measured from), and the ideal ratio and ideal binary masks on the
 same STFT (the upper bound of a mask with the mixture's phase). Metrics are BSS-eval SDR / SIR / SAR
-and SI-SDR (:mod:`avkit.apps.separation_metrics`); the summary gives their means per number of
+and SI-SDR (:mod:`avkit.apps.separation.metrics`); the summary gives their means per number of
 sources, and the improvements (SDRi, SI-SDRi) over the mixture. ``avkit eval RUN`` calls this for
 a separation run and writes ``RUN/eval.json`` and ``RUN/eval.md`` (the table).
 """
@@ -21,8 +21,8 @@ from avkit.errors import AvkitError
 def mixtures_of(source: str | Path, opts: Any, *, split: str = "", num_mix: Sequence[int] | None = None,
                 length: int = 0, seed: int = 0) -> Any:
     """Fixed evaluation mixtures (whole clips) of a solo source, as in validation."""
-    from avkit.apps.mix_dataset import MixDataset
-    from avkit.apps.separation_task import library
+    from avkit.apps.separation.data import MixDataset
+    from avkit.apps.separation.task import library
 
     lib = library(source, split, opts)
     return MixDataset(lib, num_mix=list(num_mix or opts.val_num_mix), num_frames=opts.num_frames, train=False,
@@ -32,10 +32,10 @@ def mixtures_of(source: str | Path, opts: Any, *, split: str = "", num_mix: Sequ
 @torch.no_grad()
 def score_mixtures(separator: Any, items: Sequence[dict[str, Any]] | Any, *, oracles: bool = True, bss: bool = True,
                    progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
-    """:func:`~avkit.apps.separation_metrics.evaluate_mixture` of every mix item (dicts with ``audio``,
+    """:func:`~avkit.apps.separation.metrics.evaluate_mixture` of every mix item (dicts with ``audio``,
     ``frames``, ``valid``), the model separating each source from its own frames."""
-    from avkit.apps.separation_metrics import evaluate_mixture
-    from avkit.apps.stft import Spectral
+    from avkit.apps.separation.metrics import evaluate_mixture
+    from avkit.apps.separation.stft import Spectral
 
     spectral = Spectral(separator.spectral.cfg)
     net = separator.net
@@ -62,8 +62,8 @@ def evaluate_separation(run_dir: str | Path, *, source: str | None = None, split
                         oracles: bool = True) -> dict[str, Any]:
     """Scores of ``run_dir``'s model on the run's validation mixtures (or ``source``), with the mixture and
     the IRM/IBM oracles, per number of sources. Writes ``RUN/eval.json`` and ``RUN/eval.md`` unless ``write=False``."""
-    from avkit.apps.separate import load_separator
-    from avkit.apps.separation_metrics import format_table, summarize
+    from avkit.apps.separation.inference import load_separator
+    from avkit.apps.separation.metrics import format_table, summarize
     from avkit.engine.config import load_config
     from avkit.utils import atomic_write_json, atomic_write_text
 
@@ -106,7 +106,7 @@ def _title(result: dict[str, Any]) -> str:
 
 
 def format_result(result: dict[str, Any]) -> str:
-    from avkit.apps.separation_metrics import format_table
+    from avkit.apps.separation.metrics import format_table
 
     return format_table(result["summary"], title=_title(result))
 

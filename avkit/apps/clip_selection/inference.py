@@ -1,7 +1,7 @@
 """Audio-guided clip selection in front of any trained avkit classifier: the Python API of ``avkit select``.
 
 ```python
-from avkit.apps.select import ClipSelector
+from avkit.apps.clip_selection.inference import ClipSelector
 selector = ClipSelector("runs/longvideo_c3d", preview="runs/longvideo_preview")
 result = selector.select("video.mp4", budget=2, policy="audio")
 result.prediction[0]          # {"label": ..., "score": ...}
@@ -10,7 +10,7 @@ result.gflops["total"], result.gflops["dense"]
 
 One call: candidate windows of the run's clip length over the whole video; the preview scores
 every window (``audio``/``learned`` policies only); the policy picks at most ``budget`` clips
-(:mod:`avkit.apps.clip_selection`); only those clips are decoded and run through the heavy model
+(:mod:`avkit.apps.clip_selection.policies`); only those clips are decoded and run through the heavy model
 (the run's frame count, fps, size and centre crop, as ``avkit classify``); their softmax is
 averaged (optionally weighted by saliency). The result says what was spent: GFLOPs counted on
 the exact input shapes the preview, the sampler and the heavy model ran on, against dense
@@ -18,7 +18,7 @@ processing (the heavy model on 10 uniformly spaced clips, the usual test protoco
 candidate), and the wall-clock time of each part.
 
 ``consensus=True`` re-ranks a trained preview's saliency by agreement with the video's overall
-sound class (:func:`~avkit.apps.clip_selection.consensus_scores`).
+sound class (:func:`~avkit.apps.clip_selection.policies.consensus_scores`).
 """
 from __future__ import annotations
 
@@ -32,10 +32,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from avkit.apps.clip_selection import (
+from avkit.apps.clip_selection.policies import (
     DEFAULT_STRIDE, GUIDED, POLICIES, aggregate, candidate_windows, check_budget, choose,
 )
-from avkit.apps.preview import EnergyPreview, NetPreview, PreviewResult, make_preview
+from avkit.apps.clip_selection.preview import EnergyPreview, NetPreview, PreviewResult, make_preview
 from avkit.models.flops import FlopCache
 from avkit.data.sampling import ClipWindow
 from avkit.errors import AvkitError, MediaError
@@ -185,7 +185,7 @@ class ClipSelector:
         self.heavy = heavy if heavy is not None else HeavyModel(run_dir, checkpoint, device)
         self.sampler = None
         if sampler is not None:
-            from avkit.apps.learned_sampler import LearnedSampler
+            from avkit.apps.clip_selection.sampler import LearnedSampler
 
             self.sampler = LearnedSampler.from_run(sampler, device)
         self.preview: EnergyPreview | NetPreview = make_preview(preview, device)
@@ -221,7 +221,7 @@ class ClipSelector:
             return result, scores, gflops, f"learned sampler ({self.sampler.run_dir}) on the {self.sampler.preview.name}"
         result = self.preview.run(path, windows)
         if self.consensus and result.ok:
-            from avkit.apps.clip_selection import consensus_scores
+            from avkit.apps.clip_selection.policies import consensus_scores
 
             return result, consensus_scores(result.saliency, result.class_probs), 0.0, \
                 f"{self.preview.name}, consensus re-ranking"
@@ -231,7 +231,7 @@ class ClipSelector:
     def select(self, video: str | Path, budget: int = 3, policy: str = "audio", *, weighted: bool = False,
                seed: int = 0, top: int = 5, on_stage: Callable[[str], None] | None = None) -> Selection:
         """Choose at most ``budget`` clips of ``video`` with ``policy``, classify them, and account for it."""
-        from avkit.apps.clip_data import find_truth
+        from avkit.apps.clip_selection.data import find_truth
         from avkit.io import VideoReader
 
         if policy not in POLICIES:
