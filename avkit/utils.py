@@ -1,10 +1,9 @@
-"""Small helpers shared across avkit: atomic writes, output guards, seeding, device choice."""
+"""Small helpers shared across avkit: atomic writes, output guards, CPU cores, forked pools."""
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import random
 import sys
 import tempfile
 from pathlib import Path
@@ -21,17 +20,37 @@ def check_output(path: str | Path, overwrite: bool = False) -> Path:
     return path
 
 
+TEMP_MARK = ".avkit-tmp."  # in the name of every temporary file avkit writes beside a target
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where the OS says (Linux), else by setting it back."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A crash or exception leaves any previous file at ``path`` untouched and no partial file behind.
-    ``suffix`` defaults to the target's suffix so writers that infer format from it keep working.
+    A crash or exception leaves any previous file at ``path`` untouched and no partial file behind
+    (a process killed inside the block leaves its temporary file, named with its pid, which
+    :func:`remove_stale_temps` deletes later). The file gets the mode a plain ``open`` would give
+    it (``0o666`` less the umask), not ``mkstemp``'s ``0o600``. ``suffix`` defaults to the target's
+    suffix so writers that infer the format from it keep working.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix if suffix is not None else path.suffix,
-                               dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}{TEMP_MARK}{os.getpid()}.",
+                               suffix=suffix if suffix is not None else path.suffix, dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -40,6 +59,31 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Delete the temporary files :func:`atomic_path` left in ``folder`` from processes that are gone
+    (killed during a write); returns what was deleted. Files of live processes are kept."""
+    removed = []
+    for tmp in Path(folder).glob(f".*{TEMP_MARK}*"):
+        try:
+            pid = int(tmp.name.split(TEMP_MARK, 1)[1].split(".", 1)[0])
+        except ValueError:
+            continue
+        if tmp.is_file() and not _pid_alive(pid):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -80,20 +124,3 @@ def forked_pool(processes: int, initializer: Any = None, initargs: tuple = ()) -
     finally:
         pool.terminate()
         pool.join()
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % (2**32))
-    torch.manual_seed(seed)
-
-
-def default_device() -> "torch.device":  # noqa: F821
-    """CUDA when available, else CPU."""
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

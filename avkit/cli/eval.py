@@ -39,20 +39,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
+    from avkit.engine.checkpoint import run_checkpoint
     from avkit.engine.config import load_config
+    from avkit.engine.task import make_task
 
-    if (Path(args.run_dir) / "config.yaml").is_file() and load_config(args.run_dir).task == "separation":
-        from avkit.apps.separation.evaluate import eval_command  # SDR/SIR/SAR per number of sources, with oracles
-
-        return eval_command(args)
-    from avkit.engine.evaluate import evaluate, format_table
-
-    result = evaluate(args.run_dir, args.clips, args.crops, split=args.split, checkpoint=args.checkpoint,
-                      batch_size=args.batch_size, device=args.device, progress=not args.json)
+    run_checkpoint(args.run_dir, args.checkpoint)  # one-line errors for a missing or unfinished run
+    task = make_task(load_config(args.run_dir))
+    result = task.evaluate(args.run_dir, checkpoint=args.checkpoint, split=args.split, device=args.device,
+                           progress=not args.json, clips=args.clips, crops=args.crops, batch_size=args.batch_size)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps({k: v for k, v in result.items() if k != "mixtures"}, indent=2))
     else:
-        print(format_table(result))
+        print(task.format_evaluation(result))
     return 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,39 @@ def run_checkpoint(run_dir: str | Path, checkpoint: str = "best", task: str | No
     if not path.is_file():
         raise AvkitError(f"{run_dir}: no {path.name} (has the run finished an epoch?)")
     return path
+
+
+@dataclass
+class RunFiles:
+    """What :func:`open_run` found in a run directory: its recipe, the chosen weights file and their metadata."""
+
+    run_dir: Path
+    config: Any  # avkit.engine.config.Config
+    weights: Path
+    meta: dict[str, Any]
+
+
+def open_run(run_dir: str | Path, checkpoint: str = "best", task: str | None = None, hint: str = "") -> RunFiles:
+    """The recipe, weights file and metadata of a trained run, checked (see :func:`run_checkpoint`).
+
+    Every ``load(run_dir, ...)`` of the applications starts here, then builds its model from
+    ``config`` and finishes with :func:`load_trained`.
+    """
+    from avkit.engine.config import load_config
+
+    run_dir = Path(run_dir)
+    weights = run_checkpoint(run_dir, checkpoint, task=task, hint=hint)
+    meta = read_meta(weights)
+    return RunFiles(run_dir, load_config(run_dir), weights, meta.get("state", meta) if "state" in meta else meta)
+
+
+def load_trained(model: nn.Module, run: RunFiles, device: str | torch.device | None = "auto",
+                 what: str = "the model of config.yaml") -> nn.Module:
+    """Load ``run``'s weights into ``model`` strictly and return it on ``device`` in eval mode."""
+    from avkit.engine.device import resolve_device
+
+    dev = resolve_device(device)  # a bad device fails before the weights are read
+    return load_strict(model, run.weights, what).to(dev).eval()
 
 
 def load_strict(model: nn.Module, path: str | Path, what: str = "the model of config.yaml") -> nn.Module:

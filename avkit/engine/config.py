@@ -13,11 +13,13 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence, Union
+from typing import Any, Mapping, Sequence, TypeVar, Union
 
 import yaml
 
 from avkit.errors import AvkitError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -226,6 +228,12 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
         else:
             kwargs[key] = _convert(value, tp, prefix + key)
     return cls(**kwargs)
+
+
+def parse_options(cls: type[T], data: Mapping[str, Any] | None, section: str = "task_options") -> T:
+    """A typed options dataclass from a recipe section, checked like the recipe itself: unknown keys
+    get a did-you-mean, values are converted to the field types, bad values are one-line errors."""
+    return _from_dict(cls, dict(data or {}), f"{section}.")
 
 
 def config_from_dict(data: dict[str, Any] | None) -> Config:

@@ -16,6 +16,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from avkit.engine.device import resolve_device
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -31,19 +33,6 @@ class DistInfo:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` = the local GPU when CUDA is available, else CPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank)
-    if device.type == "cpu":
-        # Unnormalised nets (C3D without BatchNorm) drift into denormal floats, which are ~50x slower on CPUs.
-        torch.set_flush_denormal(True)
-    return device
 
 
 def init_distributed(device: str = "auto") -> DistInfo:

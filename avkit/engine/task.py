@@ -12,8 +12,9 @@ resume, the progress bar, ``metrics.csv`` and TensorBoard. A task owns the rest:
   what is stored with the weights (:meth:`Task.meta`) and the report (:meth:`Task.report`).
 
 :class:`ClassificationTask` is the default (``task: classification`` in a recipe). Other tasks
-(sound separation, captioning) live with their application in ``avkit/apps/`` and are named by
-``task:`` in the recipe; :func:`make_task` maps the name to the class.
+(sound separation, captioning, clip selection) live with their application in ``avkit/apps/`` and
+are named by ``task:`` in the recipe; they are found through the ``avkit.tasks`` entry points
+(:func:`known_tasks`), and :func:`make_task` maps the name to the class.
 """
 from __future__ import annotations
 
@@ -28,13 +29,18 @@ import torch.nn.functional as F
 from avkit.engine.config import Config
 from avkit.errors import AvkitError
 
-# task name -> "module:Class"; imported on use so a task's dependencies load only when it runs.
-TASKS = {
-    "classification": "avkit.engine.task:ClassificationTask",
-    "separation": "avkit.apps.separation.task:SeparationTask",
-    "captioning": "avkit.apps.captioning.task:CaptioningTask",
-    "clip_selection": "avkit.apps.clip_selection.task:ClipSelectionTask",
-}
+TASK_GROUP = "avkit.tasks"  # entry-point group: name = "module:Class" (pyproject.toml [project.entry-points])
+
+
+def known_tasks() -> dict[str, str]:
+    """``task name -> "module:Class"``: classification, plus every task an installed package declares
+    in the ``avkit.tasks`` entry-point group (avkit's applications declare theirs in pyproject.toml),
+    so the engine never names the layers above it and a plug-in task needs no change here."""
+    from importlib.metadata import entry_points
+
+    tasks = {"classification": f"{__name__}:ClassificationTask"}
+    tasks.update({ep.name: ep.value for ep in entry_points(group=TASK_GROUP)})
+    return tasks
 
 
 class Task:
@@ -71,6 +77,20 @@ class Task:
         from avkit.data.dataset import collate_readable
 
         return collate_readable(items)
+
+    # -- evaluation of a trained run (``avkit eval``) -------------------------------------------------
+
+    def evaluate(self, run_dir: Path, *, checkpoint: str = "best", split: str | None = None, device: str = "auto",
+                 progress: bool = False, **options: Any) -> dict[str, Any]:
+        """Score the trained run in ``run_dir`` on its validation data; written to ``RUN/eval.json``.
+        ``options`` are the command's task-specific settings (e.g. ``clips``, ``crops``), None = the recipe's."""
+        raise AvkitError(f"{run_dir}: avkit eval cannot score a {self.name!r} run yet")
+
+    def format_evaluation(self, result: Mapping[str, Any]) -> str:
+        """The table ``avkit eval`` prints for :meth:`evaluate`'s result."""
+        import json
+
+        return json.dumps(result, indent=2)
 
     # -- steps -----------------------------------------------------------------------------------
 
@@ -122,9 +142,11 @@ class Task:
 
 def make_task(cfg: Config) -> Task:
     """The task a recipe names (``task:``), built from the recipe."""
-    target = TASKS.get(cfg.task)
+    tasks = known_tasks()
+    target = tasks.get(cfg.task)
     if target is None:
-        raise AvkitError(f"unknown task {cfg.task!r} (tasks: {', '.join(sorted(TASKS))})")
+        raise AvkitError(f"unknown task {cfg.task!r} (tasks: {', '.join(sorted(tasks))}; a task of another "
+                         f"package is found once that package is installed)")
     module, cls = target.split(":")
     return getattr(importlib.import_module(module), cls)(cfg)
 
@@ -260,6 +282,19 @@ class ClassificationTask(Task):
         confusion = (best_extras or {}).get("confusion")
         write_report(run_dir, history, columns=self.csv_columns(), best_key=self.best_key, best_epoch=best_epoch,
                      curves=("loss", "acc"), confusion=confusion, class_names=self.class_names)
+
+    def evaluate(self, run_dir: Path, *, checkpoint: str = "best", split: str | None = None, device: str = "auto",
+                 progress: bool = False, **options: Any) -> dict[str, Any]:
+        """Clip and video accuracy over ``clips`` x ``crops`` views (:func:`avkit.engine.evaluate.evaluate`)."""
+        from avkit.engine.evaluate import evaluate
+
+        return evaluate(run_dir, options.get("clips"), options.get("crops"), split=split, checkpoint=checkpoint,
+                        batch_size=options.get("batch_size"), device=device, progress=progress)
+
+    def format_evaluation(self, result: Mapping[str, Any]) -> str:
+        from avkit.engine.evaluate import format_table
+
+        return format_table(dict(result))
 
     def describe(self, row: Mapping[str, Any]) -> str:
         text = f"train loss {row['train_loss']:.4f} acc {row['train_acc']:.3f}"

@@ -542,7 +542,7 @@ class CaptionerRun:
 def load_captioner(run_dir: str | Path, checkpoint: str = "best", device: str | None = "auto") -> CaptionerRun:
     """Rebuild the captioner of ``run_dir`` from ``config.yaml`` and ``language_model/`` and load
     its weights strictly (no starting weights are read: the checkpoint holds them all)."""
-    from avkit.apps.video_llm.model import resolve_device
+    from avkit.engine.device import resolve_device
     from avkit.engine.checkpoint import load_strict, read_meta, run_checkpoint
 
     run = Path(run_dir)

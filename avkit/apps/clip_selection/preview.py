@@ -313,7 +313,7 @@ class NetPreview:
     def from_run(cls, run_dir: str | Path, device: str = "cpu") -> "NetPreview":
         """The preview trained in ``run_dir`` (``task: clip_selection``, ``task_options.model: preview``)."""
         net, names = load_preview_net(run_dir)
-        from avkit.engine.distributed import resolve_device
+        from avkit.engine.device import resolve_device
 
         return cls(net.to(resolve_device(device)), names, run_dir)
 

@@ -79,7 +79,7 @@ class LearnedSampler:
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "cpu") -> "LearnedSampler":
         from avkit.engine.checkpoint import load_strict, read_meta
-        from avkit.engine.distributed import resolve_device
+        from avkit.engine.device import resolve_device
 
         run_dir = Path(run_dir)
         path = run_dir / "best.safetensors"

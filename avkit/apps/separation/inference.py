@@ -58,7 +58,7 @@ def load_separator(run_dir: str | Path, checkpoint: str = "best", device: str = 
     from avkit.apps.separation.task import SeparationOptions, model_from_config
     from avkit.engine.checkpoint import load_strict, run_checkpoint
     from avkit.engine.config import load_config
-    from avkit.engine.distributed import resolve_device
+    from avkit.engine.device import resolve_device
 
     run_dir = Path(run_dir)
     path = run_checkpoint(run_dir, checkpoint, task="separation",

@@ -106,22 +106,6 @@ def looks_like_path(model: str) -> bool:
             or (os.sep != "/" and os.sep in model))
 
 
-def resolve_device(device: str | None) -> "torch.device":
-    """``None``/``"auto"``: CUDA when available, else CPU. Asking for missing CUDA is a user error."""
-    import torch
-
-    if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise AvkitError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AvkitError(f"device {device!r}: CUDA is not available here (torch {torch.__version__}, "
-                         f"CUDA build {torch.version.cuda or 'none'}); use --device cpu")
-    return dev
-
-
 def resolve_dtype(dtype: str | None, device: "torch.device") -> "torch.dtype":
     """``None``/``"auto"``: bfloat16 on CUDA (float16 where bf16 is unsupported), float32 elsewhere."""
     import torch
@@ -250,6 +234,8 @@ class VideoLLM:
 
         import_module("torch")
         transformers = import_module("transformers")
+        from avkit.engine.device import resolve_device
+
         t0 = time.perf_counter()
         dev = resolve_device(device)  # bad options fail before anything loads
         torch_dtype = resolve_dtype(dtype, dev)
