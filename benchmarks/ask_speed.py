@@ -47,7 +47,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.tiny_vlm
 
-from avkit.apps.video_llm.model import Answer, VideoLLM, _to_device  # noqa: E402
+from avkit.apps.video_llm.model import Answer, VideoLLM, inputs_to_device  # noqa: E402
 from avkit.io import write_video  # noqa: E402
 
 PROMPT = "Describe what happens in the video."
@@ -83,18 +83,18 @@ def make_video(path: Path, seconds: float = 4.0, fps: int = 8, size: int = 64) -
 
 def plain_generate(vlm: VideoLLM, video: Path, answer: Answer, max_new_tokens: int) -> float:
     """Baseline: ``model.generate`` on the inputs ``answer`` had, without a streamer; new tokens / second."""
-    from avkit.apps.video_llm.model import _metadata
+    from avkit.apps.video_llm.model import video_metadata
     from avkit.io import probe, read_clip
 
     info = probe(video)
     duration = info.video.duration or info.duration
     clip = read_clip(video, times=answer.frame_times, size=answer.frame_size, audio=False)
-    meta = _metadata(clip.timestamps.tolist(), info.video.fps or 25.0, info.video.frame_count, duration,
+    meta = video_metadata(clip.timestamps.tolist(), info.video.fps or 25.0, info.video.frame_count, duration,
                      tuple(clip.frames.shape[1:3]))
     inputs = vlm.processor_inputs(vlm.chat_text(PROMPT), clip.frames, meta)
     n_prompt = inputs["input_ids"].shape[1]
-    inputs = _to_device(inputs, vlm.device, vlm.dtype)
-    config = vlm._generation_config({"max_new_tokens": max_new_tokens, "do_sample": False,
+    inputs = inputs_to_device(inputs, vlm.device, vlm.dtype)
+    config = vlm.generation_config({"max_new_tokens": max_new_tokens, "do_sample": False,
                                      "temperature": 0.0, "top_p": None})
     result = {}
 

@@ -41,9 +41,9 @@ def models(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def vlms(models) -> dict:
-    from avkit.apps.video_llm.model import VideoLLM
+    from avkit.apps import video_llm
 
-    return {name: VideoLLM.from_pretrained(folder) for name, folder in models.items()}
+    return {name: video_llm.load(folder) for name, folder in models.items()}
 
 
 @pytest.fixture(scope="session")
@@ -155,13 +155,13 @@ def test_qwen_takes_frames_in_pairs(vlms, clip):
 
 def test_frame_times_reach_qwen2_5_vl(vlms, clip):
     """Qwen2.5-VL's absolute-time positions come from the metadata avkit passes: seconds per frame pair."""
-    from avkit.apps.video_llm.model import _metadata
+    from avkit.apps.video_llm.model import video_metadata
 
     vlm = vlms["qwen2_5_vl"]
     for frames, seconds in ((8, 0.5), (4, 1.0)):  # 2 s of video: pairs of frames 0.5 s or 1 s apart
         times, _ = vlm.sample_times(2.0, num_frames=frames, frame_count=16)
         inputs = vlm.processor_inputs(vlm.chat_text(PROMPT), np.zeros((frames, 32, 32, 3), np.uint8),
-                                      _metadata(times, 8.0, 16, 2.0, (32, 32)))
+                                      video_metadata(times, 8.0, 16, 2.0, (32, 32)))
         assert inputs["second_per_grid_ts"].tolist() == pytest.approx([seconds])
 
 
@@ -253,7 +253,7 @@ def test_image_only_model_is_not_video_capable(clip, tmp_path, capsys):
 def test_hub_id_without_network(how, clip, monkeypatch, capsys):
     import huggingface_hub.constants
 
-    import avkit.apps.video_llm.model as video_llm
+    import avkit.apps.video_llm.hub as video_llm
 
     if how == "hub client offline":  # the hub client's own "couldn't connect" error, without its retries
         monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
@@ -327,7 +327,7 @@ def test_trust_remote_code_only_when_asked(flag, models, clip, monkeypatch, caps
 
 
 def test_local_folder_loads_offline_without_network(models, vlms):
-    from avkit.apps.video_llm.model import looks_like_path
+    from avkit.apps.video_llm.hub import looks_like_path
 
     assert looks_like_path(str(models["qwen2_vl"])) and not looks_like_path("Qwen/Qwen2-VL-2B-Instruct")
     assert looks_like_path("./models/qwen") and looks_like_path("models/qwen/") and looks_like_path("~/m")

@@ -63,12 +63,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avkit.apps.video_llm.model import VideoLLM
+    from avkit.apps import video_llm
 
     _quiet_transformers()
-    vlm = VideoLLM.from_pretrained(args.model, device=args.device, dtype=args.dtype, attn_implementation=args.attn,
-                                   trust_remote_code=args.trust_remote_code,
-                                   local_files_only=True if args.offline else None)
+    vlm = video_llm.load(args.model, device=args.device, dtype=args.dtype, attn_implementation=args.attn,
+                         trust_remote_code=args.trust_remote_code, local_files_only=True if args.offline else None)
     stream = None if args.json else _print_piece
     frames = None if args.fps is not None else args.frames
     answer = vlm.ask(args.video, args.prompt, num_frames=frames, fps=args.fps, start=args.start, end=args.end,

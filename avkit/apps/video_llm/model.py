@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from avkit.apps.video_llm.hub import from_pretrained, looks_like_path, one_line
 from avkit.apps.video_llm.token_budget import BudgetPlan, plan_budget
 from avkit.errors import AvkitError, MediaError
 
@@ -98,14 +98,6 @@ class Answer:
 # loading
 
 
-def looks_like_path(model: str) -> bool:
-    """True if ``model`` names a local folder rather than a hub id (``org/name``)."""
-    if os.path.exists(model):
-        return True
-    return (model.startswith((".", "/", "~")) or model.endswith(("/", os.sep)) or model.count("/") > 1
-            or (os.sep != "/" and os.sep in model))
-
-
 def resolve_dtype(dtype: str | None, device: "torch.device") -> "torch.dtype":
     """``None``/``"auto"``: bfloat16 on CUDA (float16 where bf16 is unsupported), float32 elsewhere."""
     import torch
@@ -118,72 +110,6 @@ def resolve_dtype(dtype: str | None, device: "torch.device") -> "torch.dtype":
     if name is None:
         raise AvkitError(f"unknown dtype {dtype!r} (use auto, float32, bfloat16 or float16)")
     return getattr(torch, name)
-
-
-def _one_line(err: BaseException) -> str:
-    lines = [x.strip() for x in str(err).strip().splitlines() if x.strip()]
-    return lines[0] if lines else type(err).__name__
-
-
-def _load(what: str, loader: Callable[..., Any], source: str, *, is_local: bool, offline: bool,
-          **kwargs: Any) -> Any:
-    """``loader(source, local_files_only=..., **kwargs)`` with errors turned into one line.
-
-    A hub id is tried from the local cache first (no network, no retries), then from the hub
-    unless ``offline``.
-    """
-    try:
-        return loader(source, local_files_only=True, **kwargs)
-    except OSError as err:
-        if is_local:
-            raise AvkitError(f"{source}: cannot load the {what} ({_one_line(err)})") from None
-        if offline:
-            raise AvkitError(f"{source}: not in the local Hugging Face cache and offline mode is on; "
-                             f"pass a local model folder or allow downloads") from None
-    except ValueError as err:
-        raise AvkitError(f"{source}: cannot load the {what} ({_one_line(err)})") from None
-    if not hub_reachable():  # fail now rather than after the hub client's retries (~25 s)
-        raise AvkitError(f"{source}: could not reach the Hugging Face hub and the {what} is not in the "
-                         f"local cache; pass a local model folder (a save_pretrained or downloaded "
-                         f"snapshot directory)")
-    try:
-        return loader(source, local_files_only=False, **kwargs)
-    except OSError as err:
-        text = str(err)
-        if "connect" in text or "offline" in text.lower() or "resolve" in text.lower():
-            raise AvkitError(f"{source}: could not reach the Hugging Face hub and the {what} is not in "
-                             f"the local cache; pass a local model folder (a save_pretrained or "
-                             f"downloaded snapshot directory)") from None
-        raise AvkitError(f"{source}: cannot load the {what} ({_one_line(err)})") from None
-    except ValueError as err:
-        raise AvkitError(f"{source}: cannot load the {what} ({_one_line(err)})") from None
-
-
-@functools.lru_cache(maxsize=1)
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """False when the hub's host cannot even be connected to (no network, no DNS); True otherwise.
-
-    Behind a proxy (``HTTPS_PROXY`` / ``ALL_PROXY``) a direct connection says nothing, so the
-    answer is True and the hub client decides.
-    """
-    import socket
-    from urllib.parse import urlparse
-
-    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True
-    try:
-        from huggingface_hub import constants
-
-        if constants.HF_HUB_OFFLINE:
-            return True  # the hub client itself answers at once, with its offline message
-        url = urlparse(constants.ENDPOINT)
-    except Exception:  # pragma: no cover - huggingface_hub always ships with transformers
-        return True
-    try:
-        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def _check_image_text_to_text(config: Any, source: str, trust_remote_code: bool) -> None:
@@ -251,9 +177,9 @@ class VideoLLM:
         offline = bool(local_files_only) or is_local
         common = {"is_local": is_local, "offline": offline, "trust_remote_code": trust_remote_code}
 
-        config = _load("config", transformers.AutoConfig.from_pretrained, source, **common)
+        config = from_pretrained("config", transformers.AutoConfig.from_pretrained, source, **common)
         _check_image_text_to_text(config, source, trust_remote_code)
-        processor = _load("processor", transformers.AutoProcessor.from_pretrained, source, **common)
+        processor = from_pretrained("processor", transformers.AutoProcessor.from_pretrained, source, **common)
         if getattr(processor, "video_processor", None) is None:
             raise AvkitError(f"{source}: {type(processor).__name__} has no video processor: model type "
                              f"{config.model_type!r} takes images, not videos; use a video-capable model "
@@ -270,14 +196,14 @@ class VideoLLM:
             kwargs["device_map"] = str(dev)  # load straight onto the GPU
         loader = transformers.AutoModelForImageTextToText.from_pretrained
         try:
-            net = _load("model", loader, source, **common, **kwargs)
+            net = from_pretrained("model", loader, source, **common, **kwargs)
         except AvkitError as err:
             text = str(err).lower()
             no_sdpa = "sdpa" in text or "scaled_dot_product" in text or "attention" in text
             if attn_implementation is not None or "attn_implementation" not in kwargs or not no_sdpa:
                 raise
             del kwargs["attn_implementation"]  # this architecture has no SDPA path: use its default
-            net = _load("model", loader, source, **common, **kwargs)
+            net = from_pretrained("model", loader, source, **common, **kwargs)
         net = net.to(dev).eval()
         return cls(net, processor, name=str(model), load_seconds=time.perf_counter() - t0)
 
@@ -344,7 +270,7 @@ class VideoLLM:
                                   return_tensors="pt", **self._video_kwargs())
         except (ValueError, TypeError, RuntimeError) as err:
             raise AvkitError(f"{self.name}: the processor rejected {len(frames)} frames of "
-                             f"{frames.shape[2]}x{frames.shape[1]} ({_one_line(err)})") from None
+                             f"{frames.shape[2]}x{frames.shape[1]} ({one_line(err)})") from None
 
     def tokens_per_frame(self, size: tuple[int, int], text: str = "") -> float:
         """Visual tokens one frame of ``size`` (H, W) costs, measured with the processor on blank frames.
@@ -363,7 +289,7 @@ class VideoLLM:
             counts = []
             for n in (s, 2 * s):
                 blank = torch.zeros((n, key[0], key[1], 3), dtype=torch.uint8)
-                meta = _metadata([i / 1.0 for i in range(n)], 1.0, n, float(n), key)
+                meta = video_metadata([i / 1.0 for i in range(n)], 1.0, n, float(n), key)
                 counts.append(int(self.processor_inputs(text, blank, meta)["input_ids"].shape[1]))
             self._token_cache[key] = max(0.0, (counts[1] - counts[0]) / s)
         return self._token_cache[key]
@@ -429,11 +355,11 @@ class VideoLLM:
 
         t3 = time.perf_counter()
         frame_size = (int(clip.frames.shape[1]), int(clip.frames.shape[2]))
-        meta = _metadata(frame_times, video_fps, stream_info.frame_count, duration, frame_size)
+        meta = video_metadata(frame_times, video_fps, stream_info.frame_count, duration, frame_size)
         inputs = self.processor_inputs(text, clip.frames, meta)
         prompt_tokens = int(inputs["input_ids"].shape[1])
         visual_tokens = self._visual_token_count(inputs["input_ids"])
-        inputs = _to_device(inputs, self.device, self.dtype)
+        inputs = inputs_to_device(inputs, self.device, self.dtype)
         t_prep = time.perf_counter() - t3 + t_plan
         for note in notes if on_note is not None else ():
             on_note(note)
@@ -449,7 +375,7 @@ class VideoLLM:
                       visual_tokens=visual_tokens, timings=timings, budget=plan, device=str(self.device),
                       dtype=str(self.dtype).replace("torch.", ""), generation=generation, notes=notes)
 
-    def _generation_config(self, generation: dict[str, Any]) -> Any:
+    def generation_config(self, generation: dict[str, Any]) -> Any:
         """The model's generation config with avkit's decoding settings (greedy unless temperature > 0)."""
         import copy
 
@@ -475,7 +401,7 @@ class VideoLLM:
         tokenizer = self.processor.tokenizer
         streamer = _timed_streamer_class()(tokenizer, skip_prompt=True, skip_special_tokens=True)
         result: dict[str, Any] = {}
-        config = self._generation_config(generation)
+        config = self.generation_config(generation)
         if generation["do_sample"]:
             torch.manual_seed(generation["seed"])
 
@@ -506,7 +432,7 @@ class VideoLLM:
         return answer, tokens, ttft, elapsed, tps
 
 
-def _metadata(times: list[float], fps: float, frame_count: int | None, duration: float,
+def video_metadata(times: list[float], fps: float, frame_count: int | None, duration: float,
               size: tuple[int, int]) -> Any:
     """Hugging Face ``VideoMetadata`` for frames at ``times`` of a video at ``fps``."""
     from transformers.video_utils import VideoMetadata
@@ -517,7 +443,7 @@ def _metadata(times: list[float], fps: float, frame_count: int | None, duration:
                          duration=float(duration), video_backend="avkit", frames_indices=indices)
 
 
-def _to_device(inputs: Any, device: Any, dtype: Any) -> dict[str, Any]:
+def inputs_to_device(inputs: Any, device: Any, dtype: Any) -> dict[str, Any]:
     """Tensors to ``device``; pixel tensors to the model's ``dtype`` (other floats, such as
     Qwen2.5-VL's seconds per frame group, keep their precision)."""
     import torch
