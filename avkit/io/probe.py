@@ -165,12 +165,34 @@ def stream_duration(stream, container) -> float | None:
     if tag:
         try:
             h, m, s = tag.split(":")
-            return int(h) * 3600 + int(m) * 60 + float(s)
+            return _matroska_length(int(h) * 3600 + int(m) * 60 + float(s), _seconds(stream.start_time, stream.time_base),
+                                    container)
         except ValueError:
             pass
-    if container.duration is not None:
-        return container.duration / av.time_base
-    return None
+    return container_duration(container)
+
+
+def container_duration(container) -> float | None:
+    """Seconds from the earliest stream start to the end of the file, as the header states."""
+    if container.duration is None:
+        return None
+    return _matroska_length(container.duration / av.time_base, _seconds(container.start_time, 1 / av.time_base),
+                            container)
+
+
+def _matroska_length(value: float, start: float | None, container) -> float:
+    """A Matroska duration as a length. FFmpeg's muxer writes the segment duration and the
+    DURATION tags as the end time (the largest pts + duration), not as the length, so for a
+    stream that does not start at 0 (a cut that keeps its timestamps, e.g. video from 1000 s, or
+    a WebM from -0.5 s) the value is the start plus the length. A value below the start can only
+    be a length."""
+    if "matroska" in container.format.name and start and start < value:
+        return value - start
+    return value
+
+
+def _seconds(ts: int | None, time_base) -> float | None:
+    return None if ts is None or time_base is None else float(ts * time_base)
 
 
 def container_start(container) -> float:
@@ -186,19 +208,28 @@ def _as_float(x: Fraction | int | float | None) -> float | None:
     return None if x is None else float(x)
 
 
-def _first_frame(container, stream):
-    """Decode the first frame of ``stream`` (None if it cannot be decoded)."""
+def _first_frames(container, streams: list) -> dict[int, Any]:
+    """The first decoded frame of each stream, by stream index (missing: none could be decoded).
+
+    Reads from where ``av.open`` left the file, its start. No seek: a seek to 0 lands after the
+    first keyframe in an MPEG-TS that starts below zero or whose decode times run ahead of its
+    presentation times, and a TS shorter than one keyframe interval then decodes nothing.
+    """
+    found: dict[int, Any] = {}
+    if not streams:
+        return found
     try:
-        container.seek(0)
+        for packet in container.demux(*streams):
+            if packet.stream.index in found:
+                continue
+            for frame in packet.decode():
+                found[packet.stream.index] = frame
+                break
+            if len(found) == len(streams):
+                break
     except av.FFmpegError:
         pass
-    try:
-        for packet in container.demux(stream):
-            for frame in packet.decode():
-                return frame
-    except av.FFmpegError:
-        return None
-    return None
+    return found
 
 
 def probe(path: str | Path) -> MediaInfo:
@@ -212,6 +243,7 @@ def probe(path: str | Path) -> MediaInfo:
     try:
         streams: list[StreamInfo] = []
         video_index = best_video_index(container)
+        first = _first_frames(container, list(container.streams.video))
         for s in container.streams:
             cc = s.codec_context
             info = StreamInfo(
@@ -230,7 +262,7 @@ def probe(path: str | Path) -> MediaInfo:
                 info.fps = _as_float(rate)
                 info.frame_count = s.frames or None
                 info.pix_fmt = cc.pix_fmt
-                frame = _first_frame(container, s)
+                frame = first.get(s.index)
                 if frame is None and s.index == video_index:
                     raise MediaError(path, f"truncated or corrupt: video stream {s.index} ({cc.name}) "
                                            "has no decodable frame")
@@ -243,8 +275,9 @@ def probe(path: str | Path) -> MediaInfo:
                 info.sample_rate = cc.sample_rate
                 info.channels = cc.channels
             streams.append(info)
-        duration = (container.duration / av.time_base if container.duration is not None
-                    else max((st.duration or 0.0 for st in streams), default=None))
+        duration = container_duration(container)
+        if duration is None:
+            duration = max((st.duration or 0.0 for st in streams), default=None)
         return MediaInfo(
             path=str(path),
             container=container.format.name,

@@ -67,6 +67,7 @@ class VideoReader:
                  audio_stream: int | None = None, lenient: bool = False, threads: int = 0) -> None:
         self.path = str(path)
         self.lenient = lenient
+        self.threads = threads
         self.container = open_media(path)
         try:
             self.video = pick_stream(self.container, path, "video", video_stream)
@@ -80,10 +81,20 @@ class VideoReader:
         self._keyframe_entries = -1
         self._key_shift = 0.0  # presentation minus decode time of keyframes (B-frame delay), seen so far
         self._key_shift_used = 0.0
+        self._seen_keys: set[float] = set()  # presentation times (s) of keyframe packets read so far
+        # Whether the demuxer's index holds only keyframes. MPEG-TS adds every packet it passes
+        # while seeking and calls each a keyframe; the first seek that lands after a keyframe
+        # sets this False and from then on only keyframes seen in the packets count.
+        self._index_is_keyframes = True
+        self._fresh = True  # nothing demuxed since the file was opened: reading starts at the start
+        self._retired: list = []  # containers replaced by ``_reopen``
         self.frames_decoded = 0  # video and audio frames decoded so far (for tests and benchmarks)
+        self._setup_decoder()
+
+    def _setup_decoder(self) -> None:
         if self.video is not None:
             self.video.thread_type = "AUTO"
-            self.video.codec_context.thread_count = threads
+            self.video.codec_context.thread_count = self.threads
 
     # -- context manager -------------------------------------------------------------------
     def __enter__(self) -> "VideoReader":
@@ -93,7 +104,9 @@ class VideoReader:
         self.close()
 
     def close(self) -> None:
-        self.container.close()
+        for container in [*self._retired, self.container]:
+            container.close()
+        self._retired = []
 
     # -- stream facts ----------------------------------------------------------------------
     def _stream_start(self, stream) -> float:
@@ -131,10 +144,9 @@ class VideoReader:
             stream = self._require_video()
             tb = stream.time_base
             pts = []
-            self._seek(stream, self._stream_start(stream))
             try:
-                for packet in self.container.demux(stream):
-                    if packet.size == 0:
+                for packet in self._packets(stream, self._stream_start(stream)):
+                    if packet.size == 0 or packet.is_discard:  # discard: cut by an mp4 edit list
                         continue
                     ts = packet.pts if packet.pts is not None else packet.dts
                     if ts is not None:
@@ -154,12 +166,13 @@ class VideoReader:
         shift seen on decoded keyframe packets is added, so a wanted time between a keyframe's
         decode and presentation times does not trigger a seek that lands one keyframe early.
         """
-        entries = self.video.index_entries
-        n = len(entries)
+        entries = self.video.index_entries if self._index_is_keyframes else ()
+        n = len(entries) + len(self._seen_keys)
         if n != self._keyframe_entries or self._key_shift != self._key_shift_used:
             tb = float(self.video.time_base)
-            ts = [e.timestamp * tb for e in entries if e.is_keyframe]
-            self._keyframes = np.sort(np.array(ts, dtype=np.float64)) - self.origin + self._key_shift
+            ts = np.array([e.timestamp * tb for e in entries if e.is_keyframe], dtype=np.float64)
+            ts = ts - self.origin + self._key_shift
+            self._keyframes = np.union1d(ts, np.fromiter(self._seen_keys, dtype=np.float64))
             self._keyframe_entries, self._key_shift_used = n, self._key_shift
         return self._keyframes
 
@@ -172,25 +185,94 @@ class VideoReader:
         return i < len(k) and k[i] <= t
 
     # -- decoding --------------------------------------------------------------------------
-    def _seek(self, stream, t: float) -> None:
-        tb = stream.time_base
-        pts = int(math.floor((t + self.origin) / tb)) if t > self._stream_start(stream) else (
-            stream.start_time or 0)
+    def _seek(self, stream, t: float) -> bool:
+        """Seek for decoding ``stream`` from ``t``; True when reading restarts at the first packet.
+
+        A seek lands on a packet at or before ``t`` but not always on a keyframe (MPEG-TS seeks
+        by decode time to any packet); ``_decoded`` skips to the next keyframe then.
+        """
+        if t <= self._stream_start(stream):
+            self._rewind(stream)
+            return True
+        self._fresh = False
+        pts = int(math.floor((t + self.origin) / stream.time_base))
         try:
             self.container.seek(pts, stream=stream, backward=True, any_frame=False)
-        except av.FFmpegError:
-            try:  # unseekable at that point: decode from the start instead
-                self.container.seek(0)
-            except av.FFmpegError as err:
-                raise MediaError(self.path, f"cannot seek ({_msg(err)})") from None
+        except av.FFmpegError:  # unseekable at that point: decode from the start instead
+            self._rewind(stream)
+            return True
+        return False
+
+    def _rewind(self, stream) -> None:
+        """Go back to the first packet of the file.
+
+        Seeking to the stream's start time is not enough: MPEG-TS compares decode times, which
+        with B-frames are below the first keyframe's presentation time, so the seek lands a few
+        packets in. So aim well before the start; ``_at_first_packet`` checks where it landed.
+        """
+        if self._fresh:
+            return
+        start = stream.start_time if stream.start_time is not None else 0
+        for target in (start - int(10 / stream.time_base), start):
+            try:
+                self.container.seek(target, stream=stream, backward=True, any_frame=False)
+                return
+            except av.FFmpegError:  # AVI refuses a time before its start
+                continue
+        self._reopen()
+
+    def _at_first_packet(self, stream, packet) -> bool:
+        """Whether ``packet`` can be the first of ``stream`` (what a rewind must give)."""
+        ts = packet.dts if packet.dts is not None else packet.pts
+        return ts is None or stream.start_time is None or ts <= stream.start_time
+
+    def _reopen(self) -> None:
+        """Open the file again: the one sure way back to its start (a WebM that starts below zero
+        has no index entry there, so a seek lands at 0 s). The old container stays open until
+        ``close()``: callers may still hold its stream objects (time base, sample rate)."""
+        self._retired.append(self.container)
+        self.container = open_media(self.path)
+        streams = self.container.streams
+        self.video = None if self.video is None else streams[self.video.index]
+        self.audio = None if self.audio is None else streams[self.audio.index]
+        self._fresh = True
+        self._setup_decoder()
+
+    def _packets(self, stream, t: float) -> Iterator:
+        """Packets of ``stream`` from the keyframe at or before ``t`` onwards (demuxer errors
+        propagate as ``av.FFmpegError``)."""
+        index = stream.index
+        from_start = self._seek(stream, t)
+        stream = self.container.streams[index]  # a new object if the file was reopened
+        is_video = self.video is not None and index == self.video.index
+        # After a seek into the file, packets before the next keyframe cannot be decoded
+        # correctly (H.264 drops them, MPEG-2 and MPEG-4 output damaged pictures): skip them.
+        skip_to_key = is_video and not from_start
+        check_start = from_start and not self._fresh
+        self._fresh = False
+        for packet in self.container.demux(stream):
+            if check_start:
+                check_start = False
+                if packet.size and not self._at_first_packet(stream, packet):
+                    self._reopen()
+                    yield from self._packets(self.container.streams[index], t)
+                    return
+            if skip_to_key:
+                if not packet.is_keyframe:
+                    if packet.size:
+                        self._index_is_keyframes = False
+                    continue
+                skip_to_key = False
+            if is_video and packet.is_keyframe and packet.pts is not None:
+                self._seen_keys.add(float(packet.pts * packet.time_base) - self.origin)
+                if packet.dts is not None:
+                    self._key_shift = max(self._key_shift, float((packet.pts - packet.dts) * packet.time_base))
+            yield packet
 
     def _decoded(self, stream, t: float) -> Iterator:
         """Frames of ``stream`` from the keyframe at or before ``t`` onwards (raw decode order)."""
-        self._seek(stream, t)
         try:
-            for packet in self.container.demux(stream):
-                if packet.is_keyframe and packet.pts is not None and packet.dts is not None and stream is self.video:
-                    self._key_shift = max(self._key_shift, float((packet.pts - packet.dts) * packet.time_base))
+            for packet in self._packets(stream, t):
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as err:
@@ -243,14 +325,14 @@ class VideoReader:
                 return
             back = max(1.0, 2 * back)
 
-    def _check_ended(self, last_time: float | None, t: float) -> None:
+    def _check_ended(self, last_time: float | None, t: float | None) -> None:
         """Raise if the video data stopped well before ``t`` although the header says it goes on."""
         if self.lenient:
             return
         if last_time is None:
             raise MediaError(self.path, "no decodable video frames")
         end = self._stream_end(self.video)
-        if end is None:  # no declared length: running out is just the end
+        if end is None or t is None:  # no declared length: running out is just the end
             return
         fps = self.fps or 25.0
         t = min(t, end - 1.0 / fps)
@@ -310,9 +392,8 @@ class VideoReader:
             if ts >= start - _EPS:
                 out.append(conv(frame))
                 stamps.append(ts)
-        else:
-            if end is not None:
-                self._check_ended(last, end)
+        else:  # the data ran out: fine at the end the header states, not before
+            self._check_ended(last, end if end is not None else self._stream_end(self.video))
         if not out:
             return self._empty(size), torch.zeros(0, dtype=torch.float64)
         return torch.from_numpy(np.stack(out)), torch.tensor(stamps, dtype=torch.float64)
@@ -454,6 +535,11 @@ class VideoReader:
                 span = np.asarray(times, dtype=np.float64)
             clip_start = float(span.min()) if span.size else 0.0
             clip_end = float(span.max()) + frame_step if span.size else 0.0
+        elif end is None and fps is None:  # to the last frame, wherever the header says it ends
+            clip_start = self._stream_start(self.video) if start is None else float(start)
+            frames, stamps = self.frames_between(clip_start, None, size=size)
+            last = float(stamps[-1]) + frame_step if len(stamps) else clip_start
+            clip_end = max(self.duration or last, last)
         else:
             clip_start = self._stream_start(self.video) if start is None else float(start)
             clip_end = self.duration if end is None else float(end)
