@@ -9,7 +9,24 @@ from pathlib import Path
 
 
 class AvkitError(ValueError):
-    """Bad input or a request avkit cannot satisfy (a user error, not a bug)."""
+    """Bad input or a request avkit cannot satisfy (a user error, not a bug).
+
+    Every subclass survives pickling (a worker process sends its error back to the parent): the
+    default unpickling calls ``cls(*self.args)``, which fails for subclasses whose ``__init__``
+    takes other arguments than the message (``MediaError(path, reason)``) and leaves a process
+    pool waiting forever. Instead the object is rebuilt as it is: args and attributes.
+    """
+
+    def __reduce__(self):
+        return _rebuild, (type(self), self.args, self.__dict__)
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> AvkitError:
+    """Unpickle an AvkitError without calling its ``__init__``."""
+    err = cls.__new__(cls, *args)
+    err.args = args
+    err.__dict__.update(state)
+    return err
 
 
 class MediaError(AvkitError):
