@@ -6,19 +6,21 @@ import json
 
 # avkit.data.synthetic.GENERATORS, named here so that --help does not import torch (a test keeps
 # the two in step)
-KINDS = ("instruments", "longvideo", "motion")
+KINDS = ("gm_instruments", "instruments", "longvideo", "motion")
 
 REQUIRES = ("torch", "torchvision", "av")  # loaded (or reported in one line) before the command runs
 
 EPILOG = """kinds:
   motion       6 motion-only classes (left/right/up/down/rotate cw/ccw) + 4 appearance classes
   instruments  5 solo synthetic instruments, a sprite pulsing with its own timbre
+  gm_instruments  19 real sampled General MIDI instruments playing procedural music, pictures moving with the notes
   longvideo    40 s drifting backgrounds with a few 1-2 s action segments announced by a chime
 
 examples:
   avkit generate motion data/motion --num 64 --seed 0
   avkit generate motion data/motion48 --num 200 --size 48 --fps 8 --duration 4
   avkit generate instruments data/solo --num 100 --json
+  avkit generate gm_instruments data/gm --num 190 --seed 1
   avkit generate longvideo data/long --num 20 --duration 60 --overwrite
 
 Writes OUT/clips/*.mp4 (H.264 + AAC), OUT/manifest.jsonl (label, caption, split, segments, meta)

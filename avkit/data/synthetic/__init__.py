@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from avkit.data.synthetic import instruments, longvideo, motion
+from avkit.data.synthetic import gm_instruments, instruments, longvideo, motion
 from avkit.data.synthetic.common import (
     ClassInfo, Generator, SyntheticClip, clip_label, read_wav, rounded, stratified_split, write_wav,
 )
@@ -34,7 +34,7 @@ from avkit.io.write import write_video
 from avkit.utils import can_fork, forked_pool
 
 GENERATORS: dict[str, Generator] = {
-    g.name: g for g in (motion.GENERATOR, instruments.GENERATOR, longvideo.GENERATOR)
+    g.name: g for g in (motion.GENERATOR, instruments.GENERATOR, longvideo.GENERATOR, gm_instruments.GENERATOR)
 }
 
 

@@ -8,11 +8,15 @@ clips' audio, separate it using each clip's frames); ``duets`` (a fraction of cl
 instruments side by side playing at once, for evaluating separation on real mixtures. Every
 clip carries its clean sources as stems (``SyntheticClip.stems``, written as lossless WAVs that
 sum exactly to the clip's audio) and each sprite's position, size and box per frame.
+
+The five synthetic timbres are ``SYNTH_INSTRUMENTS`` (``NAMES``). ``INSTRUMENTS`` lists the General
+MIDI instruments of the ``gm_instruments`` kind (real sampled sounds) and ``draw`` draws one of
+them moving at given note onsets.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -20,6 +24,9 @@ from avkit.data.synthetic.common import (
     ClassInfo, Generator, SyntheticClip, article, composite, coverage, half_extent, inside_range, noise_floor,
     pick_colour, smooth_background, to_uint8,
 )
+from avkit.data.synthetic.music import BY_NAME, GM_INSTRUMENTS, Note
+from avkit.data.synthetic.sprites import draw_player
+from avkit.errors import AvkitError
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,7 @@ def _harmonics(amps: list[float]) -> tuple[tuple[float, float], ...]:
     return tuple((float(h), a) for h, a in enumerate(amps, start=1) if a)
 
 
-INSTRUMENTS: tuple[Instrument, ...] = (
+SYNTH_INSTRUMENTS: tuple[Instrument, ...] = (
     Instrument("flute", "ellipse", _harmonics([1, 0.2, 0.06]),
                (523.0, 1047.0), 0.06, np.inf, 0.08, (0.3, 0.6), vibrato=0.006, noise=0.04,
                description="ellipse; almost pure tone, soft attack, C5-C6"),
@@ -59,7 +66,10 @@ INSTRUMENTS: tuple[Instrument, ...] = (
                (70.0, 130.0), 0.001, 0.12, 0.03, (0.2, 0.35), noise=0.5, pitch_drop=0.5,
                description="disc; low pitched thump with a noisy strike, fast decay"),
 )
-NAMES = [inst.name for inst in INSTRUMENTS]
+NAMES = [inst.name for inst in SYNTH_INSTRUMENTS]
+
+# The General MIDI instruments (snake_case names) of the gm_instruments kind; drawn by ``draw``.
+INSTRUMENTS: tuple[str, ...] = tuple(inst.name for inst in GM_INSTRUMENTS)
 
 
 @dataclass
@@ -80,7 +90,7 @@ class InstrumentsConfig:
 
 
 def classes(cfg: InstrumentsConfig) -> list[ClassInfo]:
-    return [ClassInfo(inst.name, "instrument", inst.description) for inst in INSTRUMENTS]
+    return [ClassInfo(inst.name, "instrument", inst.description) for inst in SYNTH_INSTRUMENTS]
 
 
 def _note(inst: Instrument, freq: float, length: float, sr: int, rng: np.random.Generator
@@ -191,9 +201,9 @@ def render(cfg: InstrumentsConfig, label: str, rng: np.random.Generator) -> Synt
     if label not in NAMES:
         raise ValueError(f"unknown instrument {label!r}; expected one of {NAMES}")
     size = cfg.size
-    players = [INSTRUMENTS[NAMES.index(label)]]
+    players = [SYNTH_INSTRUMENTS[NAMES.index(label)]]
     if rng.uniform() < cfg.duets:
-        others = [inst for inst in INSTRUMENTS if inst.name != label]
+        others = [inst for inst in SYNTH_INSTRUMENTS if inst.name != label]
         players.append(others[int(rng.integers(len(others)))])
     lines = [_line(inst, cfg, rng) for inst in players]
     # Mix the sources at random relative levels; the stems carry the same scaling, so they sum to the mix.
@@ -252,6 +262,38 @@ def render(cfg: InstrumentsConfig, label: str, rng: np.random.Generator) -> Synt
                             "loudness_per_frame": main["loudness_per_frame"], "num_frames": num_frames,
                             "duet": len(sources) > 1, "sources": sources}
     return SyntheticClip(to_uint8(frames), audio, label, caption, segments, meta, stems)
+
+
+def draw(instrument: str, duration: float, fps: float = 8, size: int = 64, onsets: Sequence[float] | None = None,
+         seed: int = 0) -> np.ndarray:
+    """Frames (uint8 ``[T, H, W, 3]``, ``T = round(duration * fps)``) of ``instrument`` (a name in
+    ``INSTRUMENTS``) whose sounding part moves at each of ``onsets`` (seconds; None: at rest).
+
+    The picture is the one the ``gm_instruments`` kind draws for a solo: its drawing on a smooth
+    background, colour and pitches (a walk in the instrument's range) drawn from ``seed``; each
+    note lasts until the next onset (at most 0.6 s).
+    """
+    if instrument not in BY_NAME:
+        raise AvkitError(f"unknown instrument {instrument!r}; choose from {sorted(BY_NAME)}")
+    if not (duration > 0 and fps > 0 and size >= 16):
+        raise AvkitError(f"need duration > 0, fps > 0 and size >= 16 (got {duration}, {fps}, {size})")
+    times = sorted(float(t) for t in (onsets if onsets is not None else []))
+    if times and not (np.isfinite(times).all() and times[0] >= 0):
+        raise AvkitError(f"onsets must be finite times >= 0 s, got {times[:5]}")
+    rng = np.random.default_rng(seed)
+    inst = BY_NAME[instrument]
+    key = (inst.low + inst.high) // 2
+    notes = []
+    for i, t in enumerate(times):
+        end = times[i + 1] if i + 1 < len(times) else t + 0.6
+        notes.append(Note(t, max(min(end - t, 0.6) * 0.9, 0.05), key, 96))
+        key = int(np.clip(key + rng.integers(-4, 5), inst.low, inst.high))
+    canvas = smooth_background(rng, size, np.zeros(1), contrast=10.0)
+    _, colour = pick_colour(rng, canvas[0].mean(axis=(0, 1)))
+    num_frames = max(1, int(round(duration * fps)))
+    canvas, _ = draw_player(canvas, instrument, notes, np.arange(num_frames) / fps,
+                            (0.02 * size, 0.02 * size, 0.98 * size, 0.98 * size), colour)
+    return to_uint8(np.broadcast_to(canvas, (num_frames, size, size, 3)))
 
 
 GENERATOR = Generator("instruments", "synthetic instruments (solos, optional duets): a sprite that pulses "
