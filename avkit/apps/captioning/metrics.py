@@ -218,7 +218,7 @@ def vocabulary() -> Vocabulary:
     colours = tuple(tuple(words(c)) for c in colour_names)
     texture_noun = {name: spec[1] for name, spec in motion.TEXTURES.items()}
     objects: dict[tuple[str, ...], str] = {}
-    for shape in list(motion.ALL_SHAPES) + [inst.shape for inst in instruments.INSTRUMENTS]:
+    for shape in list(motion.ALL_SHAPES) + [inst.shape for inst in instruments.SYNTH_INSTRUMENTS]:
         objects[tuple(words(shape))] = shape
     for noun in texture_noun.values():
         objects[tuple(words(noun))] = noun
