@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from avkit.data import LogMel, VideoDataset, collate
+from avkit.data.dataset import skips_of
 from avkit.data.synthetic import generate
 from avkit.errors import AvkitError
 from avkit.io.write import write_video
@@ -237,8 +238,22 @@ def test_broken_files_are_skipped_and_reported(broken_manifest, caplog):
     assert any("empty.mp4" in w for w in warned) and any("text.mp4" in w for w in warned)
     report = ds.skipped_report()
     assert report.startswith("2 of 4 videos skipped") and "empty.mp4" in report and "text.mp4" in report
-    assert items[1]["skipped"].keys() == {str(broken_manifest.parent / "empty.mp4"),
-                                          str(broken_manifest.parent / "text.mp4")}
+    assert skips_of(items[1]["skipped"]).keys() == {str(broken_manifest.parent / "empty.mp4"),
+                                                    str(broken_manifest.parent / "text.mp4")}
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_plain_dataloader_over_a_broken_file(broken_manifest, workers):
+    """Issue #22: PyTorch's own DataLoader (default collate) batches items even when some skipped a
+    broken file; the batch's ``skipped`` goes back into the dataset with ``record_skips``."""
+    ds = VideoDataset(broken_manifest, **_small())
+    batches = list(DataLoader(ds, batch_size=4, num_workers=workers))
+    assert len(batches) == 1 and batches[0]["index"].tolist() == [0, 3, 3, 3]
+    assert batches[0]["video"].shape[0] == 4 and len(batches[0]["skipped"]) == 4  # one JSON string per item
+    ds.record_skips(batches[0]["skipped"])
+    assert set(ds.skipped) == {str(broken_manifest.parent / "empty.mp4"), str(broken_manifest.parent / "text.mp4")}
+    with pytest.raises(AvkitError, match="on_unreadable"):
+        ds.set_on_unreadable("drop")
 
 
 def test_loader_with_workers_gathers_skips(broken_manifest):
@@ -257,8 +272,8 @@ def test_skip_mode_gives_stubs_that_collate_readable_leaves_out(broken_manifest)
     assert [it["index"] for it in items] == [0, 1, 2, 3]
     assert ["video" in it for it in items] == [True, False, False, True]
     empty, text = str(broken_manifest.parent / "empty.mp4"), str(broken_manifest.parent / "text.mp4")
-    assert items[1]["unreadable"] == ds.skipped[empty] and items[2]["skipped"] == {text: ds.skipped[text]}
-    assert items[0]["skipped"] == {} and ds[1]["unreadable"]  # a known broken file is not opened again
+    assert items[1]["unreadable"] == ds.skipped[empty] and skips_of(items[2]["skipped"]) == {text: ds.skipped[text]}
+    assert skips_of(items[0]["skipped"]) == {} and ds[1]["unreadable"]  # a known broken file is not opened again
     batch = collate_readable(items)
     assert batch["video"].shape == (2, 2, 3, 4, 16, 16) and batch["index"].tolist() == [0, 3]
     assert batch["kept"].tolist() == [True, False, False, True] and set(batch["skipped"]) == {empty, text}

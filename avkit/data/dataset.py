@@ -24,9 +24,15 @@ warning names the file the first time, and ``skipped_report()`` lists them. What
 then depends on ``on_unreadable``: ``"next"`` (the default, for training) returns the next
 readable index instead, so every batch is full; ``"skip"`` (for evaluation, where a substitute
 would be counted twice and the broken video scored as another one) returns a stub without a clip
-(``"unreadable": reason``) that :func:`collate_readable` leaves out of the batch. Items made in
-worker processes carry what they skipped under ``"skipped"``; :meth:`VideoDataset.loader` gathers
-those into the main process's ``skipped``.
+(``"unreadable": reason``) that :func:`collate_readable` leaves out of the batch. Evaluation
+chooses ``"skip"`` with :meth:`VideoDataset.set_on_unreadable`.
+
+Items carry what they skipped under ``"skipped"``, a JSON string ``{path: reason}`` (a string, so
+that items have the same structure and PyTorch's default collate batches them: a plain
+``DataLoader(VideoDataset(...))`` works over data with broken files). Items made in worker
+processes skip in a copy of the dataset: :meth:`VideoDataset.record_skips` copies a batch's
+``"skipped"`` (:func:`collate`'s merged dict, or the default collate's list of strings) into the
+main process's ``skipped``; :meth:`VideoDataset.loader` and the trainer do it for every batch.
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from avkit.data.audio_features import LogMel
+from avkit.data.batch import clip_batch
 from avkit.data.sampling import ClipWindow, random_clip, sliding_windows, uniform_clips
 from avkit.data.transforms import Compose, eval_transform, train_transform
 from avkit.errors import AvkitError, MediaError
@@ -217,8 +224,8 @@ class VideoDataset(Dataset):
     (``short_side``) and, if it is a ``Compose`` or has ``takes_rng``, the item's generator.
     ``audio_transform`` (e.g. ``RandomGain``) acts on the waveform in train mode.
     ``cache=True`` keeps every decoded file in memory (see the module docstring).
-    ``on_unreadable``: ``"next"`` or ``"skip"`` (see the module docstring); an attribute that
-    evaluation sets on a dataset it is given.
+    ``on_unreadable``: ``"next"`` or ``"skip"`` (see the module docstring; evaluation changes it on
+    a dataset it is given with :meth:`set_on_unreadable`).
     """
 
     def __init__(
@@ -334,10 +341,10 @@ class VideoDataset(Dataset):
                 item = self.load(i)
             except _READ_ERRORS as err:
                 reason = _reason(err)
-                self._record_skip(path, reason)
+                self.record_skip(path, reason)
                 skipped_here[path] = reason
                 continue
-            item["skipped"] = skipped_here
+            item["skipped"] = json.dumps(skipped_here)
             return item
         raise AvkitError(f"{self.source}: no readable video found from index {index} after skipping "
                          f"{len(skipped_here)} file(s):\n{self.skipped_report()}")
@@ -351,17 +358,30 @@ class VideoDataset(Dataset):
                 item = self.load(index)
             except _READ_ERRORS as err:
                 reason = _reason(err)
-                self._record_skip(rec.path, reason)
+                self.record_skip(rec.path, reason)
             else:
-                item["skipped"] = {}
+                item["skipped"] = json.dumps({})
                 return item
         return {"index": index, "path": rec.path, "label": rec.label, "unreadable": reason,
-                "skipped": {rec.path: reason}}
+                "skipped": json.dumps({rec.path: reason})}
 
-    def _record_skip(self, path: str, reason: str) -> None:
+    # -- unreadable files -------------------------------------------------------------------
+    def set_on_unreadable(self, mode: str) -> None:
+        """What an unreadable video's item is from now on: ``"next"`` readable one or a ``"skip"`` stub."""
+        if mode not in UNREADABLE_MODES:
+            raise AvkitError(f"on_unreadable must be one of {UNREADABLE_MODES}, got {mode!r}")
+        self.on_unreadable = mode
+
+    def record_skip(self, path: str, reason: str) -> None:
+        """Note that ``path`` cannot be read (a warning the first time); later items do not open it again."""
         if path not in self.skipped:
             log.warning("skipping unreadable video %s: %s", path, reason)
         self.skipped[path] = reason
+
+    def record_skips(self, skipped: Any) -> None:
+        """Record what a batch (or an item) says was skipped: its ``"skipped"`` value (see :func:`skips_of`)."""
+        for path, reason in skips_of(skipped).items():
+            self.record_skip(path, reason)
 
     def load(self, index: int) -> dict[str, Any]:
         """Item ``index`` without the skip logic (raises ``MediaError`` for an unreadable file)."""
@@ -374,10 +394,10 @@ class VideoDataset(Dataset):
             else:
                 windows = [_shift(w, lo) for w in
                            uniform_clips(hi - lo, self.num_frames, self.fps, self.num_clips, pad=self.pad)]
-            video = self._video(reader, windows, rng)
-            waves, has_audio = self._waves(reader, windows, rng, augment=self.mode == "train")
-        item: dict[str, Any] = {"video": video}
-        if waves is not None:
+            batch = self._clip_batch(reader, windows, rng, self.transform, augment=self.mode == "train")
+        item: dict[str, Any] = {"video": batch["video"].squeeze(0) if self.mode == "train" else batch["video"]}
+        if self.audio is not None:
+            waves = batch["audio"]
             if self.mode == "test":
                 waves = waves.repeat_interleave(self.num_crops, dim=0)  # one per view
             else:
@@ -386,7 +406,7 @@ class VideoDataset(Dataset):
                 item["audio"] = waves
             if self.audio in ("spectrogram", "both"):
                 item["spectrogram"] = self.spectrogram(waves)
-            item["has_audio"] = has_audio
+            item["has_audio"] = bool(batch["has_audio"][0])
         item.update(label=rec.label, index=index, path=rec.path, start=float(windows[0].start),
                     end=float(windows[-1].end), caption=rec.caption)
         return item
@@ -413,35 +433,18 @@ class VideoDataset(Dataset):
                                        f"(duration {duration:.3f} s)")
         return lo, hi
 
-    def _video(self, reader: VideoReader | InMemoryVideo, windows: list[ClipWindow], rng: np.random.Generator) -> torch.Tensor:
-        times = np.concatenate([w.times for w in windows])
-        frames, _ = reader.frames_at(times, size=self.short_side)
-        clips = frames.split(self.num_frames)
-        if self.mode == "train":
-            return _apply(self.transform, clips[0], rng)
-        views = [_apply(self.transform, c, rng) for c in clips]
-        if self.num_crops == 1 and views[0].ndim == 4:
-            return torch.stack(views)
-        return torch.cat(views)  # each is [num_crops, 3, T, H, W]
-
-    def _waves(self, reader: VideoReader | InMemoryVideo, windows: list[ClipWindow], rng: np.random.Generator,
-               augment: bool) -> tuple[torch.Tensor | None, bool]:
-        if self.audio is None:
-            return None, False
-        length = int(round(self.audio_seconds * self.sample_rate))
-        has_audio = reader.audio is not None
-        waves = []
-        for w in windows:
-            if not has_audio:
-                waves.append(torch.zeros(length, dtype=torch.float32))
-                continue
-            a0 = max(0.0, (w.start + w.end) / 2 - self.audio_seconds / 2)
-            wave = reader.read_audio(a0, a0 + length / self.sample_rate, sample_rate=self.sample_rate)
-            wave = torch.nn.functional.pad(wave[:length], (0, max(0, length - wave.shape[0])))
-            if augment and self.audio_transform is not None:
-                wave = _apply(self.audio_transform, wave, rng)
-            waves.append(wave)
-        return torch.stack(waves), has_audio
+    def _clip_batch(self, reader: VideoReader | InMemoryVideo, windows: list[ClipWindow], rng: np.random.Generator,
+                    transform: Callable, augment: bool) -> dict[str, torch.Tensor]:
+        """:func:`~avkit.data.batch.clip_batch` of ``windows`` with this dataset's transforms (given the
+        item's generator); ``audio`` is the raw waveform per window (the spectrogram is made by the caller
+        with ``self.spectrogram``). The audio transform acts only when ``augment``."""
+        audio_transform = None
+        if augment and self.audio_transform is not None:
+            audio_transform = lambda wave: _apply(self.audio_transform, wave, rng)  # noqa: E731
+        return clip_batch(reader, windows, num_frames=self.num_frames, size=self.short_side,
+                          transform=lambda clip: _apply(transform, clip, rng), audio=self.audio is not None,
+                          sample_rate=self.sample_rate, audio_seconds=self.audio_seconds,
+                          audio_transform=audio_transform)
 
     # -- whole-video evaluation ------------------------------------------------------------
     def video_clips(self, index: int, *, stride: float | None = None, batch_size: int = 16,
@@ -464,16 +467,15 @@ class VideoDataset(Dataset):
                                                              pad=self.pad)]
             for b in range(0, len(windows), batch_size):
                 chunk = windows[b:b + batch_size]
-                times = np.concatenate([w.times for w in chunk])
-                frames, _ = reader.frames_at(times, size=self.short_side)
-                clips = [_apply(transform, c, rng) for c in frames.split(self.num_frames)]
-                out: dict[str, Any] = {"video": torch.stack(clips)}
-                if self.audio is not None:
-                    waves, _ = self._waves(reader, chunk, rng, augment=False)
-                    if self.audio in ("waveform", "both"):
-                        out["audio"] = waves
-                    if self.audio in ("spectrogram", "both"):
-                        out["spectrogram"] = self.spectrogram(waves)
+                batch = self._clip_batch(reader, chunk, rng, transform, augment=False)
+                video = batch["video"]
+                if video.shape[0] != len(chunk):  # three crops: [B, crops, 3, T, H, W]
+                    video = video.unflatten(0, (len(chunk), -1))
+                out: dict[str, Any] = {"video": video}
+                if self.audio in ("waveform", "both"):
+                    out["audio"] = batch["audio"]
+                if self.audio in ("spectrogram", "both"):
+                    out["spectrogram"] = self.spectrogram(batch["audio"])
                 out.update(start=torch.tensor([w.start for w in chunk], dtype=torch.float64),
                            end=torch.tensor([w.end for w in chunk], dtype=torch.float64),
                            label=rec.label, path=rec.path)
@@ -519,9 +521,23 @@ class SkipTrackingLoader:
         # A fresh DataLoader per pass: workers get the dataset with its current epoch.
         loader = DataLoader(ds, shuffle=self.shuffle, generator=gen, **self.options)
         for batch in loader:
-            for path, reason in batch.get("skipped", {}).items():
-                ds._record_skip(path, reason)
+            ds.record_skips(batch.get("skipped"))
             yield batch
+
+
+def skips_of(value: Any) -> dict[str, str]:
+    """``{path: reason}`` from an item's or a batch's ``"skipped"``: a dict (:func:`collate`), an item's
+    JSON string, a list of those (PyTorch's default collate), or None."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, str):
+        return json.loads(value) if value else {}
+    out: dict[str, str] = {}
+    for part in value:
+        out.update(skips_of(part))
+    return out
 
 
 def _reason(err: BaseException) -> str:
@@ -543,7 +559,7 @@ def _apply(transform: Callable, x: torch.Tensor, rng: np.random.Generator) -> to
 def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Batch item dicts: tensors stacked, numbers to tensors, strings as lists.
 
-    ``"skipped"`` (path -> reason per item) becomes one merged dict for the batch. Keys missing
+    ``"skipped"`` (path -> reason per item) becomes one merged dict for the batch (:func:`skips_of`). Keys missing
     from some items are dropped from the batch rather than guessed.
     """
     if not items:
@@ -553,10 +569,7 @@ def collate(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for k in keys:
         values = [it[k] for it in items]
         if k == "skipped":
-            merged: dict[str, str] = {}
-            for v in values:
-                merged.update(v)
-            out[k] = merged
+            out[k] = skips_of(values)
         elif isinstance(values[0], torch.Tensor):
             out[k] = torch.stack(values)
         elif isinstance(values[0], bool):
@@ -585,7 +598,7 @@ def collate_readable(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out = collate(readable) if readable else {}
     skipped: dict[str, str] = {}
     for it in items:
-        skipped.update(it.get("skipped") or {})
+        skipped.update(skips_of(it.get("skipped")))
     out["skipped"] = skipped
     out["kept"] = torch.tensor(kept, dtype=torch.bool)
     return out

@@ -142,6 +142,9 @@ def run_checkpoint(run_dir: str | Path, checkpoint: str = "best", task: str | No
         raise AvkitError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
     path = run_dir / f"{checkpoint}.safetensors"
     if not path.is_file():
+        if checkpoint == "best" and (run_dir / "last.safetensors").is_file():
+            raise AvkitError(f"{run_dir}: no best.safetensors (no epoch finished, e.g. stopped by train.max_steps); "
+                             "pass --checkpoint last to use the last weights")
         raise AvkitError(f"{run_dir}: no {path.name} (has the run finished an epoch?)")
     return path
 

@@ -15,15 +15,18 @@ import torch.nn as nn
 from avkit.engine.build import clip_transform, short_side_of
 from avkit.engine.config import Config
 from avkit.engine.evaluate import load_run
+from avkit.engine.step import autocast_context, forward_batch, to_device
 from avkit.errors import AvkitError, MediaError
 
 
 def read_views(path: str | Path, cfg: Config, clips: int) -> dict[str, torch.Tensor]:
-    """A batch of ``clips`` centre-cropped clips of ``path`` the way ``cfg`` sees them:
-    ``video [clips, 3, T, H, W]`` plus ``audio [clips, S]`` / ``spectrogram`` when the run uses sound."""
-    from avkit.data.audio_features import LogMel
+    """A batch of ``clips`` centre-cropped clips of ``path`` the way ``cfg``'s validation sees them
+    (:func:`~avkit.data.batch.clip_batch`): ``video [clips, 3, T, H, W]`` plus ``audio [clips, S]`` /
+    ``spectrogram`` (sound centred on each clip, silence for a file without sound) when the run uses sound."""
+    from avkit.data.batch import clip_batch
     from avkit.data.sampling import uniform_clips
-    from avkit.io import probe, read_clip
+    from avkit.io import probe
+    from avkit.io.read import VideoReader
 
     path = Path(path)
     info = probe(path)
@@ -34,27 +37,11 @@ def read_views(path: str | Path, cfg: Config, clips: int) -> dict[str, torch.Ten
         raise MediaError(path, "unknown or zero duration")
     data = cfg.data
     windows = uniform_clips(duration, data.num_frames, data.fps, clips)
-    transform = clip_transform(data, train=False, num_crops=1)
-    need_audio = data.audio or data.spectrogram
-    length = int(round(data.num_frames / data.fps * data.sample_rate))
-    videos, waves = [], []
-    for w in windows:
-        clip = read_clip(path, times=w.times, size=short_side_of(data, 1), audio=need_audio,
-                         sample_rate=data.sample_rate, allow_missing_audio=True)
-        videos.append(transform(clip.frames))
-        if need_audio:
-            wave = clip.audio if clip.audio is not None else torch.zeros(length)
-            wave = torch.as_tensor(wave, dtype=torch.float32)[:length]
-            waves.append(torch.nn.functional.pad(wave, (0, length - wave.shape[0])))
-    batch: dict[str, torch.Tensor] = {"video": torch.stack(videos)}
-    if need_audio:
-        wave = torch.stack(waves)
-        if data.audio:
-            batch["audio"] = wave
-        if data.spectrogram:
-            mel = LogMel(sample_rate=data.sample_rate)
-            batch["spectrogram"] = torch.stack([mel(x) for x in wave])
-    return batch
+    with VideoReader(path) as reader:
+        return clip_batch(reader, windows, num_frames=data.num_frames, size=short_side_of(data, 1),
+                          transform=clip_transform(data, train=False, num_crops=1), audio=data.audio,
+                          spectrogram=data.spectrogram, sample_rate=data.sample_rate,
+                          audio_seconds=data.num_frames / data.fps)
 
 
 @torch.no_grad()
@@ -66,8 +53,6 @@ def classify(video: str | Path, run_dir: str | Path, top: int = 5, clips: int | 
     ``clips`` defaults to the recipe's ``data.test_clips``. Pass ``model=load_run(run_dir)``
     to classify many files without reloading the weights.
     """
-    from avkit.engine.trainer import autocast_context, forward_batch, to_device
-
     net, cfg, names = model if model is not None else load_run(run_dir, checkpoint, device)
     clips = cfg.data.test_clips if clips is None else int(clips)
     if clips < 1 or top < 1:

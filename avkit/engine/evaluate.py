@@ -18,11 +18,11 @@ import torch
 import torch.nn as nn
 
 from avkit.engine.build import build_dataset, build_model
-from avkit.engine.checkpoint import load_strict, read_meta, run_checkpoint
-from avkit.engine.config import Config, load_config
-from avkit.engine.distributed import resolve_device
+from avkit.engine.checkpoint import load_trained, open_run
+from avkit.engine.config import Config
 from avkit.engine.memory_format import to_channels_last
 from avkit.engine.metrics import classification_metrics, confusion_matrix
+from avkit.engine.step import autocast_context, forward_views, to_device
 from avkit.errors import AvkitError
 from avkit.utils import atomic_write_json
 
@@ -33,23 +33,19 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "auto"
     ``checkpoint`` is ``best`` or ``last``; the model is rebuilt from ``config.yaml`` (without its
     ``init`` weights, which the checkpoint replaces) and loaded strictly.
     """
-    run_dir = Path(run_dir)
-    path = run_checkpoint(run_dir, checkpoint)
-    cfg = load_config(run_dir)
-    meta = read_meta(path)
-    names = meta.get("class_names") or meta.get("state", {}).get("class_names") or []
-    num_classes = int(meta.get("num_classes") or meta.get("state", {}).get("num_classes") or len(names))
+    run = open_run(run_dir, checkpoint)
+    state = run.meta
+    names = state.get("class_names") or []
+    num_classes = int(state.get("num_classes") or len(names))
     if not num_classes:
-        raise AvkitError(f"{path}: does not record the number of classes")
-    model_cfg = load_config(run_dir).model
+        raise AvkitError(f"{run.weights}: does not record the number of classes")
+    model_cfg = run.config.model
     model_cfg.init = ""
-    model = build_model(model_cfg, num_classes)
-    load_strict(model, path)
+    model = load_trained(build_model(model_cfg, num_classes), run, device)
     names = list(names) if len(names) == num_classes else [str(i) for i in range(num_classes)]
-    model = model.to(resolve_device(device)).eval()
-    if cfg.train.channels_last:
+    if run.config.train.channels_last:
         to_channels_last(model)
-    return model, cfg, names
+    return model, run.config, names
 
 
 @torch.no_grad()
@@ -67,7 +63,6 @@ def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = 
     from torch.utils.data import DataLoader
 
     from avkit.data.dataset import collate_readable
-    from avkit.engine.trainer import autocast_context, forward_views, to_device
 
     run_dir = Path(run_dir)
     model, cfg, names = load_run(run_dir, checkpoint, device)
@@ -77,7 +72,7 @@ def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = 
         raise AvkitError(f"clips must be >= 1, got {clips}")
     split = cfg.data.val_split if split is None else split
     dataset = build_dataset(cfg.data, split, train=False, num_clips=clips, num_crops=crops, seed=cfg.train.seed)
-    dataset.on_unreadable = "skip"  # a broken video is left out, not replaced by (and counted as) the next one
+    dataset.set_on_unreadable("skip")  # a broken video is left out, not replaced by (and counted as) the next one
     views = clips * crops
     batch_size = batch_size or max(1, cfg.data.batch_size // views)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=cfg.data.num_workers,

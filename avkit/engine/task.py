@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from avkit.engine.config import Config
+from avkit.engine.step import forward_batch, forward_views  # noqa: F401  (also imported from here)
 from avkit.errors import AvkitError
 
 TASK_GROUP = "avkit.tasks"  # entry-point group: name = "module:Class" (pyproject.toml [project.entry-points])
@@ -153,45 +154,6 @@ def make_task(cfg: Config) -> Task:
 
 # ---------------------------------------------------------------------------------------------
 # classification
-
-
-def forward_batch(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
-    """Call ``model`` with what it takes from a batch dict; the only place the loop does so.
-
-    Audio-visual models (``model.takes_batch``) get the whole dict; two-stream models get
-    ``(video, flow)`` when the batch has "flow"; audio-only models their "spectrogram" (or
-    "audio"); every other model the clip ``batch["video"]``.
-    """
-    from avkit.engine.checkpoint import unwrap
-
-    inner = unwrap(model)
-    if getattr(inner, "takes_batch", False):
-        return model(batch)
-    if "flow" in batch:
-        return model(batch["video"], batch["flow"])
-    if "video" not in batch:
-        for key in ("spectrogram", "audio"):
-            if key in batch:
-                return model(batch[key])
-        raise AvkitError(f"batch has no input the model can take (keys: {sorted(batch)})")
-    return model(batch["video"])
-
-
-def forward_views(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
-    """Logits ``[B, K, C]`` for a test-mode batch whose items hold ``K`` views
-    (``video [B, K, 3, T, H, W]``, ``audio [B, K, S]``, ``spectrogram [B, K, 1, F, T]``);
-    a batch of single clips counts as ``K = 1``."""
-    video = batch.get("video")
-    if video is None or video.ndim == 5:
-        return forward_batch(model, batch).unsqueeze(1)
-    b, k = video.shape[:2]
-    view_dims = {"video": 6, "flow": 5, "audio": 3, "spectrogram": 5}
-    flat = dict(batch)
-    for key, ndim in view_dims.items():
-        value = batch.get(key)
-        if isinstance(value, torch.Tensor) and value.ndim == ndim:
-            flat[key] = value.flatten(0, 1)
-    return forward_batch(model, flat).view(b, k, -1)
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:

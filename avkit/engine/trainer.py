@@ -15,8 +15,9 @@ What is learned is a :class:`~avkit.engine.task.Task` (``task:`` in the recipe; 
 default): it names the datasets and the model, computes the loss and the validation metrics and
 picks the best checkpoint. The loop here is the same for every task.
 
-``overwrite=True`` trains the new run beside the old one (in ``.RUN.avkit-new``) and swaps it in
-only when training returns, so a crash or Ctrl-C mid-training leaves the old run as it was.
+The run directory itself (checks, the lock of a run being written, ``overwrite``'s staging beside
+the old run) is :mod:`avkit.engine.rundir`; TensorBoard is :mod:`avkit.engine.board`; what every
+loop over batches shares (device, precision, the model call) is :mod:`avkit.engine.step`.
 
 Determinism: the shuffling order of epoch ``e`` depends only on ``(seed, e)`` (a
 ``DistributedSampler`` with ``set_epoch``), the DataLoader's worker seeds come from a generator
@@ -29,33 +30,32 @@ import contextlib
 import csv
 import io
 import math
-import os
-import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from avkit.engine import distributed as D
+from avkit.engine.board import Board
 from avkit.engine.build import freeze_backbone, head_modules, trainable_summary
 from avkit.engine.checkpoint import load_train_state, save_train_state, save_weights
-from avkit.engine.config import Config, as_config, config_diff, dump_config, load_config
+from avkit.engine.config import Config, as_config, dump_config
 from avkit.engine.memory_format import to_channels_last
 from avkit.engine.optim import build_optimizer, build_scheduler
-from avkit.engine.task import Task, forward_batch, forward_views, loss_fn, make_task
+from avkit.engine.rundir import RESUMABLE_CHANGES, RunLock, RunOutput, check_run_dir, is_non_empty
+from avkit.engine.step import autocast_context, forward_batch, forward_views, to_device, worker_init
+from avkit.engine.task import Task, loss_fn, make_task
 from avkit.errors import AvkitError
 from avkit.utils import atomic_write_text
 
-__all__ = ["RunResult", "train", "forward_batch", "forward_views", "loss_fn", "autocast_context", "to_device"]
-# Keys that may change between a run and its --resume (they do not change the result).
-RESUMABLE_CHANGES = ("train.epochs", "train.max_steps", "train.stop_after_epoch", "train.progress",
-                     "train.tensorboard", "data.num_workers", "train.device")
+# autocast_context, forward_batch, forward_views and to_device live in avkit.engine.step; they are
+# re-exported here until every application imports them from there.
+__all__ = ["RunResult", "train", "forward_batch", "forward_views", "loss_fn", "autocast_context", "to_device",
+           "RESUMABLE_CHANGES"]
 
 
 @dataclass
@@ -86,102 +86,10 @@ class RunResult:
 
 
 def _note_skipped(dataset: Any, batch: dict[str, Any]) -> None:
-    """Copy the unreadable files a worker skipped into the dataset's ``skipped`` record."""
+    """Copy the unreadable files a worker skipped into the dataset's record (``record_skips``)."""
     skipped = batch.pop("skipped", None)
-    if skipped and hasattr(dataset, "_record_skip"):
-        for path, reason in skipped.items():
-            dataset._record_skip(path, reason)
-
-
-def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
-
-
-def _worker_init(worker_id: int) -> None:
-    # torch seeds each worker; NumPy and random are seeded from it so augmentations differ per worker.
-    seed = torch.initial_seed() % 2**32
-    np.random.seed(seed)
-    random.seed(seed)
-
-
-def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CUDA (``auto``/``bf16``); full precision elsewhere."""
-    if precision not in ("auto", "bf16", "fp32"):
-        raise AvkitError(f"train.precision must be auto, bf16 or fp32, got {precision!r}")
-    if device.type == "cuda" and precision in ("auto", "bf16"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-# ---------------------------------------------------------------------------------------------
-# run directory
-
-
-def _prepare_run_dir(cfg: Config, overwrite: bool, resume: bool) -> Path:
-    """Check (on every rank, before anything is written) that the run dir may be used."""
-    run_dir = Path(cfg.train.output_dir)
-    if overwrite and resume:
-        raise AvkitError("choose one of overwrite and resume")
-    non_empty = run_dir.is_dir() and any(run_dir.iterdir())
-    if run_dir.exists() and not run_dir.is_dir():
-        raise AvkitError(f"{run_dir}: output_dir exists and is not a directory")
-    if resume:
-        if not (run_dir / "last.safetensors").is_file():
-            raise AvkitError(f"{run_dir}: nothing to resume (no last.safetensors)")
-        saved = load_config(run_dir / "config.yaml")
-        diff = {k: v for k, v in config_diff(saved, cfg).items() if k not in RESUMABLE_CHANGES}
-        if diff:
-            lines = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in sorted(diff.items()))
-            raise AvkitError(f"{run_dir}: --resume with a different config ({lines})")
-    elif non_empty:
-        if not overwrite:
-            raise AvkitError(f"{run_dir}: run directory is not empty (pass --overwrite to replace it "
-                             "or --resume to continue it)")
-        if not (run_dir / "config.yaml").is_file():
-            raise AvkitError(f"{run_dir}: not an avkit run directory (no config.yaml); refusing to delete it")
-        here = run_dir.resolve()
-        if here == Path.cwd() or here in Path.cwd().parents:
-            raise AvkitError(f"{run_dir}: --overwrite cannot replace the working directory or a folder above it; "
-                             "choose another train.output_dir")
-        for stale in _staging_dirs(run_dir):
-            if stale.exists() and not _is_run_or_empty(stale):
-                raise AvkitError(f"{stale}: is in the way of --overwrite and is not an avkit run directory; "
-                                 "move it away")
-    return run_dir
-
-
-def _staging_dirs(run_dir: Path) -> tuple[Path, Path]:
-    """Beside ``run_dir``: where ``overwrite`` trains the new run, and where the old one waits
-    during the swap (both hidden; left behind only by a process that was killed)."""
-    run_dir = run_dir.resolve()
-    return run_dir.with_name(f".{run_dir.name}.avkit-new"), run_dir.with_name(f".{run_dir.name}.avkit-old")
-
-
-def _is_run_or_empty(path: Path) -> bool:
-    return path.is_dir() and ((path / "config.yaml").is_file() or not any(path.iterdir()))
-
-
-def _remove_stale(path: Path) -> None:
-    """Delete a staging directory a killed run left behind (checked by ``_prepare_run_dir``)."""
-    if path.exists() and _is_run_or_empty(path):
-        shutil.rmtree(path)
-
-
-def _swap_in(new: Path, run_dir: Path) -> None:
-    """Replace ``run_dir`` by the finished run in ``new``, then delete the old run.
-
-    Two renames on one file system; the old run is deleted only once the new one is in place, so
-    a process killed in between leaves both (the old one in ``.RUN.avkit-old``).
-    """
-    old = _staging_dirs(run_dir)[1]
-    _remove_stale(old)
-    os.replace(run_dir, old)
-    try:
-        os.replace(new, run_dir)
-    except OSError:
-        os.replace(old, run_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)  # a leftover is removed by the next --overwrite
+    if skipped and hasattr(dataset, "record_skips"):
+        dataset.record_skips(skipped)
 
 
 def _write_metrics_csv(path: Path, history: list[dict[str, Any]], columns: list[str]) -> None:
@@ -200,17 +108,18 @@ def _write_metrics_csv(path: Path, history: list[dict[str, Any]], columns: list[
 class _Trainer:
     """State of one run; :func:`train` is the public entry point."""
 
-    def __init__(self, cfg: Config, info: D.DistInfo, run_dir: Path, task: Task, model: nn.Module | None,
+    def __init__(self, cfg: Config, info: D.DistInfo, task: Task, model: nn.Module | None,
                  train_set: Dataset | None, val_set: Dataset | None, log: Callable[[str], None]) -> None:
-        self.cfg, self.info, self.run_dir, self.task, self.log = cfg, info, run_dir, task, log
+        self.cfg, self.info, self.task, self.log = cfg, info, task, log
+        self.out = Path(cfg.train.output_dir)  # where files are written: train() sets it once the folder is ready
         self.device = info.device
         if train_set is None:
             train_set, val_set = task.datasets()
         if len(train_set) == 0:  # type: ignore[arg-type]
             raise AvkitError("the training set is empty")
         self.train_set, self.val_set = train_set, val_set if val_set is not None and len(val_set) else None
-        if getattr(self.val_set, "mode", None) == "test" and hasattr(self.val_set, "on_unreadable"):
-            self.val_set.on_unreadable = "skip"  # type: ignore[union-attr]  # score readable videos only
+        if getattr(self.val_set, "mode", None) == "test" and hasattr(self.val_set, "set_on_unreadable"):
+            self.val_set.set_on_unreadable("skip")  # type: ignore[union-attr]  # score readable videos only
         task.setup(train_set)
 
         batch = cfg.data.batch_size
@@ -276,7 +185,7 @@ class _Trainer:
         gen.manual_seed(self.cfg.train.seed * 100003 + epoch * 1009 + self.info.rank)
         workers = self.cfg.data.num_workers
         return DataLoader(self.train_set, batch_size=self.rank_batch, sampler=sampler, num_workers=workers,
-                          collate_fn=self.task.collate, generator=gen, worker_init_fn=_worker_init,
+                          collate_fn=self.task.collate, generator=gen, worker_init_fn=worker_init,
                           pin_memory=self.device.type == "cuda", drop_last=False)
 
     # -- state ----------------------------------------------------------------------------------
@@ -287,8 +196,17 @@ class _Trainer:
                 "best_epoch": self.best_epoch, "best_extras": self.best_extras, "last_extras": self.last_extras,
                 **self.task.meta()}
 
-    def resume(self) -> None:
-        s = load_train_state(self.run_dir / "last.safetensors", self.model, self.optimizer, self.scheduler)
+    def resume(self, path: Path) -> None:
+        """Continue from the training state at ``path``. The schedule is the one of this run's
+        ``train.epochs``: resuming with more epochs than the run was planned for continues the
+        learning rate along the longer schedule (it does not train on at the old schedule's end)."""
+        planned = dict(vars(self.scheduler.lr_lambdas[0]))  # built for cfg.train.epochs
+        s = load_train_state(path, self.model, self.optimizer, self.scheduler)
+        schedule = self.scheduler.lr_lambdas[0]
+        if vars(schedule) != planned:
+            vars(schedule).update(planned)
+            for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):
+                group["lr"] = base * schedule(self.scheduler.last_epoch)
         self.step, self.epoch, self.batches_done = s["step"], s["epoch"], s["batches_done"]
         self.partial, self.history = dict(s["partial"]), list(s["history"])
         self.best_value, self.best_epoch = s["best_value"], s["best_epoch"]
@@ -297,7 +215,7 @@ class _Trainer:
 
     def save_last(self) -> None:
         if self.info.is_main:
-            save_train_state(self.run_dir / "last.safetensors", self.model, self.optimizer, self.scheduler,
+            save_train_state(self.out / "last.safetensors", self.model, self.optimizer, self.scheduler,
                              self.state())
 
     # -- epochs ---------------------------------------------------------------------------------
@@ -313,9 +231,15 @@ class _Trainer:
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
 
+    def reached_max_steps(self) -> bool:
+        return bool(self.cfg.train.max_steps) and self.step >= self.cfg.train.max_steps
+
     def train_epoch(self, epoch: int, on_step: Callable[[], None]) -> bool:
-        """Train one epoch (from ``self.batches_done``); returns False if stopped by max_steps."""
+        """Train one epoch (from ``self.batches_done``); returns False if ``train.max_steps`` stopped
+        it (or had been reached) before the epoch's end."""
         cfg, accum = self.cfg, self.cfg.optim.accumulate
+        if self.reached_max_steps():
+            return False
         start = self.batches_done
         loader = self._train_loader(epoch, start)
         self._set_train_mode()
@@ -344,7 +268,7 @@ class _Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
             on_step()
-            if cfg.train.max_steps and self.step >= cfg.train.max_steps and self.batches_done < total:
+            if self.reached_max_steps() and self.batches_done < total:
                 return False
         return True
 
@@ -356,7 +280,7 @@ class _Trainer:
         model.eval()
         sampler = D.ShardSampler(len(self.val_set), self.info.rank, self.info.world_size)  # type: ignore[arg-type]
         loader = DataLoader(self.val_set, batch_size=self.rank_batch, sampler=sampler, collate_fn=self.task.val_collate,
-                            num_workers=self.cfg.data.num_workers, worker_init_fn=_worker_init)
+                            num_workers=self.cfg.data.num_workers, worker_init_fn=worker_init)
         outputs: list[dict[str, torch.Tensor]] = []
         indices = []
         position = 0  # into sampler.indices
@@ -404,12 +328,24 @@ class _Trainer:
         self.epoch, self.batches_done, self.partial = epoch + 1, 0, self._zero_partial()
         if self.info.is_main:
             if improved:
-                save_weights(self.run_dir / "best.safetensors", self.model,
+                save_weights(self.out / "best.safetensors", self.model,
                              {"epoch": epoch + 1, "step": self.step, "task": self.task.name,
                               best_key: self.best_value, **self.task.meta()})
             self.save_last()
-            _write_metrics_csv(self.run_dir / "metrics.csv", self.history, self.task.csv_columns())
+            _write_metrics_csv(self.out / "metrics.csv", self.history, self.task.csv_columns())
         return row
+
+    def partial_row(self, epoch: int) -> dict[str, Any] | None:
+        """The unfinished epoch's training statistics so far (a run stopped by ``max_steps``), or None."""
+        keys = list(self.partial)
+        sums = D.all_reduce_sum(self.info, torch.tensor([self.partial[k] for k in keys], dtype=torch.float64))
+        totals = dict(zip(keys, sums.tolist()))
+        count = totals.pop("count")
+        if not count:
+            return None
+        return {"epoch": epoch + 1, "step": self.step, **{f"train_{k}": v / count for k, v in totals.items()},
+                **{f"val_{c}": None for c in self.task.val_columns}, "lr": self.optimizer.param_groups[0]["lr"],
+                "seconds": None}
 
 
 class _Progress:
@@ -451,95 +387,95 @@ def train(config: Config | dict | str | Path, *, overwrite: bool = False, resume
     """Train ``config`` (a :class:`Config`, nested dict or recipe path) into its run directory.
 
     ``overwrite`` replaces an existing run, once the new one has trained (until then the old run
-    is untouched; see the module docstring); ``resume`` continues it from ``last.safetensors``.
+    is untouched; see :mod:`avkit.engine.rundir`); ``resume`` continues it from ``last.safetensors``.
     ``model`` / ``train_set`` / ``val_set`` replace what the config would build (for Python use:
     any module, any Dataset of dicts with "video" and "label"; evaluate/classify then need the
     same objects). ``task`` replaces the recipe's ``task:`` (any :class:`~avkit.engine.task.Task`).
     Under ``torchrun`` this is one process of a distributed run; only rank 0 writes files and logs.
+    A second training into the same run directory stops with an error (:class:`~avkit.engine.rundir.RunLock`).
     """
     cfg = as_config(config)
     info = D.init_distributed(cfg.train.device)
     bar = _Progress(info.is_main and cfg.train.progress and not quiet)
-    writer = None
-    replace = False  # overwrite an existing run: train in a staging dir beside it, swap at the end
-    done = created = False
+    log: Callable[[str], None] = bar.print if info.is_main and not quiet else (lambda msg: None)
+    lock: RunLock | None = None
+    output: RunOutput | None = None
+    board = Board(Path(), enabled=False)
+    done = False
     try:
-        run_dir = _prepare_run_dir(cfg, overwrite, resume)
-        replace = overwrite and run_dir.is_dir() and any(run_dir.iterdir())  # the same on every rank
-        work_dir = _staging_dirs(run_dir)[0] if replace else run_dir  # where this process writes
-        log: Callable[[str], None] = bar.print if info.is_main and not quiet else (lambda msg: None)
-        # Data and model first: a recipe that cannot build them leaves no files behind.
+        # 1. May this run use its folder? Then data and model: a recipe that cannot build them writes nothing.
+        run_dir = check_run_dir(cfg, overwrite, resume)
+        replace = overwrite and is_non_empty(run_dir)  # the same on every rank
         task = task if task is not None else make_task(cfg)
-        t = _Trainer(cfg, info, work_dir, task, model, train_set, val_set, log)
-        created = not work_dir.exists()  # a new run: removed again if it fails before its first checkpoint
+        t = _Trainer(cfg, info, task, model, train_set, val_set, log)
         D.barrier(info)  # every rank has checked before rank 0 changes anything
+
+        # 2. The run folder: locked, then created (or staged beside the old run), recipe written.
         if info.is_main:
-            if replace:
-                _remove_stale(work_dir)
-            work_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(work_dir / "config.yaml", dump_config(cfg))
+            lock = RunLock(run_dir)
+            lock.acquire()
+            output = RunOutput(run_dir, replace)
+            t.out = output.path
+            atomic_write_text(t.out / "config.yaml", dump_config(cfg))
         D.barrier(info)
         if resume:
-            t.resume()
+            t.resume(run_dir / "last.safetensors")
         if info.is_main:
-            task.write_files(work_dir)
+            task.write_files(t.out)
             log(f"run {run_dir}: {t.steps_per_epoch} steps/epoch x {cfg.train.epochs} epochs, "
                 f"{trainable_summary(t.model)}, {info.world_size} process(es) on {info.device}"
                 + (" (replaces the old run when done)" if replace else ""))
-        if info.is_main and cfg.train.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(str(work_dir / "tensorboard"), purge_step=t.step if resume else None)
+        board = Board(t.out / "tensorboard", enabled=info.is_main and cfg.train.tensorboard,
+                      purge_step=t.step if resume else None)
 
         def on_step() -> None:
             lr = t.optimizer.param_groups[0]["lr"]
             bar.advance(f"epoch {t.epoch + 1}/{cfg.train.epochs} lr {lr:.2e}")
-            if writer is not None:
-                writer.add_scalar("lr", lr, t.step)
+            board.step(lr, t.step)
 
-        stopped = False
+        # 3. The epochs.
+        stopped = ""
         bar.start(cfg.train.epochs * t.steps_per_epoch, t.step)
         for epoch in range(t.epoch, cfg.train.epochs):
-            if cfg.train.max_steps and t.step >= cfg.train.max_steps:
-                log(f"stopped at step {t.step} (train.max_steps); continue with --resume")
-                stopped = True
-                break
             start = time.perf_counter()
             if not t.train_epoch(epoch, on_step):
-                t.save_last()
-                log(f"stopped at step {t.step} (train.max_steps); continue with --resume")
-                stopped = True
+                stopped = f"stopped at step {t.step} (train.max_steps)"
                 break
             row = t.end_epoch(epoch, time.perf_counter() - start)
-            if info.is_main:
-                if writer is not None:
-                    for key in task.csv_columns()[2:-2]:
-                        if row.get(key) is not None:
-                            writer.add_scalar(key.replace("_", "/", 1), row[key], row["step"])
-                    writer.flush()
+            board.epoch(row, task.csv_columns()[2:-2])
             log(f"epoch {epoch + 1}/{cfg.train.epochs}: {task.describe(row)} ({row['seconds']:.1f}s)")
             if cfg.train.stop_after_epoch and cfg.train.stop_after_epoch <= epoch + 1 < cfg.train.epochs:
-                log(f"stopped after epoch {epoch + 1} (train.stop_after_epoch); continue with --resume")
-                stopped = True
+                stopped = f"stopped after epoch {epoch + 1} (train.stop_after_epoch)"
                 break
         bar.stop()
-        if info.is_main and t.history:
-            task.report(work_dir, t.history, t.best_epoch, t.best_extras)
-        if writer is not None:
-            writer.close()
-            writer = None
-        if info.is_main and replace:
-            _swap_in(work_dir, run_dir)
+
+        # 4. Stopped mid-epoch: the state to resume from, and the epoch so far in metrics.csv and the report.
+        rows = list(t.history)
+        if stopped.endswith("(train.max_steps)"):
+            t.save_last()
+            partial = t.partial_row(t.epoch)
+            rows += [partial] if partial is not None else []
+            if info.is_main:
+                _write_metrics_csv(t.out / "metrics.csv", rows, task.csv_columns())
+        if stopped:
+            log(f"{stopped}; continue with --resume")
+        if info.is_main and rows:
+            task.report(t.out, rows, t.best_epoch, t.best_extras)
+        board.close()
+
+        # 5. An --overwrite swaps the new run in.
+        if output is not None:
+            output.finish()
         done = True
         D.barrier(info)
         return RunResult(run_dir=run_dir, epochs_done=t.epoch, steps=t.step, best_epoch=t.best_epoch,
-                         best_value=t.best_value, best_key=task.best_key, history=list(t.history), stopped=stopped)
+                         best_value=t.best_value, best_key=task.best_key, history=list(t.history),
+                         stopped=bool(stopped))
     finally:
         bar.stop()
-        if writer is not None:
-            writer.close()
-        if replace and not done and info.is_main:
-            shutil.rmtree(_staging_dirs(run_dir)[0], ignore_errors=True)  # failed: the old run stays as it was
-        elif not done and info.is_main and created and not (work_dir / "last.safetensors").exists():
-            shutil.rmtree(work_dir, ignore_errors=True)  # nothing to resume: leave no half-made run
+        board.close()
+        if output is not None and not done:
+            output.abandon()  # a staged run goes (the old one stays); a new run with nothing to resume too
+        if lock is not None:
+            lock.release()
         D.cleanup(info)

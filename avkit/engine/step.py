@@ -1,0 +1,80 @@
+"""What every loop over batches needs, training or inference: a batch on the device, the model
+called with what it takes from the batch, and the precision it runs in.
+
+The trainer, ``avkit eval``, ``avkit classify`` and the applications' inference all import these
+from here, so inference never imports the training loop.
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from avkit.errors import AvkitError
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    """``batch`` with its tensors on ``device`` (other values as they are)."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
+
+
+def autocast_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (``auto``/``bf16``); full precision elsewhere."""
+    if precision not in PRECISIONS:
+        raise AvkitError(f"train.precision must be auto, bf16 or fp32, got {precision!r}")
+    if device.type == "cuda" and precision in ("auto", "bf16"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def worker_init(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: torch seeds each worker; NumPy and ``random`` follow it, so
+    augmentations differ between workers and repeat between runs."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def forward_batch(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
+    """Call ``model`` with what it takes from a batch dict; the only place the loops do so.
+
+    Audio-visual models (``model.takes_batch``) get the whole dict; two-stream models get
+    ``(video, flow)`` when the batch has "flow"; audio-only models their "spectrogram" (or
+    "audio"); every other model the clip ``batch["video"]``.
+    """
+    from avkit.engine.checkpoint import unwrap
+
+    inner = unwrap(model)
+    if getattr(inner, "takes_batch", False):
+        return model(batch)
+    if "flow" in batch:
+        return model(batch["video"], batch["flow"])
+    if "video" not in batch:
+        for key in ("spectrogram", "audio"):
+            if key in batch:
+                return model(batch[key])
+        raise AvkitError(f"batch has no input the model can take (keys: {sorted(batch)})")
+    return model(batch["video"])
+
+
+def forward_views(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
+    """Logits ``[B, K, C]`` for a test-mode batch whose items hold ``K`` views
+    (``video [B, K, 3, T, H, W]``, ``audio [B, K, S]``, ``spectrogram [B, K, 1, F, T]``);
+    a batch of single clips counts as ``K = 1``."""
+    video = batch.get("video")
+    if video is None or video.ndim == 5:
+        return forward_batch(model, batch).unsqueeze(1)
+    b, k = video.shape[:2]
+    view_dims = {"video": 6, "flow": 5, "audio": 3, "spectrogram": 5}
+    flat = dict(batch)
+    for key, ndim in view_dims.items():
+        value = batch.get(key)
+        if isinstance(value, torch.Tensor) and value.ndim == ndim:
+            flat[key] = value.flatten(0, 1)
+    return forward_batch(model, flat).view(b, k, -1)
