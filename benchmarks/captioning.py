@@ -81,9 +81,9 @@ def evaluate(run_dir: Path, sources: list[Path], batch_size: int = 16) -> dict[s
     """Greedy captions of every record of ``sources`` and their scores."""
     from avkit.apps.captioning.data import CaptionDataset, read_sources
     from avkit.apps.captioning.metrics import caption_scores
-    from avkit.apps.captioning.task import load_captioner
+    from avkit.apps import captioning
 
-    run = load_captioner(run_dir, device="cpu")
+    run = captioning.load(run_dir, device="cpu")
     records = read_sources([str(s) for s in sources], None)
     data = CaptionDataset(records, run.cfg.data, train=False, audio=run.uses_audio)
     texts: list[str] = []

@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 
 import avkit.cli.main as cli
 from avkit.apps.captioning.model import IGNORE, LoRALinear, add_lora, caption_loss, merge_lora
-from avkit.apps.captioning.task import CaptioningTask, load_captioner
+from avkit.apps import captioning
+from avkit.apps.captioning.task import CaptioningTask
 from avkit.engine.config import config_from_dict
 from avkit.engine.optim import build_optimizer
 from avkit.engine.trainer import train
@@ -120,7 +121,7 @@ def test_label_layout_and_loss_only_on_caption_tokens(caption_data, tmp_path) ->
     prefix = model.prefix(batch).shape[1]
     n_video = model.video_encoder.forward_tokens(batch["video"]).shape[1]
     n_audio = model.audio_encoder.forward_tokens(model.spectrogram(batch)).shape[1]
-    prompt = task.tokenizer(task.opts["prompt"], add_special_tokens=False)["input_ids"]
+    prompt = task.tokenizer(task.opts.prompt, add_special_tokens=False)["input_ids"]
     assert prefix == 1 + len(prompt) + n_video + n_audio
     ids, mask = batch["caption_ids"], batch["caption_mask"]
     assert (labels[:, :prefix] == IGNORE).all()  # <bos>, prompt, video and audio tokens
@@ -238,8 +239,10 @@ def test_bad_options_are_one_line_errors(caption_data, tmp_path) -> None:
     from avkit.errors import AvkitError
 
     src = caption_data["sources"]
-    with pytest.raises(AvkitError, match="unknown task_options"):
-        CaptioningTask(config_from_dict(recipe(tmp_path, 1, src, nope=1)))
+    with pytest.raises(AvkitError, match=r"task_options.lora_alpah' \(did you mean lora_alpha\?\)"):
+        CaptioningTask(config_from_dict(recipe(tmp_path, 1, src, lora_alpah=1)))
+    with pytest.raises(AvkitError, match="task_options.lm.layers"):
+        CaptioningTask(config_from_dict(recipe(tmp_path, 1, src, lm={"layers": 2})))
     with pytest.raises(AvkitError, match="stage must be"):
         CaptioningTask(config_from_dict(recipe(tmp_path, 3, src)))
     with pytest.raises(AvkitError, match="model.init"):
@@ -265,13 +268,13 @@ def test_resume_continues_a_captioning_run_exactly(caption_data, tmp_path) -> No
 def test_reloaded_run_writes_the_same_greedy_captions_as_in_training(runs) -> None:
     run_dir = runs["dir"] / "s1"
     saved = [json.loads(line) for line in (run_dir / "val_captions.jsonl").read_text().splitlines()]
-    captioner = load_captioner(run_dir, device="cpu")
+    captioner = captioning.load(run_dir, device="cpu")
     task = captioner.task
     task.datasets()
     batch = task.val_collate([task.val_set[c["index"]] for c in saved])
     again = captioner.caption_batch(batch, max_new_tokens=MAX_TOKENS)
     assert again == [c["caption"] for c in saved]
-    twice = load_captioner(run_dir, device="cpu").caption_batch(batch, max_new_tokens=MAX_TOKENS)
+    twice = captioning.load(run_dir, device="cpu").caption_batch(batch, max_new_tokens=MAX_TOKENS)
     assert twice == again
 
 
@@ -283,7 +286,7 @@ def _cli(argv: list[str], capsys) -> tuple[int, str, str]:
 
 def test_avkit_caption_writes_the_caption(runs, capsys, tmp_path) -> None:
     run_dir = runs["dir"] / "s1"
-    captioner = load_captioner(run_dir, device="cpu")
+    captioner = captioning.load(run_dir, device="cpu")
     task = captioner.task
     task.datasets()
     saved = {c["index"]: c["caption"] for c in map(json.loads, (run_dir / "val_captions.jsonl").read_text().splitlines())}

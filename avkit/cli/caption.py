@@ -50,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output is not None:
         check_output(args.output, args.overwrite)  # before anything loads
     _quiet_transformers()
-    from avkit.apps.captioning.task import load_captioner
+    from avkit.apps import captioning
 
-    captioner = load_captioner(args.run, args.checkpoint, args.device)
+    captioner = captioning.load(args.run, args.checkpoint, args.device)
     result = captioner.caption(args.video, start=args.start, num_beams=args.beams,
                                max_new_tokens=args.max_new_tokens)
     text = json.dumps(result, indent=2) + "\n" if args.json else result["caption"] + "\n"

@@ -213,6 +213,10 @@ class CaptionDataset(Dataset):
         return item
 
     def _read(self, rec: CaptionRecord, reader: Any, rng: np.random.Generator) -> tuple[torch.Tensor, Any]:
+        """The frames ``uint8 [T, H, W, 3]`` and sound of ``rec``'s window, untransformed: the training
+        transform draws its random crop from the item's ``rng`` afterwards (and cached windows are
+        transformed anew every epoch)."""
+        from avkit.data.batch import clip_batch
         from avkit.errors import MediaError
 
         with reader as r:
@@ -220,9 +224,10 @@ class CaptionDataset(Dataset):
             if duration is None or not duration > 0:
                 raise MediaError(rec.path, "unknown or zero video duration")
             w = self.window(rec, float(duration), rng)
-            frames, _ = r.frames_at(w.times, size=self.short_side)
-            wave = read_window_audio(r, w.start, self.num_frames / self.fps, self.sample_rate) if self.audio else None
-        return frames, wave
+            batch = clip_batch(r, [w], num_frames=self.num_frames, size=self.short_side, transform=lambda clip: clip,
+                               audio=self.audio, sample_rate=self.sample_rate,
+                               audio_seconds=self.num_frames / self.fps)
+        return batch["video"][0], batch["audio"][0] if self.audio else None
 
 
 def clip_window(rec: CaptionRecord, duration: float, num_frames: int, fps: float, *, train: bool = False,
@@ -243,16 +248,6 @@ def clip_window(rec: CaptionRecord, duration: float, num_frames: int, fps: float
     else:
         w = uniform_clips(hi - lo, num_frames, fps, 1)[0]
     return clip_at(lo + w.start, duration, num_frames, fps)
-
-
-def read_window_audio(reader: Any, start: float, seconds: float, sample_rate: int) -> torch.Tensor:
-    """The mono waveform of ``[start, start + seconds)``, zero-padded (silence for a video without sound)."""
-    length = int(round(seconds * sample_rate))
-    if reader.audio is None:
-        return torch.zeros(length, dtype=torch.float32)
-    wave = reader.read_audio(start, start + seconds, sample_rate=sample_rate)
-    wave = torch.as_tensor(wave, dtype=torch.float32)[:length]
-    return torch.nn.functional.pad(wave, (0, length - wave.shape[0]))
 
 
 def _apply(transform: Any, frames: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
