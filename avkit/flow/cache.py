@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,7 +63,7 @@ def cached_flow(video: str | Path, frames: torch.Tensor, times: Sequence[float],
 
     if len(times) != frames.shape[0]:
         raise ValueError(f"got {frames.shape[0]} frames but {len(times)} times")
-    path = flow_cache_path(video, times, method, params, tuple(frames.shape[1:3]), cache_dir)
+    path = flow_cache_path(video, times, method, params, (int(frames.shape[1]), int(frames.shape[2])), cache_dir)
     if path.is_file():
         try:
             with np.load(path) as data:

@@ -70,7 +70,7 @@ def lk_pairs(img1: torch.Tensor, img2: torch.Tensor, levels: int = 3, iterations
             break
         pyr.append((F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)))
     g = _gaussian_window(window_sigma, img1.device, img1.dtype)
-    flow = None
+    flow: torch.Tensor | None = None
     for a, b in reversed(pyr):
         if flow is None:
             flow = a.new_zeros(a.shape[0], 2, *a.shape[-2:])
@@ -87,6 +87,7 @@ def lk_pairs(img1: torch.Tensor, img2: torch.Tensor, levels: int = 3, iterations
             du = -(syy * bx - sxy * by) / det
             dv = -(sxx * by - sxy * bx) / det
             flow = flow + torch.stack([du, dv], 1)
+    assert flow is not None  # pyr holds at least the full-size pair
     return flow
 
 

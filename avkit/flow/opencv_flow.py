@@ -47,7 +47,7 @@ def dis_flow(frames: torch.Tensor | np.ndarray, preset: str = "medium") -> torch
     """DIS (dense inverse search) flow: fast and accurate enough for action recognition."""
     if preset not in DIS_PRESETS:
         raise AvkitError(f"unknown DIS preset {preset!r} (choose from {', '.join(DIS_PRESETS)})")
-    dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+    dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])  # type: ignore[attr-defined]  # not in cv2's stubs
     return _pairwise(to_gray(frames), lambda a, b: dis.calc(a, b, None))
 
 

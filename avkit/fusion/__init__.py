@@ -17,7 +17,7 @@ bottleneck         tokens    MBT: modalities meet only through a few shared toke
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch.nn as nn
 

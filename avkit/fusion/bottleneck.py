@@ -14,7 +14,8 @@ affect the video branch in the second fusion layer. Layers before ``fusion_layer
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -58,6 +59,7 @@ class BottleneckFusion(nn.Module):
             x[m] = torch.cat([self.cls[m].expand(t.shape[0], -1, -1), t], dim=1)
         batch = next(iter(x.values())).shape[0]
         z = self.bottleneck.expand(batch, -1, -1)
+        layer: Any
         for i, layer in enumerate(self.layers):
             if i < self.fusion_layer or self.num_bottlenecks == 0:
                 x = {m: layer[m](x[m]) for m in self.modalities}

@@ -1,7 +1,7 @@
 """Small pieces the fusion heads share."""
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn as nn

@@ -1,7 +1,7 @@
 """Concatenation fusion: pooled features of every modality, side by side, into an MLP."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn as nn

@@ -8,7 +8,8 @@ Attention uses ``nn.MultiheadAttention`` (fused scaled-dot-product attention on 
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -58,6 +59,7 @@ class CrossAttentionFusion(nn.Module):
         """Tokens ``[B, N_m, dim]`` of each modality after cross-attending to the other modalities."""
         check_modalities(tokens, self.modalities)
         x = {m: self.proj[m](tokens[m]) for m in self.modalities}
+        block: Any
         for block in self.blocks:
             # Every modality reads the others' tokens from the previous block (updates are simultaneous).
             x = {m: block[m](x[m], torch.cat([x[o] for o in self.modalities if o != m], dim=1))

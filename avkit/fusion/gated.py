@@ -8,7 +8,7 @@ can thus be turned down sample by sample.
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 import torch.nn as nn

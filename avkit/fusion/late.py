@@ -5,7 +5,7 @@
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -44,7 +44,7 @@ class LateFusion(nn.Module):
 
     def weights(self) -> torch.Tensor:
         """The modality weights in ``self.modalities`` order (positive, summing to 1)."""
-        return self.weight_logits.softmax(0) if self.learnable else self.fixed_weights
+        return self.weight_logits.softmax(0) if self.learnable else self.get_buffer("fixed_weights")
 
     def modality_logits(self, feats: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Each modality's own class scores ``[B, C]``."""
@@ -54,4 +54,4 @@ class LateFusion(nn.Module):
     def forward(self, feats: Mapping[str, torch.Tensor]) -> torch.Tensor:
         logits = self.modality_logits(feats)
         w = self.weights()
-        return sum(w[i] * logits[m] for i, m in enumerate(self.modalities))
+        return torch.stack([w[i] * logits[m] for i, m in enumerate(self.modalities)]).sum(0)

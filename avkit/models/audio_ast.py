@@ -52,7 +52,7 @@ class ASTFeatures(nn.Module):
         self.mean, self.std, self.normalize = mean, std, normalize
 
     @classmethod
-    def from_pretrained(cls, path: str | Path) -> "ASTFeatures":
+    def from_pretrained(cls, path: str | Path) -> ASTFeatures:
         """Settings from a local folder's ``preprocessor_config.json`` (written by ASTFeatureExtractor)."""
         from transformers import ASTFeatureExtractor
 
@@ -136,7 +136,11 @@ def _fit_length(x: torch.Tensor, length: int, dim: int) -> torch.Tensor:
 class AudioSpectrogramTransformer(VideoClassifier):
     """``ASTModel`` with the avkit encoder API (``out_dim``, ``forward_features``, ``forward_tokens``)."""
 
-    def __init__(self, ast: nn.Module, num_classes: int | None = None, dropout: float = 0.0,
+    config: Any  # its transformers config (hidden_size, num_mel_bins, max_length)
+
+    ast: Any  # a transformers ASTModel, used through its config and keyword call
+
+    def __init__(self, ast: Any, num_classes: int | None = None, dropout: float = 0.0,
                  pretrained_path: str | None = None) -> None:
         super().__init__()
         self.ast = ast

@@ -15,7 +15,8 @@ The model takes a batch dict (what ``VideoDataset`` + ``collate`` give):
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -23,7 +24,6 @@ import torch.nn as nn
 from avkit.errors import AvkitError
 from avkit.fusion import build_fusion
 from avkit.models.registry import create_model, model_entry
-
 
 # Waveform [B, S] -> spectrogram [B, 1, F, T]: avkit.data.audio_features.LogMel or an nn.Module (ASTFeatures).
 AudioFeatures = Callable[[torch.Tensor], torch.Tensor]
@@ -78,7 +78,8 @@ class AudioVisualModel(nn.Module):
                              f"got {type(batch).__name__}")
         tokens = getattr(self.fusion, "inputs", "pooled") == "tokens"
         out = {}
-        for m, enc in self.encoders.items():
+        for m, encoder in self.encoders.items():
+            enc: Any = encoder  # a registered avkit encoder: forward_features / forward_tokens
             if m == "video":
                 if batch.get("video") is None:
                     raise AvkitError("the video encoder needs batch['video'] [B,3,T,H,W]")
@@ -100,7 +101,7 @@ class AudioVisualModel(nn.Module):
         return self.fusion(self.encode(batch))
 
 
-def default_audio_features(audio_encoder: nn.Module, spectrogram_bins: int | None = None) -> AudioFeatures:
+def default_audio_features(audio_encoder: Any, spectrogram_bins: int | None = None) -> AudioFeatures:
     """The waveform -> spectrogram module for ``audio_encoder``: its own (AST) or avkit's log-mel."""
     if hasattr(audio_encoder, "feature_extractor"):
         return audio_encoder.feature_extractor()
@@ -135,7 +136,7 @@ def build_av_model(video: str | nn.Module | None = "c3d", audio: str | nn.Module
     return AudioVisualModel(video_enc, audio_enc, head, audio_features, prefer_waveform=own_features)
 
 
-def _encoder(spec: str | nn.Module | None, options: dict | None, modality: str) -> nn.Module | None:
+def _encoder(spec: str | nn.Module | None, options: dict | None, modality: str) -> Any:
     if spec is None:
         return None
     if isinstance(spec, nn.Module):

@@ -33,6 +33,7 @@ class VideoClassifier(nn.Module):
         """Declare the feature width and add a linear classifier when ``num_classes`` is set."""
         self.out_dim = int(out_dim)
         self.num_classes = num_classes
+        self.head: nn.Module | None
         if num_classes is None:
             self.head = None
         elif dropout > 0:
@@ -170,13 +171,14 @@ def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
     for parent in model.modules():
         for child_name, conv in parent.named_children():
             if isinstance(conv, nn.Conv2d):
-                new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                                conv.dilation, conv.groups, conv.bias is not None)
+                new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size,  # type: ignore[arg-type]
+                                conv.stride, conv.padding, conv.dilation,  # type: ignore[arg-type]
+                                conv.groups, conv.bias is not None)
                 if in_channels % conv.in_channels == 0:
                     reps = in_channels // conv.in_channels
                     with torch.no_grad():
                         new.weight.copy_(conv.weight.repeat(1, reps, 1, 1) / reps)
-                        if conv.bias is not None:
+                        if conv.bias is not None and new.bias is not None:
                             new.bias.copy_(conv.bias)
                 setattr(parent, child_name, new)
                 return
@@ -197,8 +199,9 @@ def image_backbone(
     if name == "cnn":
         if weights is not None:
             raise AvkitError("the tiny 'cnn' backbone has no pretrained weights")
-        model = TinyCNN(width or 8, in_channels)
-        return model, model.out_dim
+        tiny = TinyCNN(width or 8, in_channels)
+        return tiny, tiny.out_dim
+    model: Any
     if width is not None and width != 64:
         if not name.startswith("resnet"):
             raise AvkitError(f"width= is only supported for resnet backbones and 'cnn', not {name!r}")

@@ -11,14 +11,18 @@ fc6/fc7 and returns globally pooled conv5 features (with tokens).
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn as nn
 
 from avkit.models.base import VideoClassifier, check_clip
 from avkit.models.registry import register_model
 
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
-def _conv(c_in: int, c_out: int, batch_norm: bool, padding_mode: str = "zeros") -> list[nn.Module]:
+
+def _conv(c_in: int, c_out: int, batch_norm: bool, padding_mode: PaddingMode = "zeros") -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv3d(c_in, c_out, kernel_size=3, padding=1, bias=not batch_norm,
                                          padding_mode=padding_mode)]
     if batch_norm:
@@ -31,7 +35,7 @@ class C3D(VideoClassifier):
 
     def __init__(self, width: int = 64, fc_dim: int | None = 4096, num_classes: int | None = None,
                  dropout: float = 0.5, batch_norm: bool = False, temporal_pool: bool = True,
-                 padding_mode: str = "zeros") -> None:
+                 padding_mode: PaddingMode = "zeros") -> None:
         super().__init__()
         w = [width, 2 * width, 4 * width, 8 * width, 8 * width]
         convs_per_stage = [1, 1, 2, 2, 2]
@@ -82,7 +86,7 @@ class C3D(VideoClassifier):
 @register_model("c3d", family="c3d",
                 tiny={"width": 8, "fc_dim": 64, "dropout": 0.0, "batch_norm": True})
 def c3d(width: int = 64, fc_dim: int | None = 4096, num_classes: int | None = None, dropout: float = 0.5,
-        batch_norm: bool = False, temporal_pool: bool = True, padding_mode: str = "zeros") -> C3D:
+        batch_norm: bool = False, temporal_pool: bool = True, padding_mode: PaddingMode = "zeros") -> C3D:
     """C3D slow fusion: VGG-style 3x3x3 convs, 2x2x2 pools, fc6/fc7 (width 64 = the paper).
 
     ``padding_mode="circular"`` pads each conv by wrapping around (in time too), for frames that

@@ -10,8 +10,9 @@ no arithmetic); a model whose ops cannot run on meta falls back to a real CPU fo
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn

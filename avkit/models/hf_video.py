@@ -29,7 +29,11 @@ from avkit.models.registry import register_model
 class HFVideoEncoder(nn.Module):
     """A bare Hugging Face video transformer behind ``out_dim``/``forward_features``/``forward_tokens``."""
 
-    def __init__(self, model: nn.Module, pool: str, has_cls: bool, num_classes: int | None = None,
+    config: Any  # the transformers config (hidden_size, image_size, num_frames)
+
+    model: Any  # a transformers model, used through its config and attribute names
+
+    def __init__(self, model: Any, pool: str, has_cls: bool, num_classes: int | None = None,
                  dropout: float = 0.0) -> None:
         super().__init__()
         self.model = model
@@ -67,7 +71,7 @@ class HFVideoEncoder(nn.Module):
         self.model.save_pretrained(str(path))
 
 
-def _build(config_cls: type, model_cls: type, pretrained: str | Path | None, config: Any,
+def _build(config_cls: Any, model_cls: Any, pretrained: str | Path | None, config: Any,
            options: dict[str, Any], model_kwargs: dict[str, Any] | None = None) -> nn.Module:
     model_kwargs = model_kwargs or {}
     if pretrained is not None:

@@ -14,7 +14,8 @@ videos, and is a sensible boundary condition for natural video too.
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -47,7 +48,7 @@ def inflate_conv(conv: nn.Conv2d, kt: int, time_stride: int = 1) -> InflatedConv
                          time_padding=kt // 2)
     with torch.no_grad():
         new.weight.copy_(conv.weight.unsqueeze(2).repeat(1, 1, kt, 1, 1) / kt)
-        if conv.bias is not None:
+        if conv.bias is not None and new.bias is not None:
             new.bias.copy_(conv.bias)
     return new
 
@@ -105,6 +106,8 @@ def resnet_time_kernels(resnet: nn.Module, stem_kt: int = 5, block_kt: int = 3) 
 
 class I3D(VideoClassifier):
     """An inflated 2D torchvision ResNet: pooled features and space-time tokens from layer4."""
+
+    backbone: Any  # the inflated torchvision ResNet, used through its attribute names
 
     def __init__(self, backbone: str = "resnet18", width: int | None = None, weights: Any = None,
                  stem_kt: int = 5, block_kt: int = 3, pool_kt: int = 1, nonlocal_stages: Sequence[int] = (),

@@ -9,7 +9,7 @@ inserted into a pretrained network without changing its output.
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 import torch.nn as nn
@@ -28,12 +28,14 @@ class NonLocalBlock(nn.Module):
         self.phi = nn.Conv3d(channels, inner, kernel_size=1)
         self.g = nn.Conv3d(channels, inner, kernel_size=1)
         self.out = nn.Conv3d(inner, channels, kernel_size=1, bias=not batch_norm)
-        self.norm = nn.BatchNorm3d(channels) if batch_norm else nn.Identity()
+        self.norm: nn.Module = nn.Identity()
         if batch_norm:
-            nn.init.zeros_(self.norm.weight)
-            nn.init.zeros_(self.norm.bias)
+            self.norm = norm = nn.BatchNorm3d(channels)
+            nn.init.zeros_(norm.weight)
+            nn.init.zeros_(norm.bias)
         else:
             nn.init.zeros_(self.out.weight)
+            assert self.out.bias is not None
             nn.init.zeros_(self.out.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

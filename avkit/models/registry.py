@@ -6,8 +6,8 @@ string-typed beyond the one name -> function table.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch.nn as nn
 

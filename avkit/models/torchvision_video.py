@@ -13,7 +13,8 @@ depth options) build smaller variants of the same architecture from scratch for 
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -66,6 +67,8 @@ def _scaled_video_resnet(arch: str, width: int, layers: Sequence[int]) -> nn.Mod
 
 class VideoResNetEncoder(VideoClassifier):
     """A torchvision 3D ResNet (stem, layer1-4) as an encoder: pooled features and space-time tokens."""
+
+    backbone: Any  # a torchvision model, used through its own attribute names
 
     def __init__(self, arch: str, weights: Any = None, width: int = 64, layers: Sequence[int] = (2, 2, 2, 2),
                  nonlocal_stages: Sequence[int] = (), num_classes: int | None = None, dropout: float = 0.0) -> None:
@@ -127,6 +130,8 @@ def r2plus1d_18(weights: Any = None, width: int = 64, layers: Sequence[int] = (2
 class S3DEncoder(VideoClassifier):
     """torchvision's S3D features, globally averaged (its fixed 2x7x7 pool equals that at 16x224x224)."""
 
+    backbone: Any  # a torchvision model, used through its own attribute names
+
     def __init__(self, weights: Any = None, num_classes: int | None = None, dropout: float = 0.0) -> None:
         super().__init__()
         self.backbone = build_torchvision("s3d", weights)
@@ -178,6 +183,8 @@ def _mvit_v2_s(width: int, num_frames: int, size: int, stochastic_depth_prob: fl
 class MViTEncoder(VideoClassifier):
     """MViT v2: features = the final norm's class token, tokens = the final patch tokens."""
 
+    backbone: Any  # a torchvision model, used through its own attribute names
+
     def __init__(self, weights: Any = None, width: int = 96, num_frames: int = 16, size: int = 224,
                  mid_blocks: int = 10, stochastic_depth_prob: float = 0.2, num_classes: int | None = None,
                  dropout: float = 0.0) -> None:
@@ -228,6 +235,8 @@ def mvit_v2_s(weights: Any = None, width: int = 96, num_frames: int = 16, size: 
 
 class SwinEncoder(VideoClassifier):
     """Video Swin: features = mean of the final tokens, tokens = the final ``T'*H'*W'`` patch tokens."""
+
+    backbone: Any  # a torchvision model, used through its own attribute names
 
     def __init__(self, weights: Any = None, width: int = 96, depths: Sequence[int] = (2, 2, 6, 2),
                  stochastic_depth_prob: float = 0.1, num_classes: int | None = None, dropout: float = 0.0) -> None:

@@ -50,13 +50,14 @@ class TwoStream(VideoClassifier):
         self.raft = build_raft(raft_size, raft_weights).requires_grad_(False) if flow_method == "raft" else None
         self.init_head(d_spatial + d_temporal, num_classes if fusion == "concat" else None, dropout)
         self.num_classes = num_classes
-        self.spatial_head = self.temporal_head = None
+        self.spatial_head: nn.Module | None = None
+        self.temporal_head: nn.Module | None = None
         if fusion == "average" and num_classes is not None:
             self.spatial_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_spatial, num_classes))
             self.temporal_head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d_temporal, num_classes))
         self.spatial_dim = d_spatial
 
-    def train(self, mode: bool = True) -> "TwoStream":
+    def train(self, mode: bool = True) -> TwoStream:
         super().train(mode)
         if self.raft is not None:
             self.raft.eval()  # a frozen flow estimator, never in training mode
@@ -98,7 +99,7 @@ class TwoStream(VideoClassifier):
 
     def stream_logits(self, video: torch.Tensor, flow: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Class scores of the spatial and of the temporal stream (``fusion="average"`` only)."""
-        if self.spatial_head is None:
+        if self.spatial_head is None or self.temporal_head is None:
             raise AvkitError("stream_logits needs fusion='average' and num_classes")
         spatial, temporal = self._streams(video, flow)
         return self.spatial_head(spatial), self.temporal_head(temporal)
@@ -106,7 +107,7 @@ class TwoStream(VideoClassifier):
     def forward(self, video: torch.Tensor, flow: torch.Tensor | None = None) -> torch.Tensor:
         if self.num_classes is None:
             return self.forward_features(video, flow)
-        if self.fusion == "concat":
+        if self.fusion == "concat" and self.head is not None:
             return self.head(self.forward_features(video, flow))
         spatial, temporal = self.stream_logits(video, flow)
         return (spatial + temporal) / 2

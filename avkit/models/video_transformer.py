@@ -148,14 +148,14 @@ class VideoTransformer(VideoClassifier):
     def _positions(self, tp: int, hp: int, wp: int) -> torch.Tensor:
         """Position embedding ``[1, T', S, D]`` for a token grid, interpolated if it differs from the built one."""
         d = self.pos_space.shape[-1]
-        space = self.pos_space
+        space: torch.Tensor = self.pos_space
         if (hp, wp) != self.grid[1:]:
             space = space.view(1, *self.grid[1:], d).permute(0, 3, 1, 2)
             space = F.interpolate(space, size=(hp, wp), mode="bicubic", align_corners=False)
             space = space.permute(0, 2, 3, 1).reshape(1, hp * wp, d)
         pos = space[:, None]
         if self.pos_time is not None:
-            time = self.pos_time
+            time: torch.Tensor = self.pos_time
             if tp != self.grid[0]:
                 time = F.interpolate(time.transpose(1, 2), size=tp, mode="linear", align_corners=False).transpose(1, 2)
             pos = pos + time[:, :, None]

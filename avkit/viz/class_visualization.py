@@ -19,9 +19,9 @@ The ascent uses Adam on the input (plain gradient ascent works too but needs a s
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
