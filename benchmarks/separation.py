@@ -113,7 +113,7 @@ def real_part(sep, folder: Path) -> dict | None:
 
 
 def speed_part(sep, seconds: float) -> dict:
-    from avkit.apps.separation.inference import separate_video
+    from avkit.apps.separation import separate_video
     from avkit.data.synthetic import generate, read_manifest
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -139,9 +139,9 @@ def duet_part(sep, num: int = 6, seed: int = 9) -> dict:
     """``separate_video`` on generated duets (two sprites side by side, 3 s), scored against the duet's
     WAV stems: left/right halves (``--regions 2x1``) and sources the model finds (``auto``). Each
     stem is scored against the estimate that suits it best (distinct estimates per stem)."""
+    from avkit.apps.separation import separate_video
     from avkit.apps.separation.metrics import bss_eval
     from avkit.data.synthetic import generate, read_manifest
-    from avkit.apps.separation.inference import separate_video
     from avkit.io import read_audio
 
     out: dict = {}
@@ -182,7 +182,7 @@ def _bar(what: str):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from avkit.apps.separation.inference import load_separator
+    from avkit.apps.separation import load
     from avkit.apps.separation.metrics import format_table
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    sep = load_separator(args.run, device="cpu")
+    sep = load(args.run, device="cpu")
     results = {"run": args.run, "torch_threads": torch.get_num_threads(),
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     results["synthetic"] = synthetic_part(sep, args.test, args.mixtures)

@@ -8,6 +8,7 @@ import torch
 
 from avkit.apps.separation.metrics import bss_eval, si_sdr
 from avkit.apps.separation.stft import Spectral, STFTConfig, ideal_masks, unwarp_matrix, warp_matrix, warp_positions
+from avkit.engine.config import parse_options
 from avkit.errors import AvkitError
 
 SR = 11025
@@ -91,9 +92,16 @@ def test_ideal_masks_partition_the_mixture() -> None:
         ideal_masks(mags, "soft")
 
 
-def test_bad_stft_options() -> None:
-    with pytest.raises(AvkitError, match="unknown stft"):
-        STFTConfig.from_dict({"nfft": 512})
-    with pytest.raises(AvkitError, match="hop"):
-        STFTConfig.from_dict({"hop": 0})
+def test_stft_options_are_read_like_the_recipe() -> None:
+    section = "task_options.stft"
+    with pytest.raises(AvkitError, match=r"unknown config key 'task_options.stft.nfft' \(did you mean n_fft"):
+        parse_options(STFTConfig, {"nfft": 512}, section)
+    with pytest.raises(AvkitError, match="0 < hop <= n_fft"):
+        parse_options(STFTConfig, {"hop": 0}, section)
+    with pytest.raises(AvkitError, match="freq_bins must be >= 0"):
+        STFTConfig(freq_bins=-1)  # ranges are checked however the config is made
+    with pytest.raises(AvkitError, match="task_options.stft.n_fft"):
+        parse_options(STFTConfig, {"n_fft": "big"}, section)
+    cfg = parse_options(STFTConfig, {"hop": "128", "log_eps": "1e-4"}, section)  # YAML / command-line strings
+    assert cfg == STFTConfig(hop=128, log_eps=1e-4) and isinstance(cfg.hop, int)
     assert Spectral(STFTConfig(freq_bins=0)).cfg.net_bins == 512

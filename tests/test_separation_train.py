@@ -152,7 +152,138 @@ def test_separate_writes_stems_videos_and_a_sound_map(run_dir: Path, data: Path,
     assert (out / "notes.txt").read_text() == "mine\n"
     assert not (out / "source_1.wav").exists() and not (out / "source_0.mp4").exists()  # stale outputs gone
     code, stdout, err = run_cli(capsys, "separate", duet, "--run", run_dir, "--out", tmp_path / "auto", "--no-video")
-    assert code == 0, err and (tmp_path / "auto" / "soundmap.png").is_file()
+    assert code == 0, err
+    assert (tmp_path / "auto" / "soundmap.png").is_file() and not (tmp_path / "auto" / "source_0.mp4").exists()
+    found = json.loads((tmp_path / "auto" / "separation.json").read_text())
+    assert found["regions"] == "auto" and 1 <= len(found["sources"]) <= 4
+    assert found["sources"][0]["label"] == "found 0"  # what the model found (or the whole picture)
+    assert set(found["files"]) == {p.name for p in (tmp_path / "auto").iterdir()}
+
+
+def test_separate_replaces_only_what_an_earlier_separate_wrote(run_dir: Path, data: Path, tmp_path: Path,
+                                                               capsys) -> None:
+    duet = data / "duet" / read_manifest(data / "duet")[0]["path"]
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
+    code, stdout, err = run_cli(capsys, "separate", duet, "--run", run_dir, "--out", mine, "--overwrite")
+    assert code == 2 and "not an 'avkit separate' output folder" in err and len(err.strip().splitlines()) == 1
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+    # an earlier separation.json lists what it wrote: a stale stem goes, a name outside the folder is never touched
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (tmp_path / "precious.wav").write_text("keep\n")
+    (earlier / "source_7.wav").write_text("stale\n")
+    (earlier / "notes.txt").write_text("mine\n")
+    (earlier / "separation.json").write_text(json.dumps({"files": ["source_7.wav", "../precious.wav", "separation.json"]}))
+    code, stdout, err = run_cli(capsys, "separate", duet, "--run", run_dir, "--out", earlier, "--overwrite",
+                                "--regions", "whole", "--no-video")
+    assert code == 0, err
+    assert (tmp_path / "precious.wav").read_text() == "keep\n" and (earlier / "notes.txt").read_text() == "mine\n"
+    assert not (earlier / "source_7.wav").exists()
+    assert sorted(p.name for p in earlier.iterdir()) == sorted(["mixture.wav", "source_0.wav", "residual.wav",
+                                                                "soundmap.png", "separation.json", "notes.txt"])
+    assert not [p.name for p in tmp_path.iterdir() if "avkit-" in p.name]  # no staging folder or journal left
+
+
+def test_load_and_separate_arrays_at_any_sample_rate(run_dir: Path, data: Path) -> None:
+    from avkit.apps import separation
+    from avkit.apps.separation.data import SoloLibrary
+
+    sep = separation.load(run_dir, device="cpu")
+    assert isinstance(sep, separation.Separator) and not sep.net.training and sep.sample_rate == SR
+    lib = SoloLibrary.from_options(data / "val", "", sep.opts)
+    first = lib.clips[0]
+    second = next(c for c in lib.clips if c.label != first.label)
+    n = min(len(first.audio), len(second.audio))
+    mixture = (first.audio[:n] + second.audio[:n]).numpy()
+    frames = [first.frames.numpy(), second.frames.numpy()]
+    stems = separation.separate(mixture, SR, frames, run=sep)
+    assert [s.shape for s in stems] == [(n,), (n,)] and all(s.dtype == np.float32 for s in stems)
+    assert np.abs(stems[0] - stems[1]).max() > 1e-4  # the two pictures ask for different sounds
+    swapped = separation.separate(mixture, SR, frames[::-1], run=sep)
+    np.testing.assert_array_equal(swapped[0], stems[1])  # one output per source, in the order given
+    np.testing.assert_array_equal(swapped[1], stems[0])
+    # the same as separating at the model's rate from the run directory (loaded on the way)
+    np.testing.assert_array_equal(separation.separate(mixture, SR, frames, run=run_dir)[0], stems[0])
+    # another sample rate and another picture size: resampled and scaled to the model's, returned at the caller's
+    import torchaudio.functional as AF
+
+    mixture_16k = AF.resample(torch.from_numpy(mixture), SR, 16000).numpy()
+    bigger = [np.repeat(np.repeat(f, 2, axis=1), 2, axis=2) for f in frames]
+    stems_16k = separation.separate(mixture_16k, 16000, bigger, run=sep)
+    assert [s.shape for s in stems_16k] == [mixture_16k.shape] * 2
+    back = AF.resample(torch.from_numpy(stems_16k[0]), 16000, SR).numpy()[:n]
+    assert np.corrcoef(back[: len(back)], stems[0][: len(back)])[0, 1] > 0.9
+
+
+@pytest.mark.parametrize("call,expected", [
+    (lambda s, m, f: s.separate(m[None], SR, f), "mixture: need mono"),
+    (lambda s, m, f: s.separate(m, 0, f), "sample_rate must be a positive integer"),
+    (lambda s, m, f: s.separate(m, SR, []), "sources: need one frame array"),
+    (lambda s, m, f: s.separate(m, SR, [f[0], f[0].astype(np.float32)]), "sources[1]: need frames uint8"),
+    (lambda s, m, f: s.separate(m[:100], SR, f), "mixture: too short"),
+])
+def test_separate_refuses_bad_arrays_in_one_line(run_dir: Path, call, expected: str) -> None:
+    from avkit.apps import separation
+    from avkit.errors import AvkitError
+
+    sep = separation.load(run_dir, device="cpu")
+    mixture = np.zeros(SR, np.float32)
+    frames = [np.zeros((8, 32, 32, 3), np.uint8)]
+    with pytest.raises(AvkitError) as err:
+        call(sep, mixture, frames)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_shipped_model_is_not_there_yet() -> None:
+    from avkit.apps import separation
+    from avkit.errors import AvkitError
+
+    with pytest.raises(AvkitError) as err:
+        separation.load()
+    message = str(err.value)
+    assert str(separation.SHIPPED_MODEL / "config.yaml") in message and "--run RUN" in message
+    assert "recipes/separation_instruments.yaml" in message and "\n" not in message
+
+
+def test_importing_the_package_loads_no_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, avkit.apps.separation as s; assert callable(s.load); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_recipe_options_are_read_one_way(data: Path, tmp_path: Path) -> None:
+    from avkit.errors import AvkitError
+
+    def task(**changes) -> SeparationTask:
+        recipe = tiny_recipe(data, tmp_path / "unused")
+        for section, values in changes.items():
+            recipe[section] = {**recipe[section], **values}
+        return SeparationTask(config_from_dict(recipe))
+
+    with pytest.raises(AvkitError, match=r"unknown config key 'task_options.segment_frame' \(did you mean segment_frames"):
+        task(task_options={"segment_frame": 8})
+    with pytest.raises(AvkitError, match=r"'task_options.stft.nfft' \(did you mean n_fft"):
+        task(task_options={"stft": {"nfft": 512}})
+    with pytest.raises(AvkitError, match=r"'model.audio_options/video_options.unet_widht' \(did you mean unet_width"):
+        task(model={"audio_options": {"unet_widht": 4}})
+    with pytest.raises(AvkitError, match="task_options.weight must be log1p, magnitude or none"):
+        task(task_options={"weight": "loud"})
+    with pytest.raises(AvkitError, match="task_options.mask must be 'ratio' or 'binary'"):
+        task(task_options={"mask": "soft"})
+    t = task(task_options={"num_mix": "2,3", "fps": "6", "stft": {"hop": "128"}})  # strings as on a command line
+    assert t.opts.num_mix == [2, 3] and t.opts.fps == 6.0 and t.stft.hop == 128 and t.net.channels == 8
+    assert t.build_model().spectral.cfg.hop == 128
+
+
+def test_eval_refuses_classification_settings_on_a_separation_run(run_dir: Path, capsys) -> None:
+    code, stdout, err = run_cli(capsys, "eval", run_dir, "--clips", "4")
+    assert code == 2 and stdout == "" and len(err.strip().splitlines()) == 1
+    assert "--clips" in err and "only for classification runs" in err
 
 
 def test_the_two_video_demo_prints_metrics(run_dir: Path, data: Path, tmp_path: Path, capsys) -> None:
@@ -175,7 +306,12 @@ def test_eval_dispatches_to_the_separation_evaluation(run_dir: Path, capsys) -> 
     assert "IRM" in stdout and "sdri" in stdout
     result = json.loads((run_dir / "eval.json").read_text())
     assert result["task"] == "separation" and set(result["summary"]) == {"2", "3", "all"}
-    assert (run_dir / "eval.md").is_file()
+    assert result["num_mixtures"] == 4 and len(result["mixtures"]) == 4  # the recipe's val_length
+    assert stdout.strip() in (run_dir / "eval.md").read_text()  # the table printed is the table written
+    code, stdout, err = run_cli(capsys, "eval", run_dir, "--json")
+    assert code == 0, err
+    printed = json.loads(stdout)
+    assert "mixtures" not in printed and set(printed["summary"]) == {"2", "3", "all"} and printed["num_mixtures"] == 4
 
 
 @pytest.fixture(scope="module")

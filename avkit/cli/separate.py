@@ -5,7 +5,10 @@ import argparse
 import contextlib
 import json
 import sys
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
+
+if TYPE_CHECKING:
+    from avkit.apps.separation.video import SeparationResult
 
 REQUIRES = ("torch", "av", "matplotlib")  # loaded (or reported in one line) before the command runs
 
@@ -52,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avkit.apps.separation.inference import parse_regions, separate_pair, separate_video
+    from avkit.apps.separation import separate_pair, separate_video
+    from avkit.apps.separation.regions import parse_regions
     from avkit.errors import AvkitError
 
     if len(args.videos) > 2:
@@ -90,7 +94,7 @@ def _status(enabled: bool) -> Iterator[Callable[[str], None]]:
         yield lambda msg: status.update(f"avkit separate: {msg}")
 
 
-def _print(result) -> None:  # noqa: ANN001 - a SeparationResult
+def _print(result: SeparationResult) -> None:
     from avkit.apps.separation.metrics import format_table
 
     d = result.to_dict()

@@ -1,1 +1,80 @@
-"""placeholder"""
+"""Visually guided sound separation (mix-and-separate): the public face of the application.
+
+```python
+from avkit.apps import separation
+
+sep = separation.load("runs/separation_instruments")             # a Separator (None: the shipped model)
+stems = separation.separate(mixture, 44100, [frames_a, frames_b], run=sep)   # one waveform per source
+separation.separate_video("duet.mp4", sep, "sep/duet", regions="2x1")        # files + result.to_dict()
+separation.separate_pair("a.mp4", "b.mp4", sep, "sep/mix").metrics["mean"]["model"]["sdr"]
+separation.evaluate_separation("runs/separation_instruments")    # what `avkit eval RUN` prints
+```
+
+:func:`load` and :func:`separate` are the stable entry points; the rest is re-exported from the
+package's modules (see docs/separation.md, "Layout"), imported on first use so that importing this
+package loads no torch.
+"""
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from avkit.errors import AvkitError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from avkit.apps.separation.evaluate import evaluate_separation
+    from avkit.apps.separation.inference import Separator
+    from avkit.apps.separation.video import SeparationResult, separate_pair, separate_video
+
+# The model shipped with avkit, a run directory (config.yaml + weights); not shipped yet.
+SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "assets" / "separation"
+TRAIN_HINT = "train one with recipes/separation_instruments.yaml"
+
+_EXPORTS = {"Separator": "inference", "separate_video": "video", "separate_pair": "video",
+            "SeparationResult": "video", "evaluate_separation": "evaluate"}
+
+__all__ = ["load", "separate", "SHIPPED_MODEL", "Separator", "separate_video", "separate_pair", "SeparationResult",
+           "evaluate_separation"]
+
+
+def load(run_dir: str | Path | None = None, checkpoint: str = "best",
+         device: str | torch.device | None = None) -> Separator:
+    """The separation model of a trained run (``best`` or ``last`` weights) on ``device`` (None: the GPU
+    when there is one), in eval mode; ``run_dir=None`` is the model shipped with avkit (:data:`SHIPPED_MODEL`)."""
+    from avkit.apps.separation.inference import Separator
+    from avkit.engine.checkpoint import open_run
+
+    if run_dir is None:
+        for name in ("config.yaml", f"{checkpoint}.safetensors"):
+            if not (SHIPPED_MODEL / name).is_file():
+                raise AvkitError(f"{SHIPPED_MODEL / name}: no separation model is shipped with avkit yet; meanwhile "
+                                 "give a run directory (--run RUN) trained with recipes/separation_instruments.yaml")
+        run_dir = SHIPPED_MODEL
+    run = open_run(run_dir, checkpoint, task="separation", hint=TRAIN_HINT)
+    return Separator.from_run(run, device)
+
+
+def separate(mixture: np.ndarray | torch.Tensor, sample_rate: int, sources: Sequence[np.ndarray | torch.Tensor],
+             run: str | Path | Separator | None = None) -> list[np.ndarray]:
+    """Separate ``mixture`` (float32 mono ``[S]`` at any ``sample_rate``) into one float32 ``[S]`` waveform
+    per visible source, at ``sample_rate`` and in the order of ``sources``: one uint8 frame array
+    ``[T, H, W, 3]`` per source, spanning the mixture's duration (any size and frame count).
+
+    The sound is resampled to the model's rate and back; the frames are scaled to the model's picture
+    size. ``run``: a run directory, a :class:`Separator` from :func:`load`, or None for the shipped model.
+    Bad input is a one-line :class:`~avkit.errors.AvkitError`.
+    """
+    from avkit.apps.separation.inference import Separator
+
+    separator = run if isinstance(run, Separator) else load(run)
+    return separator.separate(mixture, sample_rate, sources)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -68,6 +68,13 @@ class SoloLibrary:
                                 if self.skipped else ""))
         self.labels = [c.label for c in self.clips]
 
+    @classmethod
+    def from_options(cls, source: str | Path, split: str, opts: Any) -> SoloLibrary:
+        """The solo clips of ``source`` decoded as a run's :class:`~avkit.apps.separation.options.SeparationOptions`
+        say (the front end's sample rate, ``image_size``, ``fps``, ``limit``)."""
+        return cls(source, split=split, sample_rate=opts.stft.sample_rate, image_size=opts.image_size, fps=opts.fps,
+                   limit=opts.limit)
+
     def __len__(self) -> int:
         return len(self.clips)
 

@@ -4,8 +4,9 @@ Every mixture is scored four ways on the same sources: the model, the unprocesse
 baseline every improvement is measured from), and the ideal ratio and ideal binary masks on the
 same STFT (the upper bound of a mask with the mixture's phase). Metrics are BSS-eval SDR / SIR / SAR
 and SI-SDR (:mod:`avkit.apps.separation.metrics`); the summary gives their means per number of
-sources, and the improvements (SDRi, SI-SDRi) over the mixture. ``avkit eval RUN`` calls this for
-a separation run and writes ``RUN/eval.json`` and ``RUN/eval.md`` (the table).
+sources, and the improvements (SDRi, SI-SDRi) over the mixture. ``avkit eval RUN`` reaches it through
+:meth:`avkit.apps.separation.task.SeparationTask.evaluate` and prints :func:`format_result`; it writes
+``RUN/eval.json`` and ``RUN/eval.md`` (the table).
 """
 from __future__ import annotations
 
@@ -21,10 +22,9 @@ from avkit.errors import AvkitError
 def mixtures_of(source: str | Path, opts: Any, *, split: str = "", num_mix: Sequence[int] | None = None,
                 length: int = 0, seed: int = 0) -> Any:
     """Fixed evaluation mixtures (whole clips) of a solo source, as in validation."""
-    from avkit.apps.separation.data import MixDataset
-    from avkit.apps.separation.task import library
+    from avkit.apps.separation.data import MixDataset, SoloLibrary
 
-    lib = library(source, split, opts)
+    lib = SoloLibrary.from_options(source, split, opts)
     return MixDataset(lib, num_mix=list(num_mix or opts.val_num_mix), num_frames=opts.num_frames, train=False,
                       seed=seed, length=length, distinct=opts.distinct)
 
@@ -62,14 +62,16 @@ def evaluate_separation(run_dir: str | Path, *, source: str | None = None, split
                         oracles: bool = True) -> dict[str, Any]:
     """Scores of ``run_dir``'s model on the run's validation mixtures (or ``source``), with the mixture and
     the IRM/IBM oracles, per number of sources. Writes ``RUN/eval.json`` and ``RUN/eval.md`` unless ``write=False``."""
-    from avkit.apps.separation.inference import load_separator
-    from avkit.apps.separation.metrics import format_table, summarize
-    from avkit.engine.config import load_config
+    from avkit.apps.separation import TRAIN_HINT
+    from avkit.apps.separation.inference import Separator
+    from avkit.apps.separation.metrics import summarize
+    from avkit.engine.checkpoint import open_run
     from avkit.utils import atomic_write_json, atomic_write_text
 
     run_dir = Path(run_dir)
-    sep = load_separator(run_dir, checkpoint, device)
-    cfg = load_config(run_dir)
+    run = open_run(run_dir, checkpoint, task="separation", hint=TRAIN_HINT)
+    sep = Separator.from_run(run, device)
+    cfg = run.config
     if source is None:
         source = cfg.data.val_source or cfg.data.source
         split = cfg.data.val_split if split is None else split
@@ -96,7 +98,7 @@ def evaluate_separation(run_dir: str | Path, *, source: str | None = None, split
               "summary": summary, "mixtures": rows}
     if write:
         atomic_write_json(run_dir / "eval.json", result)
-        atomic_write_text(run_dir / "eval.md", "```\n" + format_table(summary, title=_title(result)) + "\n```\n")
+        atomic_write_text(run_dir / "eval.md", "```\n" + format_result(result) + "\n```\n")
     return result
 
 
@@ -106,22 +108,10 @@ def _title(result: dict[str, Any]) -> str:
 
 
 def format_result(result: dict[str, Any]) -> str:
+    """The tables of :func:`evaluate_separation`'s result, one per number of sources (what ``avkit eval`` prints)."""
     from avkit.apps.separation.metrics import format_table
 
     return format_table(result["summary"], title=_title(result))
 
 
-def eval_command(args: Any) -> int:
-    """``avkit eval RUN`` for a separation run (called by :mod:`avkit.cli.eval`)."""
-    import json
-
-    result = evaluate_separation(args.run_dir, split=args.split, checkpoint=args.checkpoint, device=args.device,
-                                 progress=not args.json)
-    if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "mixtures"}, indent=2))
-    else:
-        print(format_result(result))
-    return 0
-
-
-__all__ = ["evaluate_separation", "score_mixtures", "mixtures_of", "format_result", "eval_command"]
+__all__ = ["evaluate_separation", "score_mixtures", "mixtures_of", "format_result"]

@@ -17,8 +17,8 @@
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -34,8 +34,8 @@ _STD = (0.225, 0.225, 0.225)
 
 @dataclass(frozen=True)
 class NetConfig:
-    """What :func:`build_separation_net` builds (``model.audio_options`` / ``video_options`` in a recipe,
-    plus ``task_options.channels`` / ``mask``)."""
+    """What :class:`SeparationNet` builds (``model.audio_options`` / ``video_options`` in a recipe, plus
+    ``task_options.channels`` / ``mask``; read by :class:`avkit.apps.separation.options.SeparationSpec`)."""
 
     channels: int = 16  # K: audio feature channels = visual feature size
     unet_width: int = 8  # channels of the U-Net's first level (doubling per level, capped at 16x)
@@ -47,18 +47,13 @@ class NetConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "NetConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise AvkitError(f"unknown separation model option(s) {unknown}; known: {sorted(known)}")
-        cfg = cls(**dict(data))
-        if cfg.mask not in ("ratio", "binary"):
-            raise AvkitError(f"mask must be 'ratio' or 'binary', got {cfg.mask!r}")
-        if cfg.channels < 1 or cfg.unet_width < 1 or cfg.visual_width < 1 or not 1 <= cfg.unet_depth <= 7:
-            raise AvkitError(f"separation model needs channels, widths >= 1 and 1 <= unet_depth <= 7, got {data}")
-        return cfg
+    def __post_init__(self) -> None:
+        if self.mask not in ("ratio", "binary"):
+            raise AvkitError(f"task_options.mask must be 'ratio' or 'binary', got {self.mask!r}")
+        if self.channels < 1 or self.unet_width < 1 or self.visual_width < 1 or not 1 <= self.unet_depth <= 7:
+            raise AvkitError(f"separation model needs channels, widths >= 1 and 1 <= unet_depth <= 7, got "
+                             f"channels {self.channels}, unet_width {self.unet_width}, visual_width "
+                             f"{self.visual_width}, unet_depth {self.unet_depth}")
 
 
 def _block(cin: int, cout: int, kernel: int = 3, stride: int = 1, leaky: bool = False) -> nn.Sequential:
@@ -199,10 +194,3 @@ class SeparationNet(nn.Module):
         spec, mag = self.spectral.features(mixture.float())
         logits = self(self.spectral.log_magnitude(mag).unsqueeze(1), frames)
         return self.spectral.apply_warped_mask(spec, self.masks(logits, threshold), mixture.shape[-1])
-
-
-def build_separation_net(net: NetConfig | Mapping[str, Any] | None = None,
-                         stft: STFTConfig | Mapping[str, Any] | None = None) -> SeparationNet:
-    net = net if isinstance(net, NetConfig) else NetConfig.from_dict(net or {})
-    stft = stft if isinstance(stft, STFTConfig) else STFTConfig.from_dict(stft)
-    return SeparationNet(net, stft)

@@ -17,8 +17,8 @@ Both are fixed matrices (``[Fw, F]`` and ``[F, Fw]``), applied with one matmul.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,7 +30,8 @@ WARP_BASE = 21.0  # the log-frequency grid of Sound of Pixels (warpgrid: 21 ** u
 
 @dataclass(frozen=True)
 class STFTConfig:
-    """Parameters of the front end (``task_options.stft`` in a separation recipe)."""
+    """Parameters of the front end (``task_options.stft`` in a separation recipe; read with
+    :func:`avkit.engine.config.parse_options`, ranges checked here)."""
 
     sample_rate: int = 11025
     n_fft: int = 1022
@@ -38,19 +39,12 @@ class STFTConfig:
     freq_bins: int = 256  # warped bins seen by the network; 0 = no warping (the linear n_fft // 2 + 1 bins)
     log_eps: float = 1e-3  # log(|X| + eps) is the network's input
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "STFTConfig":
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise AvkitError(f"unknown stft option(s) {unknown}; known: {sorted(known)}")
-        cfg = cls(**data)
-        if cfg.sample_rate < 1000 or cfg.n_fft < 16 or not 0 < cfg.hop <= cfg.n_fft:
-            raise AvkitError(f"stft needs sample_rate >= 1000, n_fft >= 16 and 0 < hop <= n_fft, got {data}")
-        if cfg.freq_bins < 0:
-            raise AvkitError(f"stft.freq_bins must be >= 0, got {cfg.freq_bins}")
-        return cfg
+    def __post_init__(self) -> None:
+        if self.sample_rate < 1000 or self.n_fft < 16 or not 0 < self.hop <= self.n_fft:
+            raise AvkitError(f"task_options.stft needs sample_rate >= 1000, n_fft >= 16 and 0 < hop <= n_fft, got "
+                             f"sample_rate {self.sample_rate}, n_fft {self.n_fft}, hop {self.hop}")
+        if self.freq_bins < 0:
+            raise AvkitError(f"task_options.stft.freq_bins must be >= 0, got {self.freq_bins}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

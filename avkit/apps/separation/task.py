@@ -3,7 +3,7 @@
 A recipe names the data in ``data`` (``source`` / ``val_source`` / ``train_split`` / ``val_split``,
 ``batch_size``, ``num_workers``), the network in ``model`` (``audio: unet`` with ``audio_options``
 ``unet_width`` / ``unet_depth`` / ``unet_blocks``; ``video: cnn`` with ``video_options``
-``visual_width``) and everything else in ``task_options`` (:class:`SeparationOptions`): the STFT,
+``visual_width``) and everything else in ``task_options`` (:class:`~avkit.apps.separation.options.SeparationOptions`): the STFT,
 the mask kind and its loss, how many sources are mixed, crop length, frames per source, image size.
 
 Training: the mixture of N solo stems goes through the STFT; the network sees ``log|X|`` on the
@@ -19,7 +19,6 @@ without BSS-eval).
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -28,86 +27,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from avkit.apps.separation.model import NetConfig, SeparationNet, build_separation_net
-from avkit.apps.separation.stft import STFTConfig
+from avkit.apps.separation.options import SeparationSpec
 from avkit.engine.config import Config
 from avkit.engine.task import Task
 from avkit.errors import AvkitError
-
-_LIBRARIES: dict[tuple, Any] = {}  # decoded solo libraries, shared by the datasets of one process
-
-
-@dataclass
-class SeparationOptions:
-    """``task_options`` of a separation recipe."""
-
-    stft: dict[str, Any] = field(default_factory=dict)  # STFTConfig fields (11025 Hz, 1022, 256, 256 bins)
-    channels: int = 16  # K
-    mask: str = "ratio"  # ratio | binary
-    weight: str = "log1p"  # per-cell loss weight: log1p | magnitude | none
-    mask_threshold: float = 0.5  # binary masks at inference (< 0: use the probabilities)
-    num_mix: list[int] = field(default_factory=lambda: [2, 3])  # sources per training mixture (drawn per item)
-    val_num_mix: list[int] = field(default_factory=lambda: [2, 3])  # validation mixtures cycle through these
-    segment_frames: int = 64  # STFT frames of a training crop (1.49 s at the defaults)
-    num_frames: int = 3  # frames per source video (max-pooled over time)
-    image_size: int = 32  # frames are decoded with this short side
-    fps: float = 8.0  # frames are decoded at this rate
-    distinct: bool = True  # partners of a mixture have different labels (when the data has labels)
-    gain: list[float] = field(default_factory=lambda: [1.0, 1.0])  # random gain range per training source
-    zoom: list[float] = field(default_factory=lambda: [1.0, 1.0])  # half the training sources' frames shrunk by this
-    # range (sources look smaller, as in a duet): per-position features then work at other scales
-    train_length: int = 0  # mixtures per epoch (0 = one per training clip)
-    val_length: int = 0  # validation mixtures (0 = one per validation clip)
-    val_bss: bool = True  # BSS-eval SDR/SIR/SAR in validation (SI-SDR always)
-    limit: int = 0  # use only the first N clips of each source (quick runs)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any] | None) -> "SeparationOptions":
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise AvkitError(f"unknown task_options key(s) {unknown} for task separation; known: {sorted(known)}")
-        opts = cls(**data)
-        if opts.weight not in ("log1p", "magnitude", "none"):
-            raise AvkitError(f"task_options.weight must be log1p, magnitude or none, got {opts.weight!r}")
-        if opts.segment_frames < 2 or opts.num_frames < 1 or opts.image_size < 8 or opts.fps <= 0:
-            raise AvkitError("task_options need segment_frames >= 2, num_frames >= 1, image_size >= 8 and fps > 0")
-        return opts
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def net_config(cfg: Config, opts: SeparationOptions) -> NetConfig:
-    """The network a separation recipe describes."""
-    m = cfg.model
-    if m.audio not in ("", "unet"):
-        raise AvkitError(f"separation: model.audio must be 'unet' (or empty), got {m.audio!r}")
-    if m.video not in ("", "cnn"):
-        raise AvkitError(f"separation: model.video must be 'cnn' (or empty), got {m.video!r}")
-    return NetConfig.from_dict({**m.audio_options, **m.video_options, "channels": opts.channels, "mask": opts.mask})
-
-
-def model_from_config(cfg: Config) -> SeparationNet:
-    opts = SeparationOptions.from_dict(cfg.task_options)
-    return build_separation_net(net_config(cfg, opts), STFTConfig.from_dict(opts.stft))
-
-
-def library(source: str | Path, split: str, opts: SeparationOptions, log: Callable[[str], None] | None = None) -> Any:
-    """The decoded solo clips of ``source`` (cached per process)."""
-    from avkit.apps.separation.data import SoloLibrary
-
-    stft = STFTConfig.from_dict(opts.stft)
-    key = (str(Path(source).resolve()), split, stft.sample_rate, opts.image_size, opts.fps, opts.limit)
-    if key not in _LIBRARIES:
-        lib = SoloLibrary(source, split=split, sample_rate=stft.sample_rate, image_size=opts.image_size,
-                          fps=opts.fps, limit=opts.limit)
-        if log is not None:
-            log(f"{source}: {len(lib)} solo clips" + (f" ({len(lib.skipped)} left out)" if lib.skipped else ""))
-        _LIBRARIES.clear() if len(_LIBRARIES) > 4 else None
-        _LIBRARIES[key] = lib
-    return _LIBRARIES[key]
 
 
 def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
@@ -125,29 +48,28 @@ class SeparationTask(Task):
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg)
-        self.opts = SeparationOptions.from_dict(cfg.task_options)
-        self.stft = STFTConfig.from_dict(self.opts.stft)
-        self.net = net_config(cfg, self.opts)
+        self.spec = SeparationSpec.from_config(cfg)
+        self.opts, self.stft, self.net = self.spec.options, self.spec.stft, self.spec.net
         if not self.opts.val_bss:
             self.best_key = "val_si_sdr"
 
     # -- data and model --------------------------------------------------------------------------
 
     def datasets(self) -> tuple[Any, Any]:
-        from avkit.apps.separation.data import MixDataset
+        from avkit.apps.separation.data import MixDataset, SoloLibrary
 
         d, o = self.cfg.data, self.opts
         if not d.source:
             raise AvkitError("separation: data.source is empty (a synthetic instruments dataset or a folder of "
                              "solo videos)")
         segment = self._spectral_samples(o.segment_frames)
-        train_lib = library(d.source, d.train_split, o)
+        train_lib = SoloLibrary.from_options(d.source, d.train_split, o)
         train = MixDataset(train_lib, num_mix=o.num_mix, segment=segment, num_frames=o.num_frames, train=True,
                            seed=self.cfg.train.seed, length=o.train_length, distinct=o.distinct, gain=o.gain,
                            zoom=o.zoom)
         val = None
         if d.val_source or d.val_split:
-            val_lib = library(d.val_source or d.source, d.val_split, o)
+            val_lib = SoloLibrary.from_options(d.val_source or d.source, d.val_split, o)
             val = MixDataset(val_lib, num_mix=o.val_num_mix, num_frames=o.num_frames, train=False,
                              seed=self.cfg.train.seed, length=o.val_length, distinct=o.distinct)
         return train, val
@@ -156,7 +78,7 @@ class SeparationTask(Task):
         return frames * self.stft.hop - 1
 
     def build_model(self, log: Callable[[str], None] | None = None) -> nn.Module:
-        return build_separation_net(self.net, self.stft)
+        return self.spec.build_net()
 
     def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         from avkit.apps.separation.data import collate
@@ -261,6 +183,26 @@ class SeparationTask(Task):
             for key in ("val_sdr", "val_sir", "val_sar", "val_sdri", "val_mixture_sdr"):
                 metrics[key] = None
         return metrics, {"per_num_sources": per_n}
+
+    # -- evaluation of a trained run (``avkit eval``) -------------------------------------------------
+
+    def evaluate(self, run_dir: Path, *, checkpoint: str = "best", split: str | None = None, device: str = "auto",
+                 progress: bool = False, **options: Any) -> dict[str, Any]:
+        """SDR / SIR / SAR and SI-SDR per number of sources of the run's validation mixtures, beside the
+        unprocessed mixture and the ideal-mask oracles (:func:`~avkit.apps.separation.evaluate.evaluate_separation`;
+        writes ``RUN/eval.json`` and ``RUN/eval.md``). Classification's view settings do not apply."""
+        from avkit.apps.separation.evaluate import evaluate_separation
+
+        given = sorted(k for k, v in options.items() if v is not None)
+        if given:
+            raise AvkitError(f"{run_dir}: {', '.join('--' + k.replace('_', '-') for k in given)}: only for classification "
+                             "runs (a separation run is scored on its whole validation mixtures)")
+        return evaluate_separation(run_dir, split=split, checkpoint=checkpoint, device=device, progress=progress)
+
+    def format_evaluation(self, result: Mapping[str, Any]) -> str:
+        from avkit.apps.separation.evaluate import format_result
+
+        return format_result(dict(result))
 
     # -- run directory ---------------------------------------------------------------------------
 

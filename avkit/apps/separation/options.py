@@ -1,0 +1,86 @@
+"""What a separation recipe sets, read one way, and the network it describes.
+
+:class:`SeparationOptions` is the recipe's ``task_options`` (with the STFT front end as its ``stft``
+section, an :class:`~avkit.apps.separation.stft.STFTConfig`); :class:`~avkit.apps.separation.model.NetConfig`
+comes from ``model.audio_options`` / ``video_options`` plus ``task_options.channels`` / ``mask``. All
+three are built by :func:`avkit.engine.config.parse_options`, so unknown keys get a did-you-mean and
+values are converted to the field types like the rest of the recipe; each dataclass checks its own
+ranges in ``__post_init__``.
+
+:class:`SeparationSpec` ties them together: the task builds its network from it for training, and
+:func:`avkit.apps.separation.load` rebuilds the same network for inference, from the same place.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from avkit.apps.separation.model import NetConfig, SeparationNet
+from avkit.apps.separation.stft import STFTConfig
+from avkit.engine.config import Config, parse_options
+from avkit.errors import AvkitError
+
+WEIGHTS = ("log1p", "magnitude", "none")
+
+
+@dataclass
+class SeparationOptions:
+    """``task_options`` of a separation recipe."""
+
+    stft: STFTConfig = field(default_factory=STFTConfig)  # the front end (11025 Hz, 1022, 256, 256 bins)
+    channels: int = 16  # K
+    mask: str = "ratio"  # ratio | binary
+    weight: str = "log1p"  # per-cell loss weight: log1p | magnitude | none
+    mask_threshold: float = 0.5  # binary masks at inference (< 0: use the probabilities)
+    num_mix: list[int] = field(default_factory=lambda: [2, 3])  # sources per training mixture (drawn per item)
+    val_num_mix: list[int] = field(default_factory=lambda: [2, 3])  # validation mixtures cycle through these
+    segment_frames: int = 64  # STFT frames of a training crop (1.49 s at the defaults)
+    num_frames: int = 3  # frames per source video (max-pooled over time)
+    image_size: int = 32  # frames are decoded with this short side
+    fps: float = 8.0  # frames are decoded at this rate
+    distinct: bool = True  # partners of a mixture have different labels (when the data has labels)
+    gain: list[float] = field(default_factory=lambda: [1.0, 1.0])  # random gain range per training source
+    zoom: list[float] = field(default_factory=lambda: [1.0, 1.0])  # half the training sources' frames shrunk by this
+    # range (sources look smaller, as in a duet): per-position features then work at other scales
+    train_length: int = 0  # mixtures per epoch (0 = one per training clip)
+    val_length: int = 0  # validation mixtures (0 = one per validation clip)
+    val_bss: bool = True  # BSS-eval SDR/SIR/SAR in validation (SI-SDR always)
+    limit: int = 0  # use only the first N clips of each source (quick runs)
+
+    def __post_init__(self) -> None:
+        if self.weight not in WEIGHTS:
+            raise AvkitError(f"task_options.weight must be log1p, magnitude or none, got {self.weight!r}")
+        if self.segment_frames < 2 or self.num_frames < 1 or self.image_size < 8 or self.fps <= 0:
+            raise AvkitError("task_options need segment_frames >= 2, num_frames >= 1, image_size >= 8 and fps > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SeparationSpec:
+    """Everything a separation run's ``config.yaml`` says about the model: options, front end, network."""
+
+    options: SeparationOptions
+    net: NetConfig
+
+    @property
+    def stft(self) -> STFTConfig:
+        return self.options.stft
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> SeparationSpec:
+        """Read ``task_options`` and ``model`` of a separation recipe (one-line errors for bad values)."""
+        options = parse_options(SeparationOptions, cfg.task_options, "task_options")
+        m = cfg.model
+        if m.audio not in ("", "unet"):
+            raise AvkitError(f"separation: model.audio must be 'unet' (or empty), got {m.audio!r}")
+        if m.video not in ("", "cnn"):
+            raise AvkitError(f"separation: model.video must be 'cnn' (or empty), got {m.video!r}")
+        net = parse_options(NetConfig, {**m.audio_options, **m.video_options, "channels": options.channels,
+                                        "mask": options.mask}, "model.audio_options/video_options")
+        return cls(options, net)
+
+    def build_net(self) -> SeparationNet:
+        """A freshly initialised network of this spec (load weights into it for inference)."""
+        return SeparationNet(self.net, self.stft)

@@ -1,0 +1,105 @@
+"""``--regions``: which parts of the picture are separated as sources.
+
+:func:`parse_regions` reads the option (``auto`` | ``whole`` | ``grid:CxR`` | boxes) into a
+:class:`RegionSpec`; :func:`region_masks` turns a spec into boolean masks over the network's feature
+map and boxes in the frame's pixels; :func:`region_box` is the box drawn around a region the model
+found itself (``auto``, :meth:`avkit.apps.separation.inference.Separator.find_sources`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from avkit.errors import AvkitError
+
+Box = tuple[float, float, float, float]  # (x0, y0, x1, y1)
+
+
+@dataclass(frozen=True)
+class RegionSpec:
+    """A parsed ``--regions``: ``kind`` is ``auto``, ``whole``, ``grid`` (``cols`` x ``rows``) or ``boxes``
+    (in pixels, or in fractions of the frame when ``fractions``)."""
+
+    kind: str
+    cols: int = 0
+    rows: int = 0
+    boxes: tuple[Box, ...] = ()
+    fractions: bool = False
+
+
+def parse_regions(spec: str) -> RegionSpec:
+    """``auto`` | ``whole`` | ``grid:CxR`` (or ``CxR``) | boxes ``x0,y0,x1,y1;...`` (pixels, or fractions
+    of the frame when every value is <= 1); a bad value is a one-line error naming ``--regions``."""
+    text = (spec or "auto").strip().lower()
+    if text in ("auto", "whole"):
+        return RegionSpec(text)
+    m = re.fullmatch(r"(?:grid:)?(\d+)x(\d+)", text)
+    if m:
+        cols, rows = int(m.group(1)), int(m.group(2))
+        if not (1 <= cols <= 16 and 1 <= rows <= 16):
+            raise AvkitError(f"--regions {spec!r}: a grid needs 1-16 columns and rows")
+        return RegionSpec("grid", cols=cols, rows=rows)
+    boxes = []
+    for part in text.split(";"):
+        try:
+            vals = [float(v) for v in part.split(",")]
+        except ValueError:
+            vals = []
+        if len(vals) != 4 or vals[2] <= vals[0] or vals[3] <= vals[1]:
+            raise AvkitError(f"--regions {spec!r}: expected auto, whole, grid:CxR or boxes 'x0,y0,x1,y1;...' "
+                             "with x1 > x0 and y1 > y0")
+        boxes.append((vals[0], vals[1], vals[2], vals[3]))
+    return RegionSpec("boxes", boxes=tuple(boxes), fractions=all(v <= 1.0 for b in boxes for v in b))
+
+
+def region_masks(regions: RegionSpec, grid: tuple[int, int], frame_size: tuple[int, int]
+                 ) -> tuple[list[np.ndarray], list[Box]]:
+    """Boolean feature-map masks ``[h, w]`` and their boxes (frame pixels) for a parsed spec (not ``auto``).
+    A box smaller than a cell gets the cell under its centre; a box outside the frame is an error."""
+    h, w = grid
+    height, width = frame_size
+    cy = (np.arange(h) + 0.5) / h  # cell centres, as fractions of the frame
+    cx = (np.arange(w) + 0.5) / w
+    if regions.kind == "whole":
+        boxes: list[Box] = [(0.0, 0.0, 1.0, 1.0)]
+    elif regions.kind == "grid":
+        c, r = regions.cols, regions.rows
+        boxes = [(i / c, j / r, (i + 1) / c, (j + 1) / r) for j in range(r) for i in range(c)]
+    elif regions.kind == "boxes":
+        boxes = [b if regions.fractions else (b[0] / width, b[1] / height, b[2] / width, b[3] / height)
+                 for b in regions.boxes]
+    else:
+        raise ValueError(f"region_masks: {regions.kind!r} regions are found by the model, not laid out")
+    masks = []
+    for x0, y0, x1, y1 in boxes:
+        if x1 <= 0 or y1 <= 0 or x0 >= 1 or y0 >= 1:
+            raise AvkitError(f"region box {_px((x0, y0, x1, y1), frame_size)} lies outside the {width}x{height} frame")
+        m = ((cy[:, None] >= y0) & (cy[:, None] < y1)) & ((cx[None, :] >= x0) & (cx[None, :] < x1))
+        if not m.any():  # a box smaller than a cell: the cell under its centre
+            m = np.zeros((h, w), bool)
+            m[min(h - 1, int((y0 + y1) / 2 * h)), min(w - 1, int((x0 + x1) / 2 * w))] = True
+        masks.append(m)
+    return masks, [_px(b, frame_size) for b in boxes]
+
+
+def region_box(region: np.ndarray, frame_size: tuple[int, int]) -> Box:
+    """The pixel box around the largest connected (8-neighbour) group of cells of a feature-map region."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(region, structure=np.ones((3, 3), int))
+    if count > 1:
+        sizes = ndimage.sum(region, labels, index=np.arange(1, count + 1))
+        region = labels == 1 + int(np.argmax(sizes))
+    h, w = region.shape
+    ys, xs = np.nonzero(region)
+    return _px((xs.min() / w, ys.min() / h, (xs.max() + 1) / w, (ys.max() + 1) / h), frame_size)
+
+
+def _px(box: Sequence[float], frame_size: tuple[int, int]) -> Box:
+    """A box in fractions of the frame -> pixels, clipped to the frame."""
+    height, width = frame_size
+    x0, y0, x1, y1 = box
+    return (max(0.0, x0) * width, max(0.0, y0) * height, min(1.0, x1) * width, min(1.0, y1) * height)

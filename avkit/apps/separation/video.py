@@ -1,0 +1,301 @@
+"""Separate video files and write the results (``avkit separate``).
+
+:func:`separate_video` reads one video, separates one source per region (``--regions``, or the
+sources the model finds) and writes one WAV and one video per source, the residual (mixture minus
+the sources), the mixture, a sound-map image and video, and ``separation.json``.
+:func:`separate_pair` is the classic demonstration: mix the sounds of two videos, separate each again
+from its own picture, and score the result (BSS-eval and SI-SDR, with the mixture and the ideal-mask
+oracles beside it).
+
+Nothing is overwritten without ``overwrite=True``. Then the new files are written in a staging
+folder beside ``out`` and swapped in together (:class:`avkit.staging.StagedOutput`); only files an
+earlier ``avkit separate`` wrote (listed in its ``separation.json``) are replaced, and those the new
+output lacks are removed; anything else in ``out`` stays.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from avkit.apps.separation.inference import Separator, Source
+from avkit.apps.separation.plots import highlight, plot_sound_map, sound_map_video, upscale
+from avkit.apps.separation.regions import parse_regions, region_box, region_masks
+from avkit.errors import AvkitError, MediaError, OutputExistsError
+from avkit.staging import StagedOutput
+from avkit.utils import atomic_path, atomic_write_json
+
+MAX_OUTPUT_SIDE = 360  # output videos are decoded with at most this short side
+JSON_NAME = "separation.json"
+
+
+@dataclass
+class SeparationResult:
+    """What :func:`separate_video` / :func:`separate_pair` did."""
+
+    out: Path
+    sources: list[dict[str, Any]]
+    files: list[str]
+    seconds: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, Any] | None = None
+    duration: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"out": str(self.out), "duration": round(self.duration, 3), "sources": self.sources,
+             "files": self.files, "seconds": {k: round(v, 4) for k, v in self.seconds.items()}}
+        if self.duration and self.seconds.get("separate"):
+            d["real_time_factor"] = round(self.duration / self.seconds["separate"], 1)
+        if self.seconds.get("total"):
+            d["real_time_factor_total"] = round(self.duration / self.seconds["total"], 1)
+        if self.metrics is not None:
+            d["metrics"] = self.metrics
+        return d
+
+
+# ---------------------------------------------------------------------------------------------
+# one video
+
+
+def separate_video(video: str | Path, run_dir: str | Path | Separator, out: str | Path, *, regions: str = "auto",
+                   overwrite: bool = False, videos: bool = True, max_sources: int = 4, checkpoint: str = "best",
+                   device: str = "auto", progress: Callable[[str], None] | None = None) -> SeparationResult:
+    """Separate the sources of ``video`` into ``out`` (see the module docstring); ``regions`` as
+    :func:`~avkit.apps.separation.regions.parse_regions`; ``run_dir`` a run directory or a loaded :class:`Separator`."""
+    t0 = time.perf_counter()
+    spec = parse_regions(regions)
+    previous = earlier_outputs(out, overwrite)  # refuse early, before any work
+    sep = _separator(run_dir, checkpoint, device)
+    step = progress or (lambda msg: None)
+    step("reading the video")
+    t_read = time.perf_counter()
+    clip = read_input(video, sep, output_frames=videos)
+    t_sep = time.perf_counter()
+    step("separating")
+    a = sep.analyse(clip.audio, clip.net_frames)
+    if spec.kind == "auto":
+        masks, added_rest = sep.find_sources(a, max_sources=max_sources)
+        if not masks:
+            masks = [np.ones(a.grid, bool)]
+        boxes = [region_box(m, clip.frame_size) for m in masks]
+        labels = [f"found {k}" for k in range(len(masks))]
+        if len(masks) > 1 and added_rest:
+            labels[-1] = "rest of the picture"
+    else:
+        masks, boxes = region_masks(spec, a.grid, clip.frame_size)
+        labels = [f"region {k}" for k in range(len(masks))]
+    estimates = sep.separate_regions(a, masks)
+    share, frame_share = sep.sound_map(a)
+    t_write = time.perf_counter()
+    mixture = clip.audio
+    energy = float((mixture.astype(np.float64) ** 2).sum()) or 1.0
+    sources = [Source(m, b, e, float((e.astype(np.float64) ** 2).sum() / energy), label)
+               for m, b, e, label in zip(masks, boxes, estimates, labels)]
+    residual = mixture - estimates.sum(0) if len(estimates) else mixture
+    step("writing")
+    sr = sep.sample_rate
+    k_all = range(len(sources))
+    files = ["mixture.wav", *(f"source_{k}.wav" for k in k_all), "residual.wav", "soundmap.png"]
+    if videos:
+        files += [*(f"source_{k}.mp4" for k in k_all), "residual.mp4", "soundmap.mp4"]
+    with _staged(out, files, previous) as staged:
+        d = staged.path
+        _write_wav(d / "mixture.wav", mixture, sr)
+        for k, src in enumerate(sources):
+            _write_wav(d / f"source_{k}.wav", src.audio, sr)
+        _write_wav(d / "residual.wav", residual, sr)
+        mid = clip.net_frames[len(clip.net_frames) // 2]
+        plot_sound_map(d / "soundmap.png", mid, share, sources, clip.frame_size,
+                       title=f"{Path(video).name}: {len(sources)} source(s)")
+        if videos:
+            from avkit.io import write_video
+
+            frames = clip.frames
+            for k, src in enumerate(sources):
+                write_video(d / f"source_{k}.mp4", upscale(highlight(frames, src.box, clip.frame_size)), clip.fps,
+                            src.audio, sr)
+            write_video(d / "residual.mp4", upscale(frames), clip.fps, residual, sr)
+            hop_s = sep.spectral.cfg.hop / sr
+            write_video(d / "soundmap.mp4", sound_map_video(frames, clip.fps, frame_share, hop_s), clip.fps, mixture, sr)
+        seconds = _timings(t0, t_read, t_sep, t_write)
+        record = {"video": str(video), "run": str(sep.run_dir), "regions": regions, "sample_rate": sr,
+                  "duration": clip.duration, "frame_size": list(clip.frame_size),
+                  "sources": [dict(s.to_dict(), wav=f"source_{k}.wav", **({"video": f"source_{k}.mp4"} if videos else {}))
+                              for k, s in enumerate(sources)],
+                  "residual_energy": round(float((residual.astype(np.float64) ** 2).sum() / energy), 4),
+                  "seconds": {k: round(v, 4) for k, v in seconds.items()}, "files": files + [JSON_NAME]}
+        atomic_write_json(d / JSON_NAME, record)
+    return SeparationResult(Path(out), record["sources"], record["files"], seconds, None, clip.duration)
+
+
+# ---------------------------------------------------------------------------------------------
+# two videos: mix and separate
+
+
+def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path | Separator, out: str | Path, *,
+                  overwrite: bool = False, videos: bool = True, checkpoint: str = "best", device: str = "auto",
+                  progress: Callable[[str], None] | None = None) -> SeparationResult:
+    """Mix the sounds of two videos, separate each again from its own picture, and score it."""
+    from avkit.apps.separation.metrics import evaluate_mixture, summarize
+    from avkit.apps.separation.stft import Spectral
+
+    t0 = time.perf_counter()
+    previous = earlier_outputs(out, overwrite)  # refuse early, before any work
+    sep = _separator(run_dir, checkpoint, device)
+    step = progress or (lambda msg: None)
+    step("reading the videos")
+    t_read = time.perf_counter()
+    clips = [read_input(v, sep, output_frames=videos) for v in (video_a, video_b)]
+    n = min(len(c.audio) for c in clips)
+    refs = np.stack([c.audio[:n] for c in clips])
+    mixture = refs.sum(0)
+    t_sep = time.perf_counter()
+    step("separating")
+    estimates = sep.separate_clips(mixture, [c.net_frames for c in clips])
+    t_write = time.perf_counter()
+    step("scoring")
+    scores = evaluate_mixture(Spectral(sep.spectral.cfg), refs, estimates)
+    scores["num_sources"] = 2
+    summary = summarize([scores])["2"]
+    sr = sep.sample_rate
+    step("writing")
+    files = ["mixture.wav"]
+    for k in range(len(clips)):
+        files += [f"source_{k}.wav", f"source_{k}.mp4"] if videos else [f"source_{k}.wav"]
+    files.append("residual.wav")
+    with _staged(out, files, previous) as staged:
+        d = staged.path
+        _write_wav(d / "mixture.wav", mixture, sr)
+        energy = float((mixture.astype(np.float64) ** 2).sum()) or 1.0
+        sources = []
+        for k, (clip, est) in enumerate(zip(clips, estimates)):
+            _write_wav(d / f"source_{k}.wav", est, sr)
+            entry = {"label": Path(clip.path).name, "video_in": clip.path,
+                     "energy": round(float((est.astype(np.float64) ** 2).sum() / energy), 4), "wav": f"source_{k}.wav",
+                     **{m: round(scores["model"][m][k], 3) for m in scores["model"]}}
+            if videos:
+                from avkit.io import write_video
+
+                frames = clip.frames[: max(1, int(np.ceil(n / sr * clip.fps)))]
+                write_video(d / f"source_{k}.mp4", upscale(frames), clip.fps, est, sr)
+                entry["video"] = f"source_{k}.mp4"
+            sources.append(entry)
+        _write_wav(d / "residual.wav", mixture - estimates.sum(0), sr)
+        seconds = _timings(t0, t_read, t_sep, t_write)
+        metrics = {"per_source": scores, "mean": summary}
+        record = {"videos": [str(video_a), str(video_b)], "run": str(sep.run_dir), "mode": "mix", "sample_rate": sr,
+                  "duration": n / sr, "sources": sources, "metrics": metrics,
+                  "seconds": {k: round(v, 4) for k, v in seconds.items()}, "files": files + [JSON_NAME]}
+        atomic_write_json(d / JSON_NAME, record)
+    return SeparationResult(Path(out), sources, record["files"], seconds, metrics, n / sr)
+
+
+def _timings(t0: float, t_read: float, t_sep: float, t_write: float) -> dict[str, float]:
+    """Seconds spent loading the model, reading, separating and writing (until now), and in all."""
+    t_end = time.perf_counter()
+    return {"load": t_read - t0, "read": t_sep - t_read, "separate": t_write - t_sep, "write": t_end - t_write,
+            "total": t_end - t0}
+
+
+def _separator(run: str | Path | Separator, checkpoint: str, device: str) -> Separator:
+    from avkit.apps.separation import load
+
+    return run if isinstance(run, Separator) else load(run, checkpoint, device)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading inputs
+
+
+@dataclass
+class VideoInput:
+    """A decoded input video: the network's view and the view written to the output videos."""
+
+    path: str
+    audio: np.ndarray  # float32 [S] at the model's rate
+    net_frames: np.ndarray  # uint8 [T, h, w, 3] at the run's fps and image size
+    frames: np.ndarray  # uint8 [T', H, W, 3] for the output videos
+    fps: float  # of ``frames``
+    frame_size: tuple[int, int]  # (H, W) of the original picture
+    duration: float
+
+
+def read_input(path: str | Path, sep: Separator, *, output_frames: bool = True) -> VideoInput:
+    """Decode ``path`` for :func:`separate_video`; one-line errors for what a separation needs."""
+    from avkit.io import VideoReader
+
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(path, "no such file")
+    if path.is_dir():
+        raise MediaError(path, "is a directory, not a video")
+    with VideoReader(path) as reader:
+        if reader.video is None:
+            raise MediaError(path, "no video stream: avkit separate needs the picture to know which sources "
+                                   "to separate")
+        if reader.audio is None:
+            raise MediaError(path, "no audio stream: there is no sound to separate")
+        duration = reader.duration or 0.0
+        audio = reader.read_audio(0.0, duration, sample_rate=sep.sample_rate).numpy().astype(np.float32)
+        if len(audio) < sep.spectral.cfg.n_fft:
+            raise MediaError(path, f"audio is too short to separate ({len(audio) / sep.sample_rate:.3f} s)")
+        n = max(1, int(np.ceil(duration * sep.opts.fps - 1e-9)))
+        net_frames, _ = reader.frames_at(np.arange(n) / sep.opts.fps, size=sep.opts.image_size)
+        height, width = int(reader.video.codec_context.height), int(reader.video.codec_context.width)
+        fps = min(float(reader.fps or sep.opts.fps), 30.0)
+        frames = np.zeros((0, 1, 1, 3), np.uint8)
+        if output_frames:
+            short = min(height, width)
+            size = None if short <= MAX_OUTPUT_SIDE else MAX_OUTPUT_SIDE
+            m = max(1, int(np.ceil(duration * fps - 1e-9)))
+            frames_t, _ = reader.frames_at(np.arange(m) / fps, size=size)
+            frames = frames_t.numpy()
+            height, width = frames.shape[1:3]
+    return VideoInput(str(path), audio, net_frames.numpy(), frames, fps, (height, width), duration)
+
+
+# ---------------------------------------------------------------------------------------------
+# writing outputs
+
+
+def earlier_outputs(out: str | Path, overwrite: bool) -> list[str]:
+    """The files an earlier ``avkit separate`` wrote in ``out`` (from its ``separation.json``), which a
+    new one may replace; refuses a non-empty ``out`` without ``overwrite``, and any folder that no
+    ``avkit separate`` wrote (no ``separation.json``), whose files are not ours to replace."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise AvkitError(f"{out}: exists and is not a directory")
+    if not (out.is_dir() and any(out.iterdir())):
+        return []
+    if not overwrite:
+        raise OutputExistsError(out)
+    record = out / JSON_NAME
+    if not record.is_file():
+        raise AvkitError(f"{out}: not an 'avkit separate' output folder (no {JSON_NAME}); "
+                         "refusing to replace its files, choose another --out")
+    try:
+        files = json.loads(record.read_text()).get("files", [])
+    except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+        raise AvkitError(f"{record}: unreadable; refusing to replace the folder") from None
+    if not isinstance(files, list):
+        raise AvkitError(f"{record}: 'files' is not a list; refusing to replace the folder")
+    # only plain file names inside ``out`` (never a path elsewhere, never a folder someone made there)
+    return [name for name in files if isinstance(name, str) and name not in ("", ".", "..")
+            and Path(name).name == name and "\\" not in name and not (out / name).is_dir()]
+
+
+def _staged(out: str | Path, files: Sequence[str], previous: Sequence[str]) -> StagedOutput:
+    """The staging of ``files`` + ``separation.json`` for ``out``; the earlier outputs the new ones do not
+    replace are listed too, so the swap removes them. ``separation.json`` comes first: the first out, the last in."""
+    new = [JSON_NAME, *files]
+    return StagedOutput(out, entries=new + [name for name in previous if name not in new])
+
+
+def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    import soundfile
+
+    with atomic_path(path, suffix=".wav") as tmp:
+        soundfile.write(str(tmp), np.asarray(audio, np.float32), sample_rate, subtype="FLOAT", format="WAV")
