@@ -78,13 +78,14 @@ def run(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from avkit.apps.clip_selection.inference import ClipSelector, format_selection
+    from avkit.apps import clip_selection
+    from avkit.apps.clip_selection.inference import format_selection
 
     console = Console(stderr=True)
     with console.status("loading models") as status:
-        selector = ClipSelector(args.run, preview=args.preview, sampler=args.sampler, checkpoint=args.checkpoint,
-                                device=args.device, stride=args.stride, min_gap=args.min_gap,
-                                consensus=args.consensus)
+        selector = clip_selection.load(args.run, preview=args.preview, sampler=args.sampler,
+                                       checkpoint=args.checkpoint, device=args.device, stride=args.stride,
+                                       min_gap=args.min_gap, consensus=args.consensus)
         result = selector.select(args.video, budget=args.budget, policy=args.policy, weighted=args.weighted,
                                  seed=args.seed, top=args.top, on_stage=lambda text: status.update(text))
         if args.plot:

@@ -1,8 +1,8 @@
 """Audio-guided clip selection in front of any trained avkit classifier: the Python API of ``avkit select``.
 
 ```python
-from avkit.apps.clip_selection.inference import ClipSelector
-selector = ClipSelector("runs/longvideo_c3d", preview="runs/longvideo_preview")
+from avkit.apps import clip_selection
+selector = clip_selection.load("runs/longvideo_c3d", preview="runs/longvideo_preview")   # -> ClipSelector
 result = selector.select("video.mp4", budget=2, policy="audio")
 result.prediction[0]          # {"label": ..., "score": ...}
 result.gflops["total"], result.gflops["dense"]
@@ -51,7 +51,7 @@ class _BatchCaller(nn.Module):
         self.inner = inner
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        from avkit.engine.task import forward_batch
+        from avkit.engine.step import forward_batch
 
         return forward_batch(self.inner, batch)
 
@@ -59,7 +59,7 @@ class _BatchCaller(nn.Module):
 class HeavyModel:
     """A trained classifier run: reads clips the way the run saw them, returns softmax per clip."""
 
-    def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str = "cpu",
+    def __init__(self, run_dir: str | Path, checkpoint: str = "best", device: str | torch.device | None = "cpu",
                  model: tuple[nn.Module, Any, list[str]] | None = None) -> None:
         from avkit.engine.build import clip_transform, short_side_of
         from avkit.engine.evaluate import load_run
@@ -86,38 +86,20 @@ class HeavyModel:
         return next(self.net.parameters()).device
 
     def batch(self, source: Any, windows: Sequence[ClipWindow]) -> dict[str, torch.Tensor]:
-        """``video [K, 3, T, H, W]`` (+ ``audio`` / ``spectrogram`` for a run that uses sound) of
-        ``windows`` from an open ``VideoReader`` or ``InMemoryVideo`` (decoded at :attr:`short_side`)."""
-        from avkit.data.audio_features import LogMel
+        """``video [K, 3, T, H, W]`` (+ ``audio`` / ``spectrogram`` of the clip's own span for a run
+        that uses sound) of ``windows`` from an open ``VideoReader`` or ``InMemoryVideo``, read the
+        way the run was trained (:func:`avkit.data.batch.clip_batch`)."""
+        from avkit.data.batch import clip_batch
 
-        if not windows:
-            raise AvkitError("no clips to read")
-        times = np.concatenate([w.times for w in windows])
-        frames, _ = source.frames_at(times, size=self.short_side)
-        clips = [self.transform(c) for c in frames.split(self.num_frames)]
-        batch: dict[str, torch.Tensor] = {"video": torch.stack(clips)}
-        if self.need_audio:
-            length = int(round(self.num_frames / self.fps * self.sample_rate))
-            waves = []
-            for w in windows:
-                if source.audio is None:
-                    waves.append(torch.zeros(length))
-                    continue
-                wave = torch.as_tensor(source.read_audio(w.start, w.start + length / self.sample_rate,
-                                                         sample_rate=self.sample_rate), dtype=torch.float32)[:length]
-                waves.append(torch.nn.functional.pad(wave, (0, length - wave.shape[0])))
-            wave = torch.stack(waves)
-            if self.cfg.data.audio:
-                batch["audio"] = wave
-            if self.cfg.data.spectrogram:
-                mel = LogMel(sample_rate=self.sample_rate)
-                batch["spectrogram"] = torch.stack([mel(x) for x in wave])
-        return batch
+        data = self.cfg.data
+        return clip_batch(source, windows, num_frames=self.num_frames, size=self.short_side, transform=self.transform,
+                          audio=bool(data.audio), spectrogram=bool(data.spectrogram), sample_rate=self.sample_rate,
+                          audio_seconds=self.clip_seconds)
 
     @torch.no_grad()
     def probs(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Softmax ``[K, C]`` of the heavy model on a batch of clips."""
-        from avkit.engine.trainer import autocast_context, to_device
+        from avkit.engine.step import autocast_context, to_device
 
         dev = self.device
         n = next(v.shape[0] for v in batch.values() if isinstance(v, torch.Tensor))
@@ -177,10 +159,12 @@ class ClipSelector:
     which brings its own preview, needed by ``policy="learned"``. ``stride``: seconds between
     candidate starts; ``min_gap``: NMS distance between chosen clip centres (default one clip);
     ``consensus``: re-rank the preview's saliency by agreement with the whole video (``audio``).
+    ``checkpoint`` picks the classifier's weights (``best`` / ``last``); the preview and the sampler
+    load their best.
     """
 
     def __init__(self, run_dir: str | Path, *, preview: str | Path | None = None, sampler: str | Path | None = None,
-                 checkpoint: str = "best", device: str = "cpu", stride: float = DEFAULT_STRIDE,
+                 checkpoint: str = "best", device: str | torch.device | None = "cpu", stride: float = DEFAULT_STRIDE,
                  min_gap: float | None = None, consensus: bool = False, heavy: HeavyModel | None = None) -> None:
         self.heavy = heavy if heavy is not None else HeavyModel(run_dir, checkpoint, device)
         self.sampler = None

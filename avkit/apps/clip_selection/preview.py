@@ -310,12 +310,18 @@ class NetPreview:
         self.flops = FlopCache(self.net)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "cpu") -> "NetPreview":
-        """The preview trained in ``run_dir`` (``task: clip_selection``, ``task_options.model: preview``)."""
-        net, names = load_preview_net(run_dir)
-        from avkit.engine.device import resolve_device
+    def from_run(cls, run_dir: str | Path, device: str | torch.device | None = "cpu",
+                 checkpoint: str = "best") -> "NetPreview":
+        """The preview trained in ``run_dir`` (``task: clip_selection``, ``task_options.model: preview``),
+        rebuilt from the network options stored with its weights."""
+        from avkit.engine.checkpoint import load_trained, open_run
 
-        return cls(net.to(resolve_device(device)), names, run_dir)
+        run = open_run(run_dir, checkpoint)
+        if run.config.task != "clip_selection" or run.meta.get("model") != "preview":
+            raise AvkitError(f"{run_dir}: not a preview run (it trained {run.meta.get('model') or run.config.task!r}; "
+                             "train one with recipes/longvideo_preview.yaml)")
+        net = load_trained(PreviewNet(**run.meta["options"]), run, device, "its preview network")
+        return cls(net, list(run.meta.get("class_names") or []), run_dir)
 
     @property
     def device(self) -> torch.device:
@@ -353,26 +359,8 @@ class NetPreview:
                              gflops=gflops, seconds=seconds, decode_seconds=inputs.seconds)
 
 
-def load_preview_net(run_dir: str | Path) -> tuple[PreviewNet, list[str]]:
-    """Rebuild the :class:`PreviewNet` of a preview run directory and load its best weights."""
-    from avkit.engine.checkpoint import load_strict, read_meta
-
-    run_dir = Path(run_dir)
-    path = run_dir / "best.safetensors"
-    if not path.is_file():
-        raise AvkitError(f"{run_dir}: not a trained preview run (no best.safetensors)")
-    meta = read_meta(path)
-    meta = meta if "model" in meta else meta.get("state", meta)
-    if meta.get("model") != "preview":
-        raise AvkitError(f"{run_dir}: not a preview run (its task trained {meta.get('model') or 'something else'!r}; "
-                         "train one with recipes/longvideo_preview.yaml)")
-    net = PreviewNet(**meta["options"])
-    load_strict(net, path, "its preview network")
-    return net.eval(), list(meta.get("class_names") or [])
-
-
-def make_preview(preview: str | Path | None, device: str = "cpu") -> EnergyPreview | NetPreview:
-    """A trained preview from its run directory, or the analytic :class:`EnergyPreview` for None."""
+def make_preview(preview: str | Path | None, device: str | torch.device | None = "cpu") -> EnergyPreview | NetPreview:
+    """A trained preview from its run directory (best weights), or the analytic :class:`EnergyPreview` for None."""
     if preview is None or str(preview) in ("", "energy"):
         return EnergyPreview()
     return NetPreview.from_run(preview, device)

@@ -77,23 +77,19 @@ class LearnedSampler:
         self.flops = FlopCache(self.net)
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, device: str = "cpu") -> "LearnedSampler":
-        from avkit.engine.checkpoint import load_strict, read_meta
-        from avkit.engine.device import resolve_device
+    def from_run(cls, run_dir: str | Path, device: str | torch.device | None = "cpu",
+                 checkpoint: str = "best") -> "LearnedSampler":
+        """The sampler trained in ``run_dir`` (``task_options.model: sampler``) with the preview it ranks."""
+        from avkit.engine.checkpoint import load_trained, open_run
 
-        run_dir = Path(run_dir)
-        path = run_dir / "best.safetensors"
-        if not path.is_file():
-            raise AvkitError(f"{run_dir}: not a trained sampler run (no best.safetensors)")
-        meta = read_meta(path)
-        if meta.get("model") != "sampler":
-            raise AvkitError(f"{run_dir}: not a learned-sampler run (trained {meta.get('model') or 'something else'!r}; "
+        run = open_run(run_dir, checkpoint)
+        meta = run.meta
+        if run.config.task != "clip_selection" or meta.get("model") != "sampler":
+            raise AvkitError(f"{run_dir}: not a learned-sampler run (it trained {meta.get('model') or run.config.task!r}; "
                              "train one with recipes/longvideo_sampler.yaml)")
-        preview_dir = _existing(meta.get("preview_run"), meta.get("preview_run_abs"), run_dir)
-        net = SamplerNet(**meta["options"])
-        load_strict(net, path, "its sampler network")
-        dev = resolve_device(device)
-        return cls(net.to(dev), NetPreview.from_run(preview_dir, device), run_dir, meta.get("heavy_run"))
+        preview_dir = _existing(meta.get("preview_run"), meta.get("preview_run_abs"), run.run_dir)
+        net = load_trained(SamplerNet(**meta["options"]), run, device, "its sampler network")
+        return cls(net, NetPreview.from_run(preview_dir, device), run_dir, meta.get("heavy_run"))
 
     @torch.no_grad()
     def score(self, result: PreviewResult) -> tuple[np.ndarray, float]:

@@ -25,6 +25,7 @@ the sampler: the heavy model is right on it); it picks ``best.safetensors``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -33,13 +34,36 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from avkit.engine.config import parse_options
 from avkit.engine.task import Task
 from avkit.errors import AvkitError
 
-PREVIEW_DEFAULTS = {"visual": True, "width": 16, "frame_width": 8, "hidden": 32, "clip_seconds": 1.0, "stride": 0.5,
-                    "class_weight": 0.5, "gain_db": 6.0}
-SAMPLER_DEFAULTS = {"preview": "", "heavy": "", "hidden": 32, "margin": 0.5, "dropout": 0.1, "stride": 0.5,
-                    "min_diff": 0.05}
+
+@dataclass
+class PreviewOptions:
+    """``task_options`` of a preview run (``model: preview``; module docstring)."""
+
+    visual: bool = True  # also one 16x16 frame per window
+    width: int = 16
+    frame_width: int = 8
+    hidden: int = 32
+    clip_seconds: float = 1.0  # the heavy model's clip length
+    stride: float = 0.5
+    class_weight: float = 0.5
+    gain_db: float = 6.0  # random level change of each training video's soundtrack, +-dB
+
+
+@dataclass
+class SamplerOptions:
+    """``task_options`` of a learned-sampler run (``model: sampler``; module docstring)."""
+
+    preview: str = ""  # the preview run whose features are ranked
+    heavy: str = ""  # the classifier run whose true-class probability is the target
+    hidden: int = 32
+    margin: float = 0.5
+    dropout: float = 0.1
+    stride: float = 0.5
+    min_diff: float = 0.05
 
 
 class _Items(Dataset):
@@ -77,15 +101,12 @@ class ClipSelectionTask(Task):
         self.kind = opts.pop("model", "preview")
         if self.kind not in ("preview", "sampler"):
             raise AvkitError(f"task_options.model must be 'preview' or 'sampler', got {self.kind!r}")
-        defaults = PREVIEW_DEFAULTS if self.kind == "preview" else SAMPLER_DEFAULTS
-        unknown = sorted(set(opts) - set(defaults))
-        if unknown:
-            raise AvkitError(f"unknown task_options {unknown} for model {self.kind!r} (valid: {sorted(defaults)})")
-        self.opts = {**defaults, **opts}
+        self.opts: PreviewOptions | SamplerOptions = parse_options(
+            PreviewOptions if self.kind == "preview" else SamplerOptions, opts)
         self.class_names: list[str] = []
         self.in_dim = 0
-        self.heavy_clip = float(self.opts.get("clip_seconds", 1.0))
-        if self.kind == "sampler" and (not self.opts["preview"] or not self.opts["heavy"]):
+        self.heavy_clip = self.opts.clip_seconds if isinstance(self.opts, PreviewOptions) else 1.0
+        if isinstance(self.opts, SamplerOptions) and (not self.opts.preview or not self.opts.heavy):
             raise AvkitError("the sampler needs task_options.preview (a preview run) and task_options.heavy "
                              "(the classifier run it serves)")
 
@@ -113,7 +134,7 @@ class ClipSelectionTask(Task):
         from avkit.apps.clip_selection.policies import candidate_windows
 
         num_frames = max(1, int(round(clip_seconds * fps)))
-        return candidate_windows(duration, num_frames, num_frames / clip_seconds, float(self.opts["stride"]))
+        return candidate_windows(duration, num_frames, num_frames / clip_seconds, self.opts.stride)
 
     def _duration(self, path: str) -> float:
         from avkit.io import VideoReader
@@ -125,12 +146,14 @@ class ClipSelectionTask(Task):
         from avkit.apps.clip_selection.data import overlap_fraction
         from avkit.apps.clip_selection.preview import front_end, read_inputs, window_index
 
+        opts = self.opts
+        assert isinstance(opts, PreviewOptions)
         advance, stop = _progress(len(videos), "decoding previews")
         items = []
         try:
             for v in videos:
-                windows = self._windows(self._duration(v.path), float(self.opts["clip_seconds"]))
-                inputs = read_inputs(v.path, windows, frames=bool(self.opts["visual"]))
+                windows = self._windows(self._duration(v.path), opts.clip_seconds)
+                inputs = read_inputs(v.path, windows, frames=opts.visual)
                 wave = inputs.wave if inputs.wave is not None else torch.zeros(int(inputs.duration * 8000))
                 cover = overlap_fraction([w.start for w in windows], [w.end for w in windows], v.segments)
                 items.append({"spectrogram": front_end()(wave), "index": window_index(windows),
@@ -147,8 +170,10 @@ class ClipSelectionTask(Task):
         from avkit.apps.clip_selection.inference import HeavyModel
         from avkit.io.in_memory import InMemoryVideo
 
-        preview = NetPreview.from_run(self.opts["preview"])
-        heavy = HeavyModel(self.opts["heavy"], device="cpu")
+        opts = self.opts
+        assert isinstance(opts, SamplerOptions)
+        preview = NetPreview.from_run(opts.preview)
+        heavy = HeavyModel(opts.heavy, device="cpu")
         if len(heavy.class_names) != len(self.class_names):
             raise AvkitError(f"the heavy run has {len(heavy.class_names)} classes, the data {len(self.class_names)}")
         self.heavy_clip = heavy.clip_seconds
@@ -160,7 +185,7 @@ class ClipSelectionTask(Task):
 
                 mem = InMemoryVideo.decode(v.path, size=heavy.short_side, sample_rate=heavy.sample_rate,
                                            audio=heavy.need_audio)
-                windows = candidate_windows(mem.duration, heavy.num_frames, heavy.fps, float(self.opts["stride"]))
+                windows = candidate_windows(mem.duration, heavy.num_frames, heavy.fps, opts.stride)
                 result = preview.run(v.path, windows)
                 if not result.ok:
                     advance()
@@ -199,11 +224,12 @@ class ClipSelectionTask(Task):
     # -- model -----------------------------------------------------------------------------------
 
     def model_options(self) -> dict[str, Any]:
-        if self.kind == "preview":
-            return {"num_classes": len(self.class_names), "width": int(self.opts["width"]),
-                    "visual": bool(self.opts["visual"]), "frame_width": int(self.opts["frame_width"]),
-                    "hidden": int(self.opts["hidden"])}
-        return {"in_dim": self.in_dim, "hidden": int(self.opts["hidden"]), "dropout": float(self.opts["dropout"])}
+        """The network's constructor arguments (stored in the run's metadata, which the loaders rebuild it from)."""
+        if isinstance(self.opts, PreviewOptions):
+            o = self.opts
+            return {"num_classes": len(self.class_names), "width": o.width, "visual": o.visual,
+                    "frame_width": o.frame_width, "hidden": o.hidden}
+        return {"in_dim": self.in_dim, "hidden": self.opts.hidden, "dropout": self.opts.dropout}
 
     def build_model(self, log: Callable[[str], None] | None = None) -> nn.Module:
         if self.kind == "preview":
@@ -220,22 +246,23 @@ class ClipSelectionTask(Task):
         """``(loss, window scores)`` of one video."""
         dev = next(model.parameters()).device
         target = item["target"].to(dev)
-        if self.kind == "preview":
+        o = self.opts
+        if isinstance(o, PreviewOptions):
             spec = item["spectrogram"].to(dev)
-            if train and self.opts["gain_db"]:
-                spec = spec + (torch.rand(()) * 2 - 1).to(dev) * float(self.opts["gain_db"])
+            if train and o.gain_db:
+                spec = spec + (torch.rand(()) * 2 - 1).to(dev) * o.gain_db
             frames = item["frames"].to(dev) if item["frames"] is not None else None
             out = model(spec, item["index"].to(dev), frames)
             loss = F.binary_cross_entropy_with_logits(out["saliency"], target)
             inside = target >= 0.5
-            if inside.any() and self.opts["class_weight"]:
+            if inside.any() and o.class_weight:
                 labels = torch.full((int(inside.sum()),), int(item["label"]), device=dev)
-                loss = loss + float(self.opts["class_weight"]) * F.cross_entropy(out["logits"][inside], labels)
+                loss = loss + o.class_weight * F.cross_entropy(out["logits"][inside], labels)
             return loss, out["saliency"]
         from avkit.apps.clip_selection.sampler import ranking_loss
 
         scores = model(item["features"].to(dev))
-        return ranking_loss(scores, target, float(self.opts["margin"]), float(self.opts["min_diff"])), scores
+        return ranking_loss(scores, target, o.margin, o.min_diff), scores
 
     def train_step(self, model: nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float], int]:
         losses = [self._forward(model, item, True)[0] for item in batch["videos"]]
@@ -265,11 +292,10 @@ class ClipSelectionTask(Task):
     def meta(self) -> dict[str, Any]:
         meta: dict[str, Any] = {"model": self.kind, "options": self.model_options(),
                                 "num_classes": len(self.class_names), "class_names": self.class_names,
-                                "clip_seconds": self.heavy_clip, "stride": float(self.opts["stride"])}
-        if self.kind == "sampler":
-            meta.update(preview_run=str(self.opts["preview"]),
-                        preview_run_abs=str(Path(self.opts["preview"]).resolve()),
-                        heavy_run=str(self.opts["heavy"]))
+                                "clip_seconds": self.heavy_clip, "stride": self.opts.stride}
+        if isinstance(self.opts, SamplerOptions):
+            meta.update(preview_run=self.opts.preview, preview_run_abs=str(Path(self.opts.preview).resolve()),
+                        heavy_run=self.opts.heavy)
         return meta
 
     def write_files(self, run_dir: Path) -> None:
