@@ -504,7 +504,7 @@ def test_cli_generate(tmp_path, capsys):
 
 
 def test_generators_listed():
-    assert set(GENERATORS) == {"motion", "instruments", "longvideo"}
+    assert set(GENERATORS) == {"motion", "instruments", "longvideo", "gm_instruments"}
     for gen in GENERATORS.values():
         assert gen.classes(gen.config())
 

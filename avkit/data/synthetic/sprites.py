@@ -89,11 +89,21 @@ class Pen:
 
 # ---------------------------------------------------------------- motion of the notes
 
+def seen(onset: float, times: np.ndarray) -> float:
+    """When a camera filming at ``times`` first shows an onset: the first frame at or after it.
+
+    Motion is timed from there, so a quick movement that starts between two frames still shows
+    whole in the next frame (as a camera's exposure would catch it), whatever the onset's phase.
+    """
+    i = int(np.searchsorted(times, onset - 1e-9))
+    return float(times[i]) if i < len(times) else float("inf")
+
+
 def strike(notes: Sequence[Note], times: np.ndarray, tau: float = TAU) -> np.ndarray:
-    """``[T]``: 1 at each onset, decaying with ``tau``; 0 before the first note."""
+    """``[T]``: 1 at the frame showing each onset, decaying with ``tau``; 0 before the first note."""
     out = np.zeros(len(times), np.float32)
     for n in notes:
-        since = times - n.onset
+        since = times - seen(n.onset, times)
         out = np.maximum(out, np.where(since >= 0, np.exp(-np.maximum(since, 0) / tau), 0.0))
     return out
 
@@ -108,7 +118,7 @@ def key_levels(notes: Sequence[Note], times: np.ndarray, keys: np.ndarray, relea
     """``[T, K]``: how far each of ``keys`` is pressed: 1 from its onset to its end, then rising back
     (exponentially, ``release`` s), so pressing is sudden and letting go is gradual."""
     out = np.zeros((len(times), len(keys)), np.float32)
-    index = {int(k): i for i, k in enumerate(keys)}
+    index = {int(k): i for i, k in enumerate(keys) if k >= 0}
     for n in notes:
         if n.key not in index:
             continue
@@ -125,7 +135,7 @@ def note_strikes(notes: Sequence[Note], times: np.ndarray, slots: Callable[[Note
     for n in notes:
         i = slots(n)
         if 0 <= i < count:
-            since = times - n.onset
+            since = times - seen(n.onset, times)
             out[:, i] = np.maximum(out[:, i], np.where(since >= 0, np.exp(-np.maximum(since, 0) / tau), 0.0))
     return out
 
@@ -136,8 +146,9 @@ def _ease(notes: Sequence[Note], times: np.ndarray, targets: Sequence[float], st
     out = np.full(len(times), start, np.float32)
     origin, goal, t0 = start, start, 0.0
     for n, target in zip(notes, targets):
-        origin = goal + (origin - goal) * float(np.exp(-max(n.onset - t0, 0.0) / tau))  # where it is now
-        goal, t0 = target, n.onset
+        start_at = seen(n.onset, times)
+        origin = goal + (origin - goal) * float(np.exp(-max(start_at - t0, 0.0) / tau))  # where it is now
+        goal, t0 = target, start_at
         here = times >= t0
         out[here] = goal + (origin - goal) * np.exp(-(times[here] - t0) / tau)
     return out
@@ -233,7 +244,7 @@ def _plucked(canvas, box, inst, notes, times, pal) -> Pen:
         width = 0.008 + 0.035 * vib[:, i]  # a vibrating string looks like a wider blur
         pen.paint(_band(pen, q, 0.25, -0.44, width), pal.light)
     last = last_note(notes, times)
-    s = strike(notes, times, 0.12)
+    s = strike(notes, times, 0.2)
     hand_q = np.array([qs[_string_of(notes[i].key, tuning)] if i >= 0 else 0.0 for i in last], np.float32)
     pen.paint(pen.ell((hand_q + 0.03 + 0.09 * (1 - s), 0.14), 0.04), pal.skin)
     return pen
@@ -251,7 +262,7 @@ def _harp(canvas, box, inst, notes, times, pal) -> Pen:
     us = np.linspace(-0.22, 0.26, count)
     board = lambda u: 0.42 + (u + 0.28) * (-0.72 / 0.58)  # noqa: E731 - the soundboard's line
     slot = lambda n: int(round((n.key - inst.low) / (inst.high - inst.low) * (count - 1)))  # noqa: E731
-    vib = note_strikes(notes, times, slot, count, tau=0.14)
+    vib = note_strikes(notes, times, slot, count, tau=0.16)
     for i, u in enumerate(us):
         colour = np.float32([200, 40, 40]) if i % 7 == 0 else pal.light  # the C strings are red on a harp
         pen.paint(_band(pen, float(u), float(board(u)), -0.36, 0.01 + 0.035 * vib[:, i]), colour)
@@ -259,6 +270,12 @@ def _harp(canvas, box, inst, notes, times, pal) -> Pen:
     pen.paint(pen.seg((-0.33, 0.45), (-0.33, -0.38), 0.06), pal.dark)  # column
     pen.paint(pen.seg((-0.33, -0.38), (0.0, -0.34), 0.05), pal.dark)  # neck
     pen.paint(pen.seg((0.0, -0.34), (0.32, -0.42), 0.05), pal.dark)
+    # A hand at the middle of the plucked string that leaves it after the pluck.
+    last = last_note(notes, times)
+    hand_u = np.array([us[min(max(slot(notes[i]), 0), count - 1)] if i >= 0 else 0.0 for i in last], np.float32)
+    hand_v = (board(hand_u) - 0.36) / 2
+    pluck = strike(notes, times, 0.2)
+    pen.paint(pen.ell((hand_u + 0.02 + 0.14 * (1 - pluck), hand_v), 0.04, 0.05), pal.skin)
     return pen
 
 
@@ -400,8 +417,9 @@ def _keyboard(pen: Pen, notes, times, start_c: int, octaves: int, top: float, bo
     left, right = -0.44, 0.44
     kw = (right - left) / whites
     white_keys = np.array([start_c + 12 * (i // 7) + _WHITE_PC[i % 7] for i in range(whites)])
-    black_keys = white_keys + 1
-    levels = key_levels(notes, times, np.concatenate([white_keys, black_keys]))  # [T, 2 * whites]
+    has_sharp = np.isin(white_keys % 12, list(_SHARP_AFTER)) & (np.arange(whites) < whites - 1)
+    black_keys = np.where(has_sharp, white_keys + 1, -1)  # -1: no black key after this white one
+    levels = key_levels(notes, times, np.concatenate([white_keys, black_keys]), release=0.25)  # [T, 2 * whites]
     idx = np.clip(np.floor((pen.u - left) / kw), 0, whites - 1).astype(np.int64)
     frac = (pen.u - left) / kw - idx
     frame = np.arange(len(times)).reshape(-1, 1, 1)
@@ -409,12 +427,19 @@ def _keyboard(pen: Pen, notes, times, start_c: int, octaves: int, top: float, bo
     level = levels[frame, idx][..., None]
     pen.paint(inside, naturals + (press - naturals) * level)
     pen.paint(inside * (frac < 0.14), pal.ink * 0.5 + 40)  # the gaps between white keys
-    has_sharp = np.isin(white_keys % 12, list(_SHARP_AFTER)) & (np.arange(whites) < whites - 1)
     right = (frac > 0.68) & has_sharp[idx]  # a black key straddles two white keys
     left_half = (frac < 0.32) & (idx > 0) & has_sharp[np.maximum(idx - 1, 0)]
     owner = np.where(right, idx, np.maximum(idx - 1, 0))
     black = inside * (pen.v < top + 0.6 * (bottom - top)) * (right | left_half)
     pen.paint(black, sharps + (press - sharps) * levels[frame, whites + owner][..., None])
+    # A fingertip over the key of the latest note (the middle of a chord) that lands at each onset.
+    centre = {int(k): left + (i + 0.5) * kw for i, k in enumerate(white_keys)}
+    centre.update({int(k): left + (i + 1.0) * kw for i, k in enumerate(black_keys) if k >= 0})
+    last = last_note(notes, times)
+    chords = [np.mean([centre.get(m.key, 0.0) for m in notes if abs(m.onset - n.onset) < 1e-3]) for n in notes]
+    hu = np.array([chords[i] if i >= 0 else 0.0 for i in last], np.float32)
+    hv = top + 0.02 - 0.1 * (1 - strike(notes, times, 0.2))
+    pen.paint(pen.ell((hu, hv), 0.03, 0.045), pal.skin)
 
 
 def _keys(canvas, box, inst, notes, times, pal) -> Pen:
@@ -441,7 +466,7 @@ def _keys(canvas, box, inst, notes, times, pal) -> Pen:
         _keyboard(pen, notes, times, start, octaves, 0.08, 0.24, ebony + 30, ivory, pal, press)
     else:  # church organ: pipes over a console; the pipe of a held note speaks (lights up)
         pen.paint(pen.rect(-0.47, -0.02, 0.47, 0.42), pal.body)
-        levels = key_levels(notes, times, np.arange(start, start + 12 * octaves + 1))
+        levels = key_levels(notes, times, np.arange(start, start + 12 * octaves + 1), release=0.25)
         lit = levels.reshape(len(times), -1)[:, : 12 * octaves].reshape(len(times), octaves, 12).max(1)
         for i in range(12):
             u = -0.4 + i * 0.8 / 11
@@ -481,7 +506,7 @@ def _mallets(canvas, box, inst, notes, times, pal) -> Pen:
         pen.paint(pen.seg((-0.35, 0.2), (-0.25, 0.46), 0.025), pal.dark)
         pen.paint(pen.seg((0.35, 0.17), (0.25, 0.46), 0.025), pal.dark)
     keys = [b[0] for b in bars]
-    flash = note_strikes(notes, times, lambda n: keys.index(n.key) if n.key in keys else -1, len(bars), tau=0.12)
+    flash = note_strikes(notes, times, lambda n: keys.index(n.key) if n.key in keys else -1, len(bars), tau=0.2)
     for j, (key, u, v, length) in enumerate(bars):
         pen.paint(pen.rect(u - kw * 0.36, v - length / 2, u + kw * 0.36, v + length / 2),
                   pal.flash(0.7 * flash[:, j], bar_colour))
@@ -498,7 +523,7 @@ def _mallets(canvas, box, inst, notes, times, pal) -> Pen:
         lastn = last_note(own, times)
         hu = np.array([place.get(own[i].key, rest)[0] if i >= 0 else rest[0] for i in lastn], np.float32)
         hv = np.array([place.get(own[i].key, rest)[1] if i >= 0 else rest[1] for i in lastn], np.float32)
-        hv = hv - 0.13 * (1 - strike(own, times, 0.1))  # on the bar at the onset, then lifted
+        hv = hv - 0.13 * (1 - strike(own, times, 0.2))  # on the bar at the onset, then lifted
         pen.paint(pen.seg((hu, hv), (hu + (0.12 if h else -0.12), hv - 0.3), 0.018), pal.wood)
         pen.paint(pen.ell((hu, hv), 0.035), pal.ink)
     return pen
