@@ -16,7 +16,6 @@ so there is one place that says which versions belong together.
 from __future__ import annotations
 
 import importlib
-import importlib.metadata as metadata
 import platform
 import re
 import sys
@@ -60,8 +59,17 @@ _FALLBACK_BOUNDS = {
 }
 
 
+def _metadata():
+    """``importlib.metadata``, imported when first needed (it costs ~60 ms, which a light command
+    such as ``avkit info`` that never fails to load a package should not pay)."""
+    import importlib.metadata
+
+    return importlib.metadata
+
+
 def installed_version(dist: str) -> str | None:
     """The installed version of distribution ``dist`` (without importing it), or None."""
+    metadata = _metadata()
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -70,6 +78,7 @@ def installed_version(dist: str) -> str | None:
 
 def avkit_bounds() -> dict[str, str]:
     """Version bounds avkit declares for its dependencies, e.g. ``{"torch": ">=2.14.1,<2.15"}``."""
+    metadata = _metadata()
     try:
         requires = metadata.requires("avkit") or []
     except metadata.PackageNotFoundError:

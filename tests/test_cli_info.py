@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import av
 import numpy as np
 import pytest
 
@@ -53,3 +54,69 @@ def test_multistream_marks_defaults(media_dir, capsys):
     assert cli.main(["info", str(media_dir / "video" / "nasa_multistream.mp4")]) == 0
     out = capsys.readouterr().out
     assert "3*" in out and "1*" in out and "0*" not in out
+
+
+# -- damaged files: the cheap end check and --verify ---------------------------------------------
+
+@pytest.fixture(scope="session")
+def damaged(tmp_path_factory):
+    """A faststart mp4 cut to 40% (its index still says 6 s), and an mkv with bytes flipped in the
+    middle of its data (its structure and length intact)."""
+    d = tmp_path_factory.mktemp("cli_info_damaged")
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (36, 48, 64, 3), dtype=np.uint8)
+    whole = write_video(d / "whole.mp4", frames, fps=6, audio=np.zeros(6 * 8000, np.float32), sample_rate=8000)
+    data = whole.read_bytes()
+    (d / "cut.mp4").write_bytes(data[: len(data) * 2 // 5])
+    mkv = d / "whole.mkv"
+    with av.open(str(whole)) as src, av.open(str(mkv), "w", format="matroska") as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.size:
+                packet.stream = out
+                dst.mux(packet)
+    flipped = bytearray(mkv.read_bytes())
+    for pos in rng.integers(len(flipped) // 3, len(flipped) * 2 // 3, 40):
+        flipped[pos] ^= 0xFF
+    (d / "flipped.mkv").write_bytes(bytes(flipped))
+    return {"whole": whole, "mkv": mkv, "cut": d / "cut.mp4", "flipped": d / "flipped.mkv"}
+
+
+def one_line_error(capsys, path) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("avkit info: error: ") and str(path) in lines[0]
+    assert captured.out == ""
+    return lines[0]
+
+
+@pytest.mark.parametrize("name", ["whole", "mkv"])
+def test_intact_files_pass_both_checks(damaged, capsys, name):
+    assert cli.main(["info", str(damaged[name])]) == 0
+    assert cli.main(["info", str(damaged[name]), "--verify"]) == 0
+
+
+def test_truncated_mp4_exits_2(damaged, capsys):
+    assert cli.main(["info", str(damaged["cut"])]) == 2
+    line = one_line_error(capsys, damaged["cut"])
+    assert "truncated" in line and "lasts until 6.00 s" in line
+    assert cli.main(["info", str(damaged["cut"]), "--verify"]) == 2
+    one_line_error(capsys, damaged["cut"])
+    assert cli.main(["info", str(damaged["cut"]), "--no-check"]) == 0  # the header alone is readable
+
+
+def test_bit_flips_need_verify(damaged, capsys):
+    """The cheap check reads no picture data, so flipped bytes inside frames pass it; --verify
+    decodes them and fails with the time of the damage."""
+    assert cli.main(["info", str(damaged["flipped"])]) == 0
+    capsys.readouterr()
+    assert cli.main(["info", str(damaged["flipped"]), "--verify"]) == 2
+    line = one_line_error(capsys, damaged["flipped"])
+    assert "corrupt" in line and " s (" in line
+
+
+def test_real_files_pass_both_checks(media_dir, capsys):
+    from conftest import shared_videos
+    for path in shared_videos():
+        assert cli.main(["info", str(path), "--verify"]) == 0, capsys.readouterr().err
+        assert cli.main(["info", str(path)]) == 0, capsys.readouterr().err

@@ -15,7 +15,7 @@ import av
 import numpy as np
 import pytest
 
-from avkit.io import VideoReader, probe, read_clip
+from avkit.io import VideoReader, check_data, probe, read_clip, verify_decode
 
 H, W = 48, 64
 FPS = 12
@@ -190,12 +190,15 @@ def test_frame_indices_and_probe(matrix, case):
     # there a late start is a stream that begins at 0 with 1000 s of nothing.
     begin = 0.0 if case[0] == "avi" else ref.times[0]
     assert info.video.duration == pytest.approx(ref.times[-1] + 1 / FPS - begin, abs=1.5 / FPS)
+    check_data(ref.path)  # the data reaches the end the header states
+    verify_decode(ref.path)  # and decodes without an error
 
 
 def test_ts_shorter_than_a_keyframe_interval(matrix):
     ref = matrix["short_ts"]
     info = probe(ref.path)
     assert info.video.width == W
+    check_data(ref.path)
     clip = read_clip(ref.path, audio=False)
     check(ref, clip.frames, clip.timestamps, np.arange(len(ref.times)), "short TS")
     clip = read_clip(ref.path, times=[0.0, 0.3], audio=False)

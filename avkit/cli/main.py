@@ -48,7 +48,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``avkit`` parser; ``only`` registers just that command (a run needs no other module)."""
     parser = _Parser(
         prog="avkit",
         description="avkit: audio-visual video understanding toolkit.",
@@ -59,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
+        if only is not None and name != only:
+            continue
         try:
             module = importlib.import_module(f"avkit.cli.{name}")
         except Exception as err:  # a dependency that fails to load must not take down every command
@@ -110,7 +113,11 @@ def error_line(err: BaseException) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code (0 ok, 1 failure, 2 bad input)."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Import only the command that runs (the first word that is not an option; the top-level
+    # options take no values), so e.g. `avkit info` loads none of the other commands' modules.
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(only=command if command in COMMANDS else None)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

@@ -1,16 +1,25 @@
-"""``avkit models``: every registered model with its parameters and, with --flops, GFLOPs per clip."""
+"""``avkit models``: every registered model with its parameters and, with --flops, GFLOPs per clip.
+
+Without ``--flops`` the table comes from ``avkit/cli/model_listing.py``, a listing generated from
+the registry (``write_listing()``; ``tests/test_cli_light.py`` checks that it matches), so the
+command starts without torch: building ~30 models to count their parameters takes seconds and
+most of a gigabyte. ``--flops`` builds the models and needs torch and torchvision.
+"""
 from __future__ import annotations
 
 import argparse
 import json
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from avkit.errors import AvkitError
 
 if TYPE_CHECKING:  # the CLI imports torch only when a command runs, so --help stays fast
     from avkit.models.flops import ModelCost
 
-REQUIRES = ("torch", "torchvision")  # loaded (or reported in one line) before the command runs
+REQUIRES = ()  # the listing needs no package; --flops loads torch and torchvision in run()
+FLOPS_REQUIRES = ("torch", "torchvision")
+LISTING = Path(__file__).with_name("model_listing.py")
 
 EPILOG = """examples:
   avkit models                                    names, families, parameters, descriptions
@@ -55,20 +64,86 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avkit.models import list_models, model_entry
-
     if args.input is not None:
         parse_shape(args.input)  # reject a bad shape before building any model
+    if args.flops:
+        rows, descriptions = _live_rows(args)
+    else:
+        rows, descriptions = _listed_rows(args)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        _print_table(rows, descriptions, args)
+    return 0
+
+
+def _clip_shape(args: argparse.Namespace, tiny_input: Any) -> tuple[int, ...]:
+    if args.input:
+        return parse_shape(args.input)
+    if args.tiny and tiny_input:
+        return tuple(tiny_input)
+    return (3, 8, 32, 32) if args.tiny else (3, 16, 112, 112)
+
+
+def _no_family(args: argparse.Namespace, families: set[str]) -> AvkitError:
+    return AvkitError(f"no models in family {args.family!r} (families: {', '.join(sorted(families))})")
+
+
+def _listed_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """Rows from the generated listing: what the live path gives without --flops, no torch."""
+    from avkit.cli.model_listing import MODELS
+
+    chosen = [m for m in MODELS if args.family is None or m["family"] == args.family]
+    if not chosen:
+        raise _no_family(args, {m["family"] for m in MODELS})
+    key = "tiny" if args.tiny else "full"
+    rows = [{"name": m["name"], "family": m["family"], "modality": m["modality"],
+             "params": m[key]["params"], "gflops": None, "input": list(_clip_shape(args, m["tiny_input"])),
+             "note": m[key]["note"]} for m in chosen]
+    return rows, {m["name"]: m["description"] for m in chosen}
+
+
+def _live_rows(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    from avkit.environment import require
+
+    require(*FLOPS_REQUIRES)
+    from avkit.models import list_models, model_entry
+
     names = list_models(family=args.family)
     if not names:
-        families = sorted({model_entry(n).family for n in list_models()})
-        raise AvkitError(f"no models in family {args.family!r} (families: {', '.join(families)})")
-    rows = _costs(names, args)
-    if args.json:
-        print(json.dumps([r.to_dict() for r in rows], indent=2))
-    else:
-        _print_table(rows, args)
-    return 0
+        raise _no_family(args, {model_entry(n).family for n in list_models()})
+    rows = [json.loads(json.dumps(r.to_dict())) for r in _costs(names, args)]  # tuples -> lists, as printed
+    return rows, {n: model_entry(n).description for n in names}
+
+
+def listing() -> list[dict[str, Any]]:
+    """What ``model_listing.py`` holds, computed from the registry (builds every model: needs torch)."""
+    from avkit.models import list_models, model_entry
+    from avkit.models.flops import model_cost
+
+    out = []
+    for name in list_models():
+        entry = model_entry(name)
+        tiny_input = list(entry.tiny_input) if entry.tiny_input else None
+        full = model_cost(name, (3, 16, 112, 112), False)
+        tiny = model_cost(name, tuple(tiny_input or (3, 8, 32, 32)), False, **entry.tiny)
+        out.append({"name": name, "family": entry.family, "modality": entry.modality,
+                    "description": entry.description, "tiny_input": tiny_input,
+                    "full": {"params": full.params, "note": full.note},
+                    "tiny": {"params": tiny.params, "note": tiny.note}})
+    return out
+
+
+def write_listing(path: Path = LISTING) -> Path:
+    """Regenerate ``avkit/cli/model_listing.py`` from the registry (run after adding a model):
+    ``python -c "from avkit.cli.models import write_listing; write_listing()"``."""
+    text = ('"""Every registered model with its parameter counts, for ``avkit models`` without torch.\n\n'
+            "Generated by ``avkit.cli.models.write_listing()`` from the registry; do not edit by hand.\n"
+            '``tests/test_cli_light.py`` fails when it no longer matches the registry."""\n'
+            f"MODELS = {json.dumps(listing(), indent=4)}\n")
+    text = text.replace(": null", ": None").replace(": true", ": True").replace(": false", ": False")
+    path.write_text(text)
+    return path
 
 
 def _costs(names: list[str], args: argparse.Namespace) -> list[ModelCost]:
@@ -84,21 +159,13 @@ def _costs(names: list[str], args: argparse.Namespace) -> list[ModelCost]:
                       disable=args.json or not console.is_terminal):
         entry = model_entry(name)
         options = entry.tiny if args.tiny else {}
-        if args.input:
-            shape = parse_shape(args.input)
-        elif args.tiny and entry.tiny_input:
-            shape = entry.tiny_input
-        else:
-            shape = (3, 8, 32, 32) if args.tiny else (3, 16, 112, 112)
-        rows.append(model_cost(name, shape, args.flops, **options))
+        rows.append(model_cost(name, _clip_shape(args, entry.tiny_input), args.flops, **options))
     return rows
 
 
-def _print_table(rows: list[ModelCost], args: argparse.Namespace) -> None:
+def _print_table(rows: list[dict[str, Any]], descriptions: dict[str, str], args: argparse.Namespace) -> None:
     from rich.console import Console
     from rich.table import Table
-
-    from avkit.models import model_entry
 
     what = "tiny presets" if args.tiny else "default (full-size) configs"
     shape = args.input or ("3x8x32x32" if args.tiny else "3x16x112x112")
@@ -111,13 +178,13 @@ def _print_table(rows: list[ModelCost], args: argparse.Namespace) -> None:
         table.add_column("GFLOPs", justify="right")
     table.add_column("description / note", overflow="fold")
     for r in rows:
-        params = "-" if r.params is None else f"{r.params / 1e6:.2f}M"
-        note = r.note or model_entry(r.name).description
-        cells = [r.name, r.family, params]
+        params = "-" if r["params"] is None else f"{r['params'] / 1e6:.2f}M"
+        note = r["note"] or descriptions[r["name"]]
+        cells = [r["name"], r["family"], params]
         if args.flops:
-            cells.append("-" if r.gflops is None else f"{r.gflops:.2f}")
-            if r.gflops is None:
-                note = f"[yellow]{r.note}[/yellow]" if r.note else note
+            cells.append("-" if r["gflops"] is None else f"{r['gflops']:.2f}")
+            if r["gflops"] is None:
+                note = f"[yellow]{r['note']}[/yellow]" if r["note"] else note
         table.add_row(*cells, note)
     console = Console()
     if not console.is_terminal:  # piped: rich would assume 80 columns and fold every description

@@ -159,17 +159,24 @@ def pick_stream(container, path: str | Path, kind: str, index: int | None):
 
 def stream_duration(stream, container) -> float | None:
     """Seconds: the stream's own duration, else a Matroska DURATION tag, else the container's."""
+    length = stream_length(stream, container)
+    return container_duration(container) if length is None else length
+
+
+def stream_length(stream, container) -> float | None:
+    """Seconds the header gives for this stream itself (its duration, else a Matroska DURATION
+    tag); None where only the container's duration is known."""
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
     if tag:
         try:
             h, m, s = tag.split(":")
-            return _matroska_length(int(h) * 3600 + int(m) * 60 + float(s), _seconds(stream.start_time, stream.time_base),
-                                    container)
+            return _matroska_length(int(h) * 3600 + int(m) * 60 + float(s),
+                                    _seconds(stream.start_time, stream.time_base), container)
         except ValueError:
             pass
-    return container_duration(container)
+    return None
 
 
 def container_duration(container) -> float | None:
