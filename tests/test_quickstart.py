@@ -77,7 +77,7 @@ def test_cli_unknown_quickstart_model_exits_2(tmp_path, capsys):
 
 
 def test_plan_jobs_splits_the_cores(monkeypatch):
-    monkeypatch.setattr("avkit.quickstart.cpu_cores", lambda: 8)
+    monkeypatch.setattr("avkit.quickstart.workers.cpu_cores", lambda: 8)
     assert plan_jobs(QuickstartConfig(), 7, cuda=False) == (7, 1)  # one per model, 1 thread each
     assert plan_jobs(QuickstartConfig(), 2, cuda=False) == (2, 1)  # forked workers: one thread each
     assert plan_jobs(QuickstartConfig(), 7, cuda=True) == (1, 8)  # one GPU: one training at a time

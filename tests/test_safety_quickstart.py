@@ -10,7 +10,7 @@ import pytest
 
 from avkit.cli.main import main
 from avkit.errors import AvkitError
-from avkit.quickstart import MARKER, PREVIOUS, QuickstartConfig, run_quickstart
+from avkit.quickstart import MARKER, QuickstartConfig, run_quickstart
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -62,7 +62,7 @@ def test_overwrite_replaces_a_quickstart_output_and_leaves_other_files(tmp_path:
     assert json.loads((out / "results.json").read_text())["data"]["num"] == 12
     assert len(list((out / "data" / "clips").glob("*.mp4"))) == 12
     assert (out / "notes.txt").read_text() == "my notes"
-    assert not (out / PREVIOUS).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qs"]  # no staging folder or journal left beside it
 
 
 def test_overwrite_recognises_an_output_from_before_the_marker(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_a_failed_overwrite_puts_the_old_output_back(tmp_path: Path, monkeypatch
     def crash(*args, **kwargs):
         raise KeyboardInterrupt  # Ctrl-C after the new data was generated
 
-    monkeypatch.setattr("avkit.quickstart.read_back", crash)
+    monkeypatch.setattr("avkit.quickstart.run.read_back", crash)
     with pytest.raises(KeyboardInterrupt):
         _quick(out, num=12, overwrite=True)
     assert _tree(out) == before
@@ -92,13 +92,47 @@ def test_overwrite_after_a_killed_run_restores_the_complete_output(tmp_path: Pat
     out = tmp_path / "qs"
     _quick(out, num=8)
     before = _tree(out)
-    # What a quickstart killed mid-run leaves: the old output moved aside, a partial new one.
-    (out / PREVIOUS).mkdir()
-    for name in ("results.json", "data"):
-        (out / name).rename(out / PREVIOUS / name)
-    (out / "data" / "clips").mkdir(parents=True)
-    (out / "data" / "clips" / "000000.mp4").write_bytes(b"partial")
-    monkeypatch.setattr("avkit.quickstart.read_back", lambda *a, **k: 1 / 0)
+    # What a quickstart killed mid-run leaves: a partial new output in the staging folder beside it.
+    partial = tmp_path / ".qs.avkit-new"
+    (partial / "data" / "clips").mkdir(parents=True)
+    (partial / "data" / "clips" / "000000.mp4").write_bytes(b"partial")
+    monkeypatch.setattr("avkit.quickstart.run.read_back", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         _quick(out, num=12, overwrite=True)
     assert _tree(out) == before  # the complete old output, not the killed run's pieces
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qs"]
+
+
+def test_a_quickstart_killed_during_the_swap_is_finished_by_the_next_one(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed after the old outputs went out and before every new one came in: the next quickstart
+    completes the swap (the staged output was complete), so nothing of either output is lost."""
+    import os
+
+    import avkit.staging
+
+    out = tmp_path / "qs"
+    _quick(out, num=8)
+
+    class KilledHalfway:  # the os module as avkit.staging sees it, killed at its 5th os.replace
+        calls = 0
+
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def replace(self, src, dst):
+            KilledHalfway.calls += 1
+            if KilledHalfway.calls == 5:  # journal, results.json and data out, journal: killed moving data in
+                raise KeyboardInterrupt
+            return os.replace(src, dst)
+
+    monkeypatch.setattr(avkit.staging, "os", KilledHalfway())
+    with pytest.raises(KeyboardInterrupt):
+        _quick(out, num=12, overwrite=True)
+    monkeypatch.setattr(avkit.staging, "os", os)
+    assert not (out / "results.json").exists() and not (out / "data").exists()  # half swapped
+    with pytest.raises(AvkitError, match="--overwrite"):  # the next run finishes the swap first
+        _quick(out, num=8)
+    assert json.loads((out / "results.json").read_text())["data"]["num"] == 12
+    assert len(list((out / "data" / "clips").glob("*.mp4"))) == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["qs"]

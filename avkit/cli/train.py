@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from typing import Any
 
 REQUIRES = ("torch", "torchvision", "torchaudio", "av")  # loaded (or reported in one line) before the command runs
 
@@ -20,13 +21,29 @@ config.yaml, best/last.safetensors, metrics.csv, tensorboard/ and report.md. See
 """
 
 
+class OverridesAnywhere(argparse.ArgumentParser):
+    """``avkit train``'s parser: ``KEY=VALUE`` overrides may also follow the flags
+    (``avkit train R --print-config data.size=64``). argparse fills the ``overrides`` positional
+    from the words right after the recipe only; words of the form ``key=value`` it leaves over
+    are overrides too, in the order given. Anything else left over is still an error."""
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        namespace, extras = super().parse_known_args(args, namespace)
+        late = [a for a in extras if "=" in a and not a.startswith("-")]
+        if late:
+            namespace.overrides = list(namespace.overrides or []) + late
+        return namespace, [a for a in extras if a not in late]
+
+
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = subparsers.add_parser("train", help="train a recipe (YAML) into a run directory",
                               description="Train a model from a YAML recipe, with key.sub=value overrides; "
                                           "write checkpoints, metrics and a report into the run directory.",
                               epilog=EPILOG)
     p.add_argument("recipe", help="YAML recipe (or a run directory: its config.yaml)")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, e.g. optim.lr=0.01")
+    p.__class__ = OverridesAnywhere  # the sub-parser main.py made, with overrides accepted after the flags too
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. optim.lr=0.01 (before or after the flags)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--overwrite", action="store_true",
                        help="replace an existing run directory once the new run has trained (it trains beside "

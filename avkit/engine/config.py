@@ -284,9 +284,14 @@ def apply_overrides(config: Config, overrides: Sequence[str]) -> Config:
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """Read a YAML recipe (or a run directory's config.yaml) and apply overrides."""
+    """Read a YAML recipe (or a run directory's config.yaml) and apply overrides.
+
+    A run directory's recipe says the run is where that directory is now (``train.output_dir``),
+    so a run that was moved or copied resumes, evaluates and reports in its new place.
+    """
     path = Path(path)
-    if path.is_dir():
+    run_dir = path if path.is_dir() else None
+    if run_dir is not None:
         path = path / "config.yaml"
     if not path.is_file():
         raise AvkitError(f"{path}: recipe not found")
@@ -301,7 +306,10 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     if not isinstance(data, dict):
         raise AvkitError(f"{path}: a recipe must be a YAML mapping of sections (data:, model:, ...), "
                          f"got a {type(data).__name__}")
-    return apply_overrides(config_from_dict(data), overrides)
+    cfg = config_from_dict(data)
+    if run_dir is not None:
+        cfg.train.output_dir = str(run_dir)
+    return apply_overrides(cfg, overrides)
 
 
 def _yaml_problem(err: yaml.YAMLError) -> str:

@@ -15,9 +15,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +28,7 @@ from avkit.data.synthetic.common import (
 )
 from avkit.errors import AvkitError, OutputExistsError
 from avkit.io.write import write_video
+from avkit.staging import StagedOutput
 from avkit.utils import can_fork, forked_pool
 
 GENERATORS: dict[str, Generator] = {
@@ -123,11 +121,13 @@ def generate(kind: str, out: str | Path, num: int, seed: int = 0, *, overwrite: 
     class_infos = gen.classes(cfg)
     names = [c.name for c in class_infos]
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".generating", dir=out.parent))
+        # The manifest is listed first: the first to go out and the last to come in, so at no moment
+        # does a manifest sit next to clips it does not describe.
+        staged = StagedOutput(out, entries=["manifest.jsonl", "clips", "classes.json"])
     except OSError as err:
         raise AvkitError(f"{out}: cannot write a dataset here ({err.strerror or err})") from None
-    try:
+    with staged:  # swapped in on success; on an exception deleted, the previous dataset untouched
+        staging = staged.path
         start = time.perf_counter()
         (staging / "clips").mkdir()
         rows = []
@@ -140,10 +140,7 @@ def generate(kind: str, out: str | Path, num: int, seed: int = 0, *, overwrite: 
             row["split"] = split
         (staging / "classes.json").write_text(json.dumps([c.to_dict() for c in class_infos], indent=2) + "\n")
         (staging / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-        _swap_in(staging, out)
-        seconds = time.perf_counter() - start
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    seconds = time.perf_counter() - start
     return GenerateResult(kind, out, num, names, seconds, rounded(dataclasses.asdict(cfg)))
 
 
@@ -180,33 +177,6 @@ def _write_clip(gen: Generator, cfg: Any, kind: str, seed: int, index: int, labe
         "meta": rounded({"kind": kind, "seed": seed, "index": index, "fps": cfg.fps, "size": cfg.size,
                          "sample_rate": cfg.sample_rate, **meta}),
     }
-
-
-def _swap_in(staging: Path, out: Path) -> None:
-    """Move the dataset in ``staging`` into ``out``, replacing the generated part of an old one.
-
-    The old manifest goes first and the new one comes last, so at no moment does a manifest
-    sit next to clips it does not describe; the old files are moved into ``staging`` (deleted
-    with it).
-    """
-    out.mkdir(exist_ok=True)
-    old = staging / "old"
-    old.mkdir()
-    moved = []
-    try:
-        for name in ("manifest.jsonl", "clips", "classes.json"):
-            if (out / name).exists():
-                os.replace(out / name, old / name)
-                moved.append(name)
-        for name in ("clips", "classes.json", "manifest.jsonl"):
-            os.replace(staging / name, out / name)
-    except OSError:  # put the old dataset back before the staging folder (holding it) is deleted
-        for name in ("clips", "classes.json", "manifest.jsonl"):
-            if name in moved and (old / name).exists():
-                if (out / name).exists():
-                    shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
-                os.replace(old / name, out / name)
-        raise
 
 
 def read_manifest(path: str | Path) -> list[dict[str, Any]]:
