@@ -3,8 +3,10 @@
 A recipe names the data in ``data`` (``source`` / ``val_source`` / ``train_split`` / ``val_split``,
 ``batch_size``, ``num_workers``), the network in ``model`` (``audio: unet`` with ``audio_options``
 ``unet_width`` / ``unet_depth`` / ``unet_blocks``; ``video: cnn`` with ``video_options``
-``visual_width``) and everything else in ``task_options`` (:class:`~avkit.apps.separation.options.SeparationOptions`): the STFT,
-the mask kind and its loss, how many sources are mixed, crop length, frames per source, image size.
+``visual_width``) and everything else in ``task_options``
+(:class:`~avkit.apps.separation.options.SeparationOptions`): the STFT, the mask kind and its loss, how
+many sources are mixed, crop length, frames per source, image size. All of it is read once, by
+:class:`~avkit.apps.separation.options.SeparationSpec`, which also builds the network.
 
 Training: the mixture of N solo stems goes through the STFT; the network sees ``log|X|`` on the
 warped grid and each source's frames, and predicts one mask per source. Targets are computed on the
