@@ -87,7 +87,7 @@ class VideoReader:
         # sets this False and from then on only keyframes seen in the packets count.
         self._index_is_keyframes = True
         self._fresh = True  # nothing demuxed since the file was opened: reading starts at the start
-        self._retired: list = []  # containers replaced by ``_reopen``
+        self._retired: list = []  # the container ``_reopen`` replaced last
         self.frames_decoded = 0  # video and audio frames decoded so far (for tests and benchmarks)
         self._setup_decoder()
 
@@ -189,7 +189,7 @@ class VideoReader:
         """Seek for decoding ``stream`` from ``t``; True when reading restarts at the first packet.
 
         A seek lands on a packet at or before ``t`` but not always on a keyframe (MPEG-TS seeks
-        by decode time to any packet); ``_decoded`` skips to the next keyframe then.
+        by decode time to any packet); ``_packets`` skips to the next keyframe then.
         """
         if t <= self._stream_start(stream):
             self._rewind(stream)
@@ -228,9 +228,12 @@ class VideoReader:
 
     def _reopen(self) -> None:
         """Open the file again: the one sure way back to its start (a WebM that starts below zero
-        has no index entry there, so a seek lands at 0 s). The old container stays open until
-        ``close()``: callers may still hold its stream objects (time base, sample rate)."""
-        self._retired.append(self.container)
+        has no index entry there, so a seek lands at 0 s). The replaced container stays open
+        until the next reopen or ``close()``: the read in progress may still hold its stream
+        objects (time base, sample rate); reads fetch ``self.video`` / ``self.audio`` anew."""
+        for old in self._retired:
+            old.close()
+        self._retired = [self.container]
         self.container = open_media(self.path)
         streams = self.container.streams
         self.video = None if self.video is None else streams[self.video.index]
@@ -433,7 +436,7 @@ class VideoReader:
         back = max(0.1, 3.0 * frame_size / (stream.codec_context.sample_rate or 44100))
         while True:  # seek so that the first decoded frame starts at or before `start`
             at = start - back
-            chunks, first = self._decode_audio(stream, at, end, sample_rate)
+            chunks, first = self._decode_audio(self.audio, at, end, sample_rate)
             if at <= s_start or first is None or first <= start + 1.0 / sample_rate:
                 break
             back = 2 * back
