@@ -36,7 +36,8 @@ def main() -> None:
         cfg = make_config(kind, size=args.size, duration=args.duration, **extra)
         names = [c.name for c in gen.classes(cfg)]
         gen.render(cfg, names[0], np.random.default_rng(0))  # warm-up: the bank is read once per process
-        ms = cpu_ms(lambda i: gen.render(cfg, clip_label(names, 0, i), np.random.default_rng([0, i])), args.num)
+        ms = cpu_ms(lambda i, gen=gen, cfg=cfg, names=names: gen.render(
+            cfg, clip_label(names, 0, i), np.random.default_rng([0, i])), args.num)
         rows.append((kind + (" (half same-instrument duets)" if extra else ""), ms))
     cfg = make_config("gm_instruments", duration=args.duration)
     names = [c.name for c in GENERATORS["gm_instruments"].classes(cfg)]

@@ -117,7 +117,8 @@ def _boxes(alpha: np.ndarray, num_frames: int) -> list[list[float]]:
     out = []
     for a in alpha:
         ys, xs = np.nonzero(a > 0.05)
-        out.append([float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)] if len(xs) else [0.0] * 4)
+        box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)] if len(xs) else [0.0] * 4
+        out.append(box)
     return out
 
 
@@ -195,7 +196,8 @@ def render(cfg: GMInstrumentsConfig, label: str, rng: np.random.Generator) -> Sy
         caption = (f"A duet: {article(left['colour']).lower()} {left['colour']} {_words(left['label'])} on the left "
                    f"({left['role']}) and {article(right['colour']).lower()} {right['colour']} {_words(right['label'])} "
                    f"on the right ({right['role']}), at {song.tempo:.0f} beats per minute.")
-    all_notes = sorted(((src["label"], n) for src in sources for n in src["notes"]), key=lambda item: item[1]["onset"])
+    all_notes = sorted(((src["label"], n) for src in sources for n in src["notes"]),
+                       key=lambda item: item[1]["onset"])
     segments = [{"label": name, "start": n["onset"], "end": min(n["onset"] + n["duration"], cfg.duration)}
                 for name, n in all_notes]
     meta: dict[str, Any] = {

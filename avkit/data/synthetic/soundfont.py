@@ -120,7 +120,8 @@ class SoundFont:
         if b"smpl" not in chunks or b"phdr" not in chunks:
             raise AvkitError(f"{path}: SoundFont without sample data or presets")
         self.data = np.frombuffer(chunks[b"smpl"], dtype="<i2")
-        self.samples = [SampleHeader(_name(r[0]), *r[1:8]) for r in struct.iter_unpack("<20sIIIIIBbHH", chunks[b"shdr"])]
+        self.samples = [SampleHeader(_name(r[0]), *r[1:8])
+                        for r in struct.iter_unpack("<20sIIIIIBbHH", chunks[b"shdr"])]
         phdr = list(struct.iter_unpack("<20sHHHIII", chunks[b"phdr"]))
         self._pbag = [b[0] for b in struct.iter_unpack("<HH", chunks[b"pbag"])]
         self._pgen = list(struct.iter_unpack("<HH", chunks[b"pgen"]))

@@ -12,7 +12,7 @@ players of one instrument are told apart by when they move. Everything is drawn 
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -496,7 +496,7 @@ def _mallets(canvas, box, inst, notes, times, pal) -> Pen:
     metal = inst.name == "vibraphone"
     bar_colour = pal.metal if metal else pal.body
     if inst.name != "xylophone":  # resonator tubes under the lower row
-        for key, u, v, length in bars:
+        for _, u, v, length in bars:
             if v > 0:
                 pen.paint(pen.rect(u - kw * 0.25, v, u + kw * 0.25, v + length * 0.5 + 0.12),
                           pal.dark if metal else pal.metal * 0.7)
@@ -507,7 +507,7 @@ def _mallets(canvas, box, inst, notes, times, pal) -> Pen:
         pen.paint(pen.seg((0.35, 0.17), (0.25, 0.46), 0.025), pal.dark)
     keys = [b[0] for b in bars]
     flash = note_strikes(notes, times, lambda n: keys.index(n.key) if n.key in keys else -1, len(bars), tau=0.2)
-    for j, (key, u, v, length) in enumerate(bars):
+    for j, (_, u, v, length) in enumerate(bars):
         pen.paint(pen.rect(u - kw * 0.36, v - length / 2, u + kw * 0.36, v + length / 2),
                   pal.flash(0.7 * flash[:, j], bar_colour))
     # Two mallets: a chord's lowest note goes to the left one; otherwise they alternate.
