@@ -64,8 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from avkit.apps import video_llm
+    from avkit.apps.video_llm.hub import quiet_transformers
 
-    _quiet_transformers()
+    quiet_transformers()
     vlm = video_llm.load(args.model, device=args.device, dtype=args.dtype, attn_implementation=args.attn,
                          trust_remote_code=args.trust_remote_code, local_files_only=True if args.offline else None)
     stream = None if args.json else _print_piece
@@ -94,20 +95,3 @@ def _print_note(text: str) -> None:
 def _print_piece(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
-
-
-def _quiet_transformers() -> None:
-    """Keep transformers' and the hub client's progress bars and advice off the terminal."""
-    import os
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    try:
-        from transformers.utils import logging
-
-        logging.set_verbosity_error()
-        logging.disable_progress_bar()
-        from huggingface_hub.utils import logging as hub_logging
-
-        hub_logging.set_verbosity_error()  # no "Retrying in 1s" lines when the hub is unreachable
-    except Exception:  # pragma: no cover - an old transformers without these helpers
-        pass

@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
         raise AvkitError(f"--beams and --max-new-tokens must be >= 1, got {args.beams} and {args.max_new_tokens}")
     if args.output is not None:
         check_output(args.output, args.overwrite)  # before anything loads
-    _quiet_transformers()
+    from avkit.apps.video_llm.hub import quiet_transformers
+
+    quiet_transformers()
     from avkit.apps import captioning
 
     captioner = captioning.load(args.run, args.checkpoint, args.device)
@@ -62,17 +64,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def _quiet_transformers() -> None:
-    """Keep transformers' advice and progress bars off the terminal."""
-    import os
-
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    try:
-        from transformers.utils import logging
-
-        logging.set_verbosity_error()
-        logging.disable_progress_bar()
-    except Exception:  # pragma: no cover - an old transformers without these helpers
-        pass

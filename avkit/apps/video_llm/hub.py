@@ -87,3 +87,19 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return True
     except OSError:
         return False
+
+
+def quiet_transformers() -> None:
+    """Keep transformers' and the hub client's progress bars and advice off the terminal (the CLIs'
+    output is the answer or the caption)."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    try:
+        from transformers.utils import logging
+
+        logging.set_verbosity_error()
+        logging.disable_progress_bar()
+        from huggingface_hub.utils import logging as hub_logging
+
+        hub_logging.set_verbosity_error()  # no "Retrying in 1s" lines when the hub is unreachable
+    except Exception:  # pragma: no cover - an old transformers without these helpers
+        pass
