@@ -1,4 +1,5 @@
-"""Audio-guided clip selection (avkit.apps.{preview,clip_selection,learned_sampler,select}, ``avkit select``).
+"""Audio-guided clip selection (``avkit.apps.clip_selection``, ``avkit select``): previews, policies,
+the learned sampler, ``ClipSelector``.
 
 Fixtures, made once per session: seven generated long videos (10 s, 32x32), the first four
 ``train`` and the last three held out (``val``); a tiny C3D classifier run trained for two steps on
