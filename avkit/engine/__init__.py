@@ -7,7 +7,8 @@ from avkit.engine.classify import classify
 from avkit.engine.config import (Config, DataConfig, ModelConfig, OptimConfig, TrainConfig, apply_overrides,
                                  config_from_dict, dump_config, load_config)
 from avkit.engine.evaluate import evaluate, load_run
-from avkit.engine.trainer import RunResult, forward_batch, train
+from avkit.engine.step import forward_batch
+from avkit.engine.trainer import RunResult, train
 
 __all__ = ["Config", "DataConfig", "ModelConfig", "OptimConfig", "RunResult", "TrainConfig", "apply_overrides",
            "classify", "config_from_dict", "dump_config", "evaluate", "forward_batch", "load_config", "load_run",
