@@ -114,16 +114,18 @@ def test_a_quickstart_killed_during_the_swap_is_finished_by_the_next_one(tmp_pat
     out = tmp_path / "qs"
     _quick(out, num=8)
 
-    class KilledHalfway:  # the os module as avkit.staging sees it, killed at its 5th os.replace
+    class KilledHalfway:  # the os module as avkit.staging sees it, killed at the 5th rename of out's swap
         calls = 0
+        swap_folders = {tmp_path, out, tmp_path / ".qs.avkit-old"}  # not generate()'s own staging inside
 
         def __getattr__(self, name):
             return getattr(os, name)
 
         def replace(self, src, dst):
-            KilledHalfway.calls += 1
-            if KilledHalfway.calls == 5:  # journal, results.json and data out, journal: killed moving data in
-                raise KeyboardInterrupt
+            if Path(dst).parent in self.swap_folders:
+                KilledHalfway.calls += 1
+                if KilledHalfway.calls == 5:  # journal, results.json and data out, journal: killed moving data in
+                    raise KeyboardInterrupt
             return os.replace(src, dst)
 
     monkeypatch.setattr(avkit.staging, "os", KilledHalfway())
