@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import av
 import numpy as np
 import pytest
 
@@ -96,3 +97,34 @@ def test_nasa_streams(media_dir):
 def test_audio_only_files(media_dir, path):
     info = probe(path)
     assert info.video_index is None and info.audio.sample_rate > 0 and info.duration > 0.5
+
+
+def write_mp3(path, bit_rate: int, seconds: float = 5.0):
+    """A 440 Hz mono mp3 without a Xing header: its header gives no length."""
+    t = np.arange(int(16000 * seconds)) / 16000
+    wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    with av.open(str(path), "w", format="mp3", options={"write_xing": "0", "id3v2_version": "0"}) as c:
+        s = c.add_stream("libmp3lame", rate=16000, layout="mono")
+        s.codec_context.bit_rate = bit_rate
+        for i in range(0, len(wave), 1152):
+            f = av.AudioFrame.from_ndarray(wave[None, i:i + 1152], format="flt", layout="mono")
+            f.sample_rate, f.pts = 16000, i
+            c.mux(s.encode(f))
+        c.mux(s.encode())
+    return path
+
+
+def test_duration_estimated_from_bitrate_is_not_truncation(tmp_path):
+    """5 s at 8 kb/s then 5 s at 160 kb/s, no Xing header: FFmpeg guesses ~107 s from the first
+    frames' bit rate. probe says it is a guess; reading and checking do not call the file cut."""
+    from avkit.io import check_data, read_audio, verify_decode
+
+    path = tmp_path / "vbr.mp3"
+    path.write_bytes(write_mp3(tmp_path / "a.mp3", 8000).read_bytes()
+                     + write_mp3(tmp_path / "b.mp3", 160000).read_bytes())
+    info = probe(path)
+    assert info.duration_estimated and info.duration > 50
+    wave, sr = read_audio(path)
+    assert abs(len(wave) / sr - 10.0) < 0.3
+    check_data(path)
+    verify_decode(path)

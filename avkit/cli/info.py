@@ -97,7 +97,10 @@ def _print_table(info: MediaInfo) -> None:
 
     size = f"{info.size_bytes / 1e6:.2f} MB" if info.size_bytes >= 1e5 else f"{info.size_bytes} B"
     rate = f", {info.bit_rate // 1000} kb/s" if info.bit_rate else ""
-    title = f"{info.path}\n{info.container}, {_fmt(info.duration, ' s')}, {size}{rate}"
+    duration = _fmt(info.duration, " s")
+    if info.duration_estimated:
+        duration = f"~{duration} (estimated from the bit rate: the header gives no length)"
+    title = f"{info.path}\n{info.container}, {duration}, {size}{rate}"
     table = Table(title=title, title_justify="left")
     for col in ("#", "type", "codec", "details", "duration"):
         table.add_column(col)

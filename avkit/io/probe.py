@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import av.logging
 
 from avkit.errors import MediaError
 
@@ -68,6 +69,8 @@ class MediaInfo:
     streams: list[StreamInfo] = field(default_factory=list)
     video_index: int | None = None
     audio_index: int | None = None
+    # The header gives no length: FFmpeg estimated the durations from the bit rate (can be far off).
+    duration_estimated: bool = False
 
     @property
     def video(self) -> StreamInfo | None:
@@ -94,6 +97,16 @@ def display_size(height: int, width: int, sar: float, rotation: int) -> tuple[in
 
 def open_media(path: str | Path) -> "av.container.InputContainer":
     """``av.open`` with one clear ``MediaError`` for every way a file can be unreadable."""
+    return open_media_estimate(path)[0]
+
+
+def open_media_estimate(path: str | Path) -> tuple["av.container.InputContainer", bool]:
+    """``open_media``, and whether FFmpeg guessed the durations from the bit rate.
+
+    A file whose header gives no length (an mp3 without a Xing header, raw AAC or H.264) gets
+    durations estimated from its bit rate, which for variable bit rates can be far off (a 20 s
+    VBR mp3 "lasts" 33 s). FFmpeg says so only in a log warning, which is captured here.
+    """
     path = Path(path)
     if not path.exists():
         raise MediaError(path, "no such file")
@@ -101,18 +114,26 @@ def open_media(path: str | Path) -> "av.container.InputContainer":
         raise MediaError(path, "is a directory, not a media file")
     if path.stat().st_size == 0:
         raise MediaError(path, "empty file (0 bytes)")
+    level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
     try:
-        container = av.open(str(path), metadata_errors="ignore")
+        av.logging.set_level(av.logging.WARNING)
+        av.logging.set_skip_repeated(False)  # else the warning is dropped from the second open on
+        with av.logging.Capture(local=True) as logs:
+            container = av.open(str(path), metadata_errors="ignore")
     except av.error.InvalidDataError:
         raise MediaError(path, "not a media file, or corrupt/truncated (FFmpeg found no valid "
                                "container data)") from None
     except (av.FFmpegError, OSError) as err:
         raise MediaError(path, f"cannot open: {_ffmpeg_message(err)}") from None
+    finally:
+        av.logging.set_level(level)
+        av.logging.set_skip_repeated(skip)
+    estimated = any("duration from bitrate" in message for _, _, message in logs)
     if container.format.name in _NOT_MEDIA_FORMATS or not any(
             s.type in ("video", "audio") for s in container.streams):
         container.close()
         raise MediaError(path, "not a media file (no audio or video streams)")
-    return container
+    return container, estimated
 
 
 def _ffmpeg_message(err: BaseException) -> str:
@@ -246,7 +267,7 @@ def probe(path: str | Path) -> MediaInfo:
     default video stream cannot decode a single frame.
     """
     path = Path(path)
-    container = open_media(path)
+    container, estimated = open_media_estimate(path)
     try:
         streams: list[StreamInfo] = []
         video_index = best_video_index(container)
@@ -294,6 +315,7 @@ def probe(path: str | Path) -> MediaInfo:
             streams=streams,
             video_index=video_index,
             audio_index=best_audio_index(container),
+            duration_estimated=estimated,
         )
     finally:
         container.close()

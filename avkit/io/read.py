@@ -26,7 +26,7 @@ import torch
 from av.video.reformatter import VideoReformatter
 
 from avkit.errors import AvkitError, MediaError
-from avkit.io.probe import container_start, display_size, open_media, pick_stream, stream_duration
+from avkit.io.probe import container_start, display_size, open_media_estimate, pick_stream, stream_duration
 
 # Frames at most this far past a wanted time still count as "at" it (float rounding of t).
 _EPS = 1e-6
@@ -68,7 +68,10 @@ class VideoReader:
         self.path = str(path)
         self.lenient = lenient
         self.threads = threads
-        self.container = open_media(path)
+        # duration_estimated: the header gives no length, FFmpeg guessed it from the bit rate;
+        # then the stream ends are unknown (None) rather than the guess, so running out of data
+        # is not called truncation.
+        self.container, self.duration_estimated = open_media_estimate(path)
         try:
             self.video = pick_stream(self.container, path, "video", video_stream)
             self.audio = pick_stream(self.container, path, "audio", audio_stream)
@@ -115,6 +118,8 @@ class VideoReader:
         return float(stream.start_time * stream.time_base) - self.origin
 
     def _stream_end(self, stream) -> float | None:
+        if self.duration_estimated:
+            return None
         d = stream_duration(stream, self.container)
         return None if d is None else self._stream_start(stream) + d
 
@@ -234,7 +239,7 @@ class VideoReader:
         for old in self._retired:
             old.close()
         self._retired = [self.container]
-        self.container = open_media(self.path)
+        self.container, _ = open_media_estimate(self.path)
         streams = self.container.streams
         self.video = None if self.video is None else streams[self.video.index]
         self.audio = None if self.audio is None else streams[self.audio.index]
