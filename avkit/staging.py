@@ -123,6 +123,9 @@ def recover(target: str | Path) -> None:
     """Finish or undo what a process killed while writing ``target`` left beside it."""
     target = Path(target).absolute()
     new, old, journal = _names(target)
+    half_written = journal.with_name(journal.name + ".tmp")
+    if half_written.exists():  # killed while writing the journal: the swap had not started
+        half_written.unlink()
     if journal.exists():
         record = json.loads(journal.read_text())
         _swap(target, record["entries"], record["phase"])

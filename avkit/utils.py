@@ -61,7 +61,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this machine (one we may not signal counts as running)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -80,7 +81,7 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
             pid = int(tmp.name.split(TEMP_MARK, 1)[1].split(".", 1)[0])
         except ValueError:
             continue
-        if tmp.is_file() and not _pid_alive(pid):
+        if tmp.is_file() and not pid_alive(pid):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

@@ -147,8 +147,6 @@ def test_a_swap_killed_at_any_rename_is_finished_by_recover(tmp_path: Path, monk
     assert total is not None and total >= 3
 
 
-@pytest.mark.xfail(strict=True, reason="avkit/staging.py recover() leaves the half-written journal "
-                   "'.TARGET.avkit-swap.tmp' of a process killed while writing it (owner of staging.py to fix)")
 def test_recover_removes_a_half_written_journal(tmp_path: Path) -> None:
     out = tmp_path / "out"
     _write(out, OLD)

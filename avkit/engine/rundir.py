@@ -23,7 +23,7 @@ from types import TracebackType
 from avkit.engine.config import Config, config_diff, load_config
 from avkit.errors import AvkitError
 from avkit.staging import StagedOutput
-from avkit.utils import _pid_alive, remove_stale_temps
+from avkit.utils import pid_alive, remove_stale_temps
 
 # Keys that may change between a run and its --resume (they do not change the result; a moved run
 # directory resumes where it is now).
@@ -95,7 +95,7 @@ class RunLock:
             except FileExistsError:
                 owner = self._owner()
                 if owner.get("host") == me["host"] and isinstance(owner.get("pid"), int) \
-                        and not _pid_alive(owner["pid"]):
+                        and not pid_alive(owner["pid"]):
                     self.path.unlink(missing_ok=True)  # its process is gone: take the lock over
                     continue
                 raise AvkitError(f"{self.run_dir}: another training "
