@@ -19,7 +19,7 @@ import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ def _tensors_for_saving(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     seen: set[tuple[int, int]] = set()
     for key, t in tensors.items():
         t = t.detach().to("cpu").contiguous()
-        ident = (t.untyped_storage().data_ptr(), t.storage_offset())
+        ident = (t.untyped_storage().data_ptr(), int(t.storage_offset()))
         if t.numel() and ident in seen:
             t = t.clone()
         seen.add(ident)
@@ -149,6 +149,9 @@ def run_checkpoint(run_dir: str | Path, checkpoint: str = "best", task: str | No
     return path
 
 
+M = TypeVar("M", bound=nn.Module)
+
+
 @dataclass
 class RunFiles:
     """What :func:`open_run` found in a run directory: its recipe, the chosen weights file and their metadata."""
@@ -173,8 +176,8 @@ def open_run(run_dir: str | Path, checkpoint: str = "best", task: str | None = N
     return RunFiles(run_dir, load_config(run_dir), weights, meta.get("state", meta) if "state" in meta else meta)
 
 
-def load_trained(model: nn.Module, run: RunFiles, device: str | torch.device | None = "auto",
-                 what: str = "the model of config.yaml") -> nn.Module:
+def load_trained(model: M, run: RunFiles, device: str | torch.device | None = "auto",
+                 what: str = "the model of config.yaml") -> M:
     """Load ``run``'s weights into ``model`` strictly and return it on ``device`` in eval mode."""
     from avkit.engine.device import resolve_device
 
@@ -182,7 +185,7 @@ def load_trained(model: nn.Module, run: RunFiles, device: str | torch.device | N
     return load_strict(model, run.weights, what).to(dev).eval()
 
 
-def load_strict(model: nn.Module, path: str | Path, what: str = "the model of config.yaml") -> nn.Module:
+def load_strict(model: M, path: str | Path, what: str = "the model of config.yaml") -> M:
     """Load the weights at ``path`` into ``model`` strictly; a mismatch is a one-line error."""
     try:
         model.load_state_dict(load_weights(path), strict=True)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from avkit.engine.build import build_dataset, build_model
+from avkit.engine.build import build_dataset, build_model, loader_workers
 from avkit.engine.checkpoint import load_trained, open_run
 from avkit.engine.config import Config
 from avkit.engine.memory_format import to_channels_last
@@ -27,7 +27,7 @@ from avkit.errors import AvkitError
 from avkit.utils import atomic_write_json
 
 
-def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> tuple[nn.Module, Config, list[str]]:
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.device | None = "auto") -> tuple[nn.Module, Config, list[str]]:
     """The trained model of ``run_dir`` (eval mode, on ``device``), its config and class names.
 
     ``checkpoint`` is ``best`` or ``last``; the model is rebuilt from ``config.yaml`` (without its
@@ -75,7 +75,7 @@ def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = 
     dataset.set_on_unreadable("skip")  # a broken video is left out, not replaced by (and counted as) the next one
     views = clips * crops
     batch_size = batch_size or max(1, cfg.data.batch_size // views)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=cfg.data.num_workers,
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=loader_workers(cfg.data.num_workers),
                         collate_fn=collate_readable)
     device_t = next(model.parameters()).device
     start = time.perf_counter()

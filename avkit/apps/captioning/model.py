@@ -60,7 +60,9 @@ class Projector(nn.Sequential):
 class LoRALinear(nn.Module):
     """``base(x) + scale * (x A^T) B^T`` with the base layer frozen; ``B`` starts at zero."""
 
-    def __init__(self, base: nn.Module, rank: int, alpha: float) -> None:
+    base: Any  # nn.Linear or GPT-2's Conv1D: both have .weight
+
+    def __init__(self, base: Any, rank: int, alpha: float) -> None:
         super().__init__()
         weight = base.weight
         # GPT-2's Conv1D stores weight as [in, out]; nn.Linear as [out, in].
@@ -82,7 +84,7 @@ class LoRALinear(nn.Module):
         """The base layer with the adapter folded into its weight (a copy)."""
         import copy
 
-        layer = copy.deepcopy(self.base)
+        layer: Any = copy.deepcopy(self.base)
         delta = (self.lora_b @ self.lora_a) * self.scale  # [out, in]
         with torch.no_grad():
             layer.weight.add_(delta.t() if self.transposed else delta)
@@ -133,7 +135,8 @@ def small_lm(vocab_size: int, *, kind: str = "llama", hidden_size: int = 128, nu
     import transformers
 
     inter = intermediate_size or 2 * hidden_size
-    ids = {"bos_token_id": bos_token_id, "eos_token_id": eos_token_id, "pad_token_id": pad_token_id}
+    ids: dict[str, Any] = {"bos_token_id": bos_token_id, "eos_token_id": eos_token_id, "pad_token_id": pad_token_id}
+    config: Any
     if kind == "llama":
         config = transformers.LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=inter,
                                           num_hidden_layers=num_layers, num_attention_heads=num_heads,
@@ -174,9 +177,14 @@ class Captioner(nn.Module):
     and ``labels``."""
 
     takes_batch = True
+    lm: Any  # a transformers causal LM (get_input_embeddings, generate)
+    video_encoder: Any  # avkit encoders: out_dim, forward_tokens / forward_features
+    audio_encoder: Any
+    video_projector: Any
+    audio_projector: Any
 
-    def __init__(self, lm: nn.Module, *, prompt_ids: Sequence[int], bos_id: int, eos_id: int, pad_id: int,
-                 video_encoder: nn.Module | None = None, audio_encoder: nn.Module | None = None,
+    def __init__(self, lm: Any, *, prompt_ids: Sequence[int], bos_id: int, eos_id: int, pad_id: int,
+                 video_encoder: Any = None, audio_encoder: Any = None,
                  audio_features: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  prefer_waveform: bool = False) -> None:
         super().__init__()
@@ -239,7 +247,7 @@ class Captioner(nn.Module):
         return spec
 
     @staticmethod
-    def _tokens(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    def _tokens(encoder: Any, x: torch.Tensor) -> torch.Tensor:
         try:
             tokens = encoder.forward_tokens(x)
         except (NotImplementedError, AttributeError):

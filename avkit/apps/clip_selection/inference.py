@@ -65,6 +65,7 @@ class HeavyModel:
         from avkit.engine.evaluate import load_run
 
         self.run_dir = str(run_dir)
+        self.cfg: Any
         self.net, self.cfg, self.class_names = model if model is not None else load_run(run_dir, checkpoint, device)
         self.net.eval()
         data = self.cfg.data
@@ -204,7 +205,7 @@ class ClipSelector:
             scores, gflops = self.sampler.score(result)
             return result, scores, gflops, f"learned sampler ({self.sampler.run_dir}) on the {self.sampler.preview.name}"
         result = self.preview.run(path, windows)
-        if self.consensus and result.ok:
+        if self.consensus and result.ok and result.saliency is not None and result.class_probs is not None:
             from avkit.apps.clip_selection.policies import consensus_scores
 
             return result, consensus_scores(result.saliency, result.class_probs), 0.0, \

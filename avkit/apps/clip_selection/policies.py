@@ -67,7 +67,7 @@ def centres(windows: Sequence[ClipWindow], duration: float | None = None) -> np.
     return np.array([(w.start + (min(w.end, duration) if duration else w.end)) / 2 for w in windows])
 
 
-def temporal_nms(centre: Sequence[float], scores: Sequence[float], k: int, min_gap: float) -> list[int]:
+def temporal_nms(centre: Sequence[float] | np.ndarray, scores: Sequence[float] | np.ndarray, k: int, min_gap: float) -> list[int]:
     """Indices of at most ``k`` items, best score first, whose centres are ``>= min_gap`` s apart.
 
     Ties keep the earlier item. ``min_gap <= 0`` is plain top-k.
@@ -107,7 +107,7 @@ def check_budget(budget: int) -> int:
 
 
 def choose(policy: str, candidates: Sequence[ClipWindow], budget: int, *, duration: float, num_frames: int,
-           fps: float, scores: Sequence[float] | None = None, min_gap: float | None = None,
+           fps: float, scores: Sequence[float] | np.ndarray | None = None, min_gap: float | None = None,
            fallback: str | None = None, rng: np.random.Generator | int | None = 0) -> Choice:
     """Pick at most ``budget`` clips with ``policy`` (see the module docstring).
 
@@ -150,7 +150,7 @@ def _uniform(policy: str, budget: int, duration: float, num_frames: int, fps: fl
     return Choice(policy, "uniform", uniform_clips(duration, num_frames, fps, budget), None, None, reason)
 
 
-def consensus_scores(saliency: Sequence[float], class_probs: np.ndarray, power: float = 1.0) -> np.ndarray:
+def consensus_scores(saliency: Sequence[float] | np.ndarray, class_probs: np.ndarray, power: float = 1.0) -> np.ndarray:
     """Saliency re-ranked by agreement with the whole video: ``s_i * (p_i . q) ** power``.
 
     ``q`` is the saliency-weighted mean of the preview's per-window class probabilities ``p``: what
@@ -169,7 +169,7 @@ def consensus_scores(saliency: Sequence[float], class_probs: np.ndarray, power: 
     return s * np.clip(agree, 0.0, None) ** power
 
 
-def aggregate(probs: torch.Tensor, weights: Sequence[float] | torch.Tensor | None = None) -> torch.Tensor:
+def aggregate(probs: torch.Tensor, weights: Sequence[float] | np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
     """Video-level class probabilities: the (weighted) mean of per-clip probabilities ``[K, C]``."""
     if probs.ndim != 2 or probs.shape[0] == 0:
         raise AvkitError(f"aggregate expects per-clip probabilities [K, C] with K >= 1, got {tuple(probs.shape)}")

@@ -263,7 +263,7 @@ class EnergyPreview:
         inputs = inputs if inputs is not None else read_inputs(path, windows, frames=False)
         start = time.perf_counter()
         windows = list(windows)
-        if inputs.status != "ok":
+        if inputs.status != "ok" or inputs.wave is None:
             return PreviewResult(self.kind, windows, None, status=inputs.status, peak_db=inputs.peak_db,
                                  reason=inputs.reason, seconds=inputs.seconds, decode_seconds=inputs.seconds)
         saliency = energy_saliency(inputs.wave, windows)
@@ -330,6 +330,8 @@ class NetPreview:
     def tensors(self, inputs: PreviewInputs, windows: Sequence[ClipWindow]) -> tuple[torch.Tensor, torch.Tensor,
                                                                                        torch.Tensor | None]:
         """``(spectrogram [1, F, T], index [N, L], frames | None)`` for the network."""
+        if inputs.wave is None:
+            raise AvkitError("the preview network needs the video's sound (it has none)")
         spec = _FRONT_END(inputs.wave)  # [1, F, T]
         index = window_index(windows)
         frames = inputs.frames if self.visual else None
@@ -344,7 +346,7 @@ class NetPreview:
             ) -> PreviewResult:
         windows = list(windows)
         inputs = inputs if inputs is not None else read_inputs(path, windows, frames=self.visual)
-        if inputs.status != "ok":
+        if inputs.status != "ok" or inputs.wave is None:
             return PreviewResult(self.kind, windows, None, status=inputs.status, peak_db=inputs.peak_db,
                                  reason=inputs.reason, seconds=inputs.seconds, decode_seconds=inputs.seconds)
         start = time.perf_counter()

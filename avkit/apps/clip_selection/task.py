@@ -36,7 +36,7 @@ from torch.utils.data import Dataset
 
 from avkit.engine.config import parse_options
 from avkit.engine.task import Task
-from avkit.errors import AvkitError
+from avkit.errors import AvkitError, MediaError
 
 
 @dataclass
@@ -101,8 +101,8 @@ class ClipSelectionTask(Task):
         self.kind = opts.pop("model", "preview")
         if self.kind not in ("preview", "sampler"):
             raise AvkitError(f"task_options.model must be 'preview' or 'sampler', got {self.kind!r}")
-        self.opts: PreviewOptions | SamplerOptions = parse_options(
-            PreviewOptions if self.kind == "preview" else SamplerOptions, opts)
+        self.opts: PreviewOptions | SamplerOptions = (
+            parse_options(PreviewOptions, opts) if self.kind == "preview" else parse_options(SamplerOptions, opts))
         self.class_names: list[str] = []
         self.in_dim = 0
         self.heavy_clip = self.opts.clip_seconds if isinstance(self.opts, PreviewOptions) else 1.0
@@ -140,6 +140,8 @@ class ClipSelectionTask(Task):
         from avkit.io import VideoReader
 
         with VideoReader(path) as reader:
+            if not reader.duration:
+                raise MediaError(path, "unknown or zero video duration")
             return float(reader.duration)
 
     def _preview_items(self, videos: Sequence[Any]) -> list[dict[str, Any]]:

@@ -330,6 +330,8 @@ class VideoLLM:
         duration = stream_info.duration or info.duration
         if not duration or duration <= 0:
             raise MediaError(video, "unknown or zero duration")
+        if not stream_info.height or not stream_info.width:
+            raise MediaError(video, "the video stream states no frame size")
         native = stream_info.display_size or (stream_info.height, stream_info.width)
         video_fps = stream_info.fps or (stream_info.frame_count / duration if stream_info.frame_count else 25.0)
         times, notes = self.sample_times(duration, num_frames=num_frames, fps=fps, start=start, end=end,
@@ -343,12 +345,13 @@ class VideoLLM:
         if plan.frames != len(times):
             times, _ = self.sample_times(duration, num_frames=plan.frames, start=start, end=end,
                                          frame_count=stream_info.frame_count, video_fps=video_fps)
-        if plan.describe():
-            notes.append(plan.describe())
+        budget_note = plan.describe()
+        if budget_note:
+            notes.append(budget_note)
         t_plan = time.perf_counter() - t1
 
         t2 = time.perf_counter()
-        size = None if tuple(plan.size) == tuple(native) else tuple(plan.size)
+        size = None if tuple(plan.size) == tuple(native) else (int(plan.size[0]), int(plan.size[1]))
         clip = read_clip(video, times=times, size=size, audio=False)
         frame_times = [float(t) for t in clip.timestamps.tolist()]
         t_read = time.perf_counter() - t2
@@ -361,8 +364,9 @@ class VideoLLM:
         visual_tokens = self._visual_token_count(inputs["input_ids"])
         inputs = inputs_to_device(inputs, self.device, self.dtype)
         t_prep = time.perf_counter() - t3 + t_plan
-        for note in notes if on_note is not None else ():
-            on_note(note)
+        if on_note is not None:
+            for note in notes:
+                on_note(note)
 
         generation = {"max_new_tokens": int(max_new_tokens), "temperature": float(temperature),
                       "top_p": top_p, "seed": int(seed), "do_sample": temperature > 0}
