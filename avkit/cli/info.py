@@ -19,12 +19,13 @@ EPILOG = """examples:
   avkit info clip.mp4 --verify        also decode every audio and video packet (slower)
 
 What is checked (a failed check prints one line and exits with code 2):
-  always       the header can be read and the default video stream decodes its first frame; for
+  (default)    the header can be read and the default video stream decodes its first frame; for
                every audio and video stream the packets at its end are read (demuxing, no
                decoding) and must reach the end the header states, to within 0.5 s or two
                frames; FFmpeg must report no error while reading them. Catches files cut off
                after their header or index (e.g. a truncated mp4 whose index comes first).
-               Does not look inside the packets: damage in the middle of the data passes.
+               Does not look inside the packets: damage in the middle of the data passes. A
+               length FFmpeg only estimated from the bit rate (shown as '~') is not compared.
   --verify     decodes every packet of every audio and video stream from the start: any
                decoder or demuxer error (including damage a decoder conceals and only logs)
                fails with the time where it happened. Takes as long as decoding the whole file.

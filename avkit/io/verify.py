@@ -154,7 +154,9 @@ def check_data(path: str | Path) -> None:
     with container:
         own, total = _stated_ends(container)
         indices = [s.index for s in _media_streams(container)]
-    tails = {i: _tail_end(path, i, own.get(i, total)) for i in indices}
+    # A stream with no stated end has nothing to compare with (and reading it would take a demux
+    # of the whole file): it is skipped.
+    tails = {i: _tail_end(path, i, own.get(i, total)) for i in indices if own.get(i, total) is not None}
     with open_media(path) as container:
         if not estimated:  # a length guessed from the bit rate states nothing
             _compare(path, container, {i: end for i, (end, _) in tails.items()})
