@@ -30,11 +30,14 @@ def appearance_subset(data: Path, out: Path, group: str = "appearance") -> list[
     classes = [c for c in json.loads((data / "classes.json").read_text()) if c["group"] == group]
     names = {c["name"] for c in classes}
     out.mkdir(parents=True, exist_ok=True)
+    # The rows keep their relative paths through a link to the clips (rows naming files outside the
+    # dataset folder are refused).
+    if not (out / "clips").exists():
+        (out / "clips").symlink_to((data / "clips").resolve(), target_is_directory=True)
     rows = []
     for line in (data / "manifest.jsonl").read_text().splitlines():
         row = json.loads(line)
         if row["label"] in names:
-            row["path"] = str((data / row["path"]).resolve())
             rows.append(json.dumps(row))
     (out / "manifest.jsonl").write_text("\n".join(rows) + "\n")
     (out / "classes.json").write_text(json.dumps(classes))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import logging
 from pathlib import Path
 
@@ -54,11 +55,13 @@ def broken_manifest(motion_dir, tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("broken")
     (d / "empty.mp4").write_bytes(b"")
     (d / "text.mp4").write_text("this is not a video\n" * 20)
+    for k in range(2):  # inside the dataset folder (rows naming files elsewhere are refused)
+        shutil.copy(motion_dir / f"clips/00000{k}.mp4", d / f"good{k}.mp4")
     rows = [
-        {"path": str(motion_dir / "clips/000000.mp4"), "label": "move_left"},
+        {"path": "good0.mp4", "label": "move_left"},
         {"path": "empty.mp4", "label": "move_left"},
         {"path": "text.mp4", "label": "move_right"},
-        {"path": str(motion_dir / "clips/000001.mp4"), "label": "move_right"},
+        {"path": "good1.mp4", "label": "move_right"},
     ]
     (d / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return d / "manifest.jsonl"
@@ -97,7 +100,8 @@ def test_csv_manifest_relative_paths_segments_and_sorted_classes(motion_dir, tmp
         w = csv.DictWriter(f, fieldnames=["path", "label", "start", "end", "caption", "split"])
         w.writeheader()
         w.writerows(rows)
-    ds = VideoDataset(tmp_path / "sub" / "list.csv", **_small(num_frames=2), audio="waveform")
+    # The rows leave the manifest's folder (../m): refused unless allowed (tests/test_data_formats.py).
+    ds = VideoDataset(tmp_path / "sub" / "list.csv", **_small(num_frames=2), audio="waveform", allow_outside=True)
     assert ds.classes == ["alpha", "zeta"]  # no classes.json: sorted unique labels
     for epoch in range(4):
         ds.set_epoch(epoch)
@@ -106,7 +110,7 @@ def test_csv_manifest_relative_paths_segments_and_sorted_classes(motion_dir, tmp
         assert 0.5 - 1e-9 <= item["start"] and item["end"] <= 1.5 + 1e-9  # stays in the segment
     assert ds[1]["caption"] == "" and ds[1]["label"] == 0
     assert ds[0]["audio"].shape == (SR * 2 // 4,)  # 2 frames at 4 fps = 0.5 s
-    val = VideoDataset(tmp_path / "sub" / "list.csv", split="val", **_small())
+    val = VideoDataset(tmp_path / "sub" / "list.csv", split="val", **_small(), allow_outside=True)
     assert len(val) == 1 and val.classes == ds.classes and val[0]["label"] == 0
 
 
@@ -328,9 +332,10 @@ def test_real_videos_train_and_test(media_dir, tmp_path):
     videos = [p for p in sorted((media_dir / "video").iterdir()) if p.suffix in (".mp4", ".mkv", ".webm", ".avi")]
     rows = [{"path": str(p), "label": p.suffix} for p in videos]
     (tmp_path / "real.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    train = VideoDataset(tmp_path / "real.jsonl", num_frames=4, fps=4.0, size=16, audio="waveform", seed=0)
+    train = VideoDataset(tmp_path / "real.jsonl", num_frames=4, fps=4.0, size=16, audio="waveform", seed=0,
+                         allow_outside=True)
     test = VideoDataset(tmp_path / "real.jsonl", num_frames=4, fps=4.0, size=16, audio="spectrogram",
-                        mode="test", num_clips=2)
+                        mode="test", num_clips=2, allow_outside=True)
     for i in range(len(rows)):
         a, b = train[i], test[i]
         assert a["index"] == b["index"] == i  # nothing skipped
@@ -386,7 +391,7 @@ def test_cache_on_real_files_and_broken_ones(media_dir, broken_manifest, tmp_pat
     rows = "".join(json.dumps({"path": str(p), "label": "x"}) + "\n" for p in videos)
     manifest = tmp_path / "real.jsonl"
     manifest.write_text(rows)
-    kw = dict(num_frames=4, fps=4.0, size=16, audio="waveform", seed=1)
+    kw = dict(num_frames=4, fps=4.0, size=16, audio="waveform", seed=1, allow_outside=True)
     # Audio is not compared: after a seek, the real AAC and Vorbis streams decode to samples that
     # differ from one continuous decode (decoder warm-up; Vorbis timestamps), see docs/decoding.md.
     _same_items(VideoDataset(manifest, **kw), VideoDataset(manifest, cache=True, **kw), epochs=1, audio_atol=None)

@@ -6,7 +6,12 @@ Sources:
   ``path`` and ``label`` and optionally ``start``, ``end`` (seconds: use only that segment),
   ``caption`` and ``split``; paths are relative to the manifest's folder;
 - a folder holding ``manifest.jsonl`` / ``manifest.csv`` (what ``avkit generate`` writes);
-- a folder with one subfolder of videos per class (the UCF-101 / Kinetics layout).
+- a folder with one subfolder of videos per class (the UCF-101 / Kinetics layout);
+- a standard layout as downloaded (UCF-101, HMDB-51, Kinetics, Something-Something v2, VGGSound,
+  ActivityNet / THUMOS, AVA-ActiveSpeaker): :mod:`avkit.data.formats`.
+
+Rows naming a file outside the dataset folder are refused unless allowed, and repeated rows are
+reported (:mod:`avkit.data.manifest_checks`).
 
 Classes come from ``classes.json`` beside the manifest (a list of names or of
 ``{"name": ...}`` objects, in label-index order) when present, else the sorted unique labels.
@@ -40,7 +45,7 @@ import csv
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -51,10 +56,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from avkit.data.audio_features import LogMel
 from avkit.data.batch import clip_batch
+from avkit.data.formats import FormatOptions, read_format
+from avkit.data.jsonl import read_jsonl
+from avkit.data.manifest_checks import drop_duplicates, parse_segments, row_key, row_path
 from avkit.data.sampling import ClipWindow, random_clip, sliding_windows, uniform_clips
 from avkit.data.transforms import Compose, eval_transform, train_transform
 from avkit.errors import AvkitError, MediaError
-from avkit.data.jsonl import read_jsonl
 from avkit.io.in_memory import InMemoryVideo
 from avkit.io.read import VideoReader
 
@@ -77,6 +84,8 @@ class VideoRecord:
     end: float | None = None
     caption: str = ""
     split: str | None = None
+    segments: tuple[dict[str, Any], ...] = field(default=(), compare=False)  # [{label, start, end}] (s)
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 # -- sources --------------------------------------------------------------------------------
@@ -134,21 +143,30 @@ def _float_or_none(value: Any, what: str, where: str) -> float | None:
     return x
 
 
-def load_records(source: str | Path, split: str | None = None) -> tuple[list[VideoRecord], list[str], Path]:
+def load_records(source: str | Path, split: str | None = None, *, format: str = "auto",
+                 format_options: FormatOptions | None = None, allow_outside: bool = False,
+                 duplicates: str = "drop") -> tuple[list[VideoRecord], list[str], Path]:
     """Validate ``source`` and return its records, the class names and the manifest (or root) path.
 
-    Raises ``AvkitError`` naming the manifest for a missing file, missing columns, unknown
+    ``format``: ``"auto"`` (found from the path), ``"manifest"``, ``"folder"`` or a standard layout
+    read by :mod:`avkit.data.formats` (``format_options``: its split number, file-name pattern, video
+    root). Rows whose path leaves the dataset folder are refused unless ``allow_outside``; repeated
+    rows are reported and dropped (``duplicates="keep"`` keeps them, ``"error"`` stops).
+    Raises ``AvkitError`` naming the manifest (and line) for a missing file, missing columns, unknown
     labels, bad numbers, or no rows (after the ``split`` filter).
     """
     source = Path(source)
     if not source.exists():
         raise AvkitError(f"{source}: dataset source does not exist")
-    if source.is_dir():
+    table = read_format(source, format, format_options)  # a standard layout; None: manifest or class folders
+    if table is None and source.is_dir():
         for name in ("manifest.jsonl", "manifest.csv"):
             if (source / name).is_file():
                 source = source / name
                 break
-    if source.is_dir():
+    if table is not None:
+        rows, columns, base, source = table.rows, table.columns, table.base, table.source
+    elif source.is_dir():
         rows, columns = _read_folder(source)
         base = source
     elif source.suffix.lower() == ".jsonl":
@@ -167,15 +185,17 @@ def load_records(source: str | Path, split: str | None = None) -> tuple[list[Vid
 
     classes_file = base / "classes.json"
     classes = _load_classes(classes_file) if classes_file.is_file() else None
+    if table is not None and table.classes:
+        classes = table.classes
     if classes is None:
         classes = sorted({str(r["label"]) for r in rows if r.get("label") is not None})
     index_of = {name: i for i, name in enumerate(classes)}
 
     if split is not None and "split" not in columns:
         raise AvkitError(f"{source}: split={split!r} asked for but the manifest has no 'split' field")
-    records = []
+    records, wheres, keys = [], [], []
     for row in rows:
-        where = f"{source}" + (f" line {row['_line']}" if row.get("_line") else "")
+        where = row.get("_where") or f"{source}" + (f" line {row['_line']}" if row.get("_line") else "")
         if not row.get("path"):
             raise AvkitError(f"{where}: empty path")
         label = row.get("label")
@@ -192,13 +212,17 @@ def load_records(source: str | Path, split: str | None = None) -> tuple[list[Vid
         end = _float_or_none(row.get("end"), "end", where)
         if start is not None and end is not None and end <= start:
             raise AvkitError(f"{where}: end ({end}) must be after start ({start})")
-        path = Path(row["path"])
-        rec = VideoRecord(path=str(path if path.is_absolute() else base / path), label=y, start=start,
-                          end=end, caption=str(row.get("caption") or ""), split=row.get("split"))
+        rec = VideoRecord(path=row_path(str(row["path"]), base, where, allow_outside), label=y, start=start,
+                          end=end, caption=str(row.get("caption") or ""), split=row.get("split"),
+                          segments=parse_segments(row.get("segments"), where), meta=row.get("meta") or {})
         if split is None or rec.split == split:
             records.append(rec)
+            wheres.append(where)
+            keys.append(row_key(row, rec.path))
     if not records:
-        raise AvkitError(f"{source}: no videos in split {split!r}")
+        found = sorted({str(r.get("split")) for r in rows if r.get("split") is not None})
+        raise AvkitError(f"{source}: no videos in split {split!r} (splits: {', '.join(found) or 'none'})")
+    records = drop_duplicates(records, keys, wheres, source, duplicates)
     return records, classes, source
 
 
@@ -226,6 +250,8 @@ class VideoDataset(Dataset):
     ``cache=True`` keeps every decoded file in memory (see the module docstring).
     ``on_unreadable``: ``"next"`` or ``"skip"`` (see the module docstring; evaluation changes it on
     a dataset it is given with :meth:`set_on_unreadable`).
+    ``format``, ``format_options``, ``allow_outside``, ``duplicates``: how the source is read
+    (standard layouts, rows outside the dataset folder, repeated rows; see :func:`load_records`).
     """
 
     def __init__(
@@ -251,6 +277,10 @@ class VideoDataset(Dataset):
         max_skips: int = 50,
         cache: bool = False,
         on_unreadable: str = "next",
+        format: str = "auto",
+        format_options: FormatOptions | None = None,
+        allow_outside: bool = False,
+        duplicates: str = "drop",
     ) -> None:
         if mode not in ("train", "test"):
             raise AvkitError(f"mode must be 'train' or 'test', got {mode!r}")
@@ -262,7 +292,9 @@ class VideoDataset(Dataset):
             raise AvkitError(f"audio_seconds must be positive, got {audio_seconds!r}")
         if on_unreadable not in UNREADABLE_MODES:
             raise AvkitError(f"on_unreadable must be one of {UNREADABLE_MODES}, got {on_unreadable!r}")
-        self.records, self.classes, self.source = load_records(source, split)
+        self.records, self.classes, self.source = load_records(
+            source, split, format=format, format_options=format_options, allow_outside=allow_outside,
+            duplicates=duplicates)
         self.num_frames = int(num_frames)
         self.fps = float(fps)
         self.size = int(size)

@@ -128,19 +128,29 @@ def build_dataset(cfg: DataConfig, split: str, train: bool, num_clips: int = 1, 
         raise AvkitError(f"crops must be 1 or 3, got {num_crops}")
     # A class-per-folder root (or a manifest without splits) has no "split": use every video.
     split_arg = split or None
-    if split_arg is not None and not _has_split_column(source):
+    if split_arg is not None and not _has_split_column(source, source_options(cfg)):
         split_arg = None
     return VideoDataset(source, num_frames=cfg.num_frames, fps=cfg.fps, size=cfg.size,
                         short_side=short_side_of(cfg, num_crops), mode="train" if train else "test",
                         num_clips=num_clips, num_crops=num_crops, audio=audio_mode(cfg),
                         sample_rate=cfg.sample_rate, split=split_arg, seed=seed,
-                        transform=clip_transform(cfg, train, num_crops), cache=cache)
+                        transform=clip_transform(cfg, train, num_crops), cache=cache, **source_options(cfg))
 
 
-def _has_split_column(source: str) -> bool:
+def source_options(cfg: DataConfig) -> dict[str, Any]:
+    """``load_records`` / ``VideoDataset`` keywords for how ``data.source`` is read: its layout
+    (``data.format`` and the layout's options), outside paths and repeated rows."""
+    from avkit.data.formats import FormatOptions
+
+    return dict(format=cfg.format, format_options=FormatOptions(cfg.split_number, cfg.path_pattern, cfg.video_root),
+                allow_outside=cfg.allow_outside_paths, duplicates=cfg.duplicates)
+
+
+def _has_split_column(source: str, options: dict[str, Any] | None = None) -> bool:
+    """Whether ``source``'s rows have a ``split``; ``options``: :func:`source_options`."""
     from avkit.data import load_records
 
-    records, _, _ = load_records(source)
+    records, _, _ = load_records(source, **(options or {}))
     return any(r.split is not None for r in records)
 
 
@@ -149,7 +159,7 @@ def build_datasets(cfg: DataConfig, seed: int = 0) -> tuple[Any, Any]:
     validation data (no ``val_source`` and ``val_split`` empty or absent from the manifest)."""
     train = build_dataset(cfg, cfg.train_split, train=True, seed=seed, cache=cfg.cache)
     val = None
-    if cfg.val_source or (cfg.val_split and _has_split_column(cfg.source)):
+    if cfg.val_source or (cfg.val_split and _has_split_column(cfg.source, source_options(cfg))):
         val = build_dataset(cfg, cfg.val_split, train=False, seed=seed, cache=cfg.cache)
         check_classes(class_names_of(train), class_names_of(val))
     return train, val

@@ -30,6 +30,14 @@ class DataConfig:
     val_source: str = ""  # separate validation source; "" = ``source`` filtered by ``val_split``
     train_split: str = "train"  # manifest "split" value used for training ("" = every row)
     val_split: str = "val"  # manifest "split" value used for validation ("" = no validation)
+    # How data.source is read (docs/training.md, "Standard dataset layouts"): auto | manifest | folder | ucf101 |
+    # hmdb51 | kinetics | ssv2 | vggsound | activitynet | ava_activespeaker
+    format: str = "auto"
+    split_number: int = 1  # UCF-101 / HMDB-51: official split 1, 2 or 3
+    path_pattern: str = ""  # Kinetics / VGGSound: a row's file name ("" = the layout's default)
+    video_root: str = ""  # where a layout's videos are ("" = beside its annotation files)
+    allow_outside_paths: bool = False  # accept manifest rows naming files outside the dataset folder
+    duplicates: str = "drop"  # repeated manifest rows (always reported): drop | keep | error
     num_frames: int = 8
     fps: float = 8.0  # frames per second of a sampled clip
     size: int = 112  # side of the square crop fed to the model

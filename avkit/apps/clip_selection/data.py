@@ -112,9 +112,9 @@ def write_segment_manifest(source: str | Path, out: str | Path | None = None, ba
         for seg in row.get("segments") or []:
             lines.append(json.dumps({"path": row["path"], "label": row["label"], "start": seg["start"],
                                      "end": seg["end"], "split": row.get("split"), "duration": row.get("duration")}))
-        for _ in range(int(background)):
+        for draw in range(int(background)):  # "draw" keeps the rows distinct (identical rows are duplicates)
             lines.append(json.dumps({"path": row["path"], "label": row["label"], "split": row.get("split"),
-                                     "duration": row.get("duration")}))
+                                     "duration": row.get("duration"), "draw": draw}))
     if not lines:
         raise AvkitError(f"{manifest}: no segments listed (is it a longvideo dataset?)")
     atomic_write_text(out, "\n".join(lines) + "\n")
