@@ -7,8 +7,8 @@ the encoder API: input ``[B, 1, F, T]`` (F == ``config.num_mel_bins``), pooled `
 (the patch tokens only).
 
 Built either at random from an ``ASTConfig`` (or keyword options) or from a local folder written by
-``save_pretrained`` / a downloaded checkpoint (``pretrained=path``; always ``local_files_only``,
-never remote code).
+``save_pretrained`` / a downloaded checkpoint, or a hub id in the Hugging Face cache (``pretrained=``;
+always ``local_files_only``, never remote code; see ``avkit.models.weights``).
 
 Features. AST was trained on Kaldi filter banks, not on a librosa-style log-mel: 16 kHz mono,
 25 ms Hann window, 10 ms hop, 128 mel bins, log energies, normalised as ``(x - mean) / (2 * std)``
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from avkit.errors import AvkitError
 from avkit.models.base import VideoClassifier
 from avkit.models.registry import register_model
+from avkit.models.weights import load_hf_pretrained
 
 AUDIOSET_MEAN = -4.2677393
 AUDIOSET_STD = 4.5689974
@@ -193,11 +194,8 @@ def ast(num_classes: int | None = None, pretrained: str | Path | None = None, co
     from transformers import ASTConfig, ASTModel
 
     if pretrained is not None:
-        path = Path(pretrained)
-        if not (path / "config.json").is_file():
-            raise AvkitError(f"{path}: not a Hugging Face model folder (no config.json)")
-        model = ASTModel.from_pretrained(str(path), local_files_only=True)
-        return AudioSpectrogramTransformer(model, num_classes, dropout, pretrained_path=str(path))
+        model, folder = load_hf_pretrained(ASTModel, "ast", pretrained)
+        return AudioSpectrogramTransformer(model, num_classes, dropout, pretrained_path=str(folder))
     if config is None:
         config = ASTConfig(hidden_size=hidden_size, num_hidden_layers=num_layers, num_attention_heads=num_heads,
                            intermediate_size=intermediate_size, num_mel_bins=num_mel_bins, max_length=max_length,

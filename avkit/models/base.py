@@ -17,6 +17,14 @@ import torch
 import torch.nn as nn
 
 from avkit.errors import AvkitError
+from avkit.models.weights import (
+    hub_file,
+    hub_file_missing,
+    read_state_dict,
+    report_load,
+    torchvision_load,
+    torchvision_weights,
+)
 
 
 class VideoClassifier(nn.Module):
@@ -69,23 +77,16 @@ def per_frame(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
 # torchvision models with the weights= path
 
 
-def _load_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    return state
-
-
 def build_torchvision(name: str, weights: Any = None, **kwargs: Any) -> nn.Module:
-    """``torchvision.models.get_model(name, weights=weights)``, with local files and clear errors.
+    """``torchvision.models.get_model(name, weights=weights)``, with local files, clear errors and a load report.
 
     ``weights`` is None (random init), anything torchvision accepts (``"DEFAULT"``, ``"KINETICS400_V1"``,
-    a ``Weights`` enum: loaded from the torch hub cache, downloaded if missing), or the path of a
+    a ``Weights`` enum: read from the torch hub cache, downloaded if missing), or the path of a
     state_dict file (``.pth``/``.pt``/``.safetensors``) saved from the same torchvision architecture.
+    Files are read without running pickled code; a cached file is checked that way before torchvision
+    (which unpickles freely) reads it. Without network, the error names the file to put where
+    (``avkit.models.weights.hub_file``). Each load is reported (``weights.report_load``); callers
+    replace the model's classifier with their own head.
     """
     import torchvision
 
@@ -98,23 +99,29 @@ def build_torchvision(name: str, weights: Any = None, **kwargs: Any) -> nn.Modul
             if not path.is_file():
                 raise AvkitError(f"{path}: weights file not found")
             try:
-                model.load_state_dict(_load_state_dict(path))
-            except (RuntimeError, KeyError, ValueError, OSError) as err:
+                model.load_state_dict(read_state_dict(path))
+            except (RuntimeError, KeyError, ValueError) as err:
+                if isinstance(err, AvkitError):
+                    raise
                 first = str(err).strip().splitlines()[0]
                 raise AvkitError(f"{path}: not a {name} state_dict ({first})") from None
+            report_load(torchvision_load(name, str(path), path, model))
         return model
+    enum = torchvision_weights(name, weights)
+    file = hub_file(enum)
+    cached = file.is_file()
+    if cached:
+        read_state_dict(file)  # refuses pickled code before torchvision unpickles the file
     try:
-        return torchvision.models.get_model(name, weights=weights, **kwargs)
-    except AvkitError:
-        raise
-    except (ValueError, KeyError) as err:  # torchvision's Weights.verify: not a weights name of this model
-        raise AvkitError(f"{name}: unknown weights {weights!s} ({err})") from None
+        model = torchvision.models.get_model(name, weights=enum, **kwargs)
     except Exception as err:  # noqa: BLE001 - download/network/cache errors have many types
-        cache = Path(torch.hub.get_dir()) / "checkpoints"
-        raise AvkitError(
-            f"cannot load {name} weights {weights!s}: {type(err).__name__}: {err}. Without network, put the "
-            f"checkpoint file in {cache} or pass weights=<path to a saved state_dict>"
-        ) from None
+        if not cached:
+            raise hub_file_missing(name, enum, err) from None
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise AvkitError(f"{file}: not the {name} {enum.name} checkpoint ({type(err).__name__}: {first}); "
+                         f"replace it with {enum.url}") from None
+    report_load(torchvision_load(name, enum.name, file, model))
+    return model
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,9 +2,10 @@
 
 Each builder makes the bare transformer (``VideoMAEModel``, ``TimesformerModel``, ``VivitModel``)
 either at random from a config (a config object, a dict, or keyword options such as
-``hidden_size=32``) or from a local folder (``pretrained=path``: a ``save_pretrained`` folder or
-a downloaded checkpoint; always ``local_files_only=True`` and ``trust_remote_code=False``, so it
-never downloads or runs remote code). A classification checkpoint's folder loads too (its head
+``hidden_size=32``) or from a checkpoint (``pretrained=``: a ``save_pretrained`` folder, a downloaded
+checkpoint's folder, or a hub id such as ``MCG-NJU/videomae-base`` already in the Hugging Face cache;
+always ``local_files_only=True`` and ``trust_remote_code=False``, so it never downloads or runs remote
+code; see ``avkit.models.weights``). A classification checkpoint's folder loads too (its head
 weights are ignored); avkit's own head is a LayerNorm + Linear on the pooled features.
 
 Input: avkit's ``float [B, 3, T, H, W]`` is permuted to the ``pixel_values [B, T, 3, H, W]`` these
@@ -24,6 +25,7 @@ import torch.nn as nn
 from avkit.errors import AvkitError
 from avkit.models.base import check_clip
 from avkit.models.registry import register_model
+from avkit.models.weights import load_hf_pretrained
 
 
 class HFVideoEncoder(nn.Module):
@@ -71,16 +73,13 @@ class HFVideoEncoder(nn.Module):
         self.model.save_pretrained(str(path))
 
 
-def _build(config_cls: Any, model_cls: Any, pretrained: str | Path | None, config: Any,
+def _build(name: str, config_cls: Any, model_cls: Any, pretrained: str | Path | None, config: Any,
            options: dict[str, Any], model_kwargs: dict[str, Any] | None = None) -> nn.Module:
     model_kwargs = model_kwargs or {}
     if pretrained is not None:
-        path = Path(pretrained)
-        if not (path / "config.json").is_file():
-            raise AvkitError(f"{path}: not a Hugging Face model folder (no config.json)")
         if config is not None or options:
             raise AvkitError("pass either pretrained= or a config / config options, not both")
-        return model_cls.from_pretrained(str(path), local_files_only=True, trust_remote_code=False, **model_kwargs)
+        return load_hf_pretrained(model_cls, name, pretrained, **model_kwargs)[0]
     if config is None:
         try:
             config = config_cls(**options)
@@ -109,7 +108,7 @@ def hf_videomae(num_classes: int | None = None, pretrained: str | Path | None = 
     """VideoMAE (Hugging Face VideoMAEModel): tube tokens, joint attention, mean pooled; config or local folder."""
     from transformers import VideoMAEConfig, VideoMAEModel
 
-    model = _build(VideoMAEConfig, VideoMAEModel, pretrained, config, config_options)
+    model = _build("hf_videomae", VideoMAEConfig, VideoMAEModel, pretrained, config, config_options)
     return HFVideoEncoder(model, "mean", False, num_classes, dropout)
 
 
@@ -119,7 +118,7 @@ def hf_timesformer(num_classes: int | None = None, pretrained: str | Path | None
     """TimeSformer (Hugging Face TimesformerModel): divided space-time attention, CLS; config or local folder."""
     from transformers import TimesformerConfig, TimesformerModel
 
-    model = _build(TimesformerConfig, TimesformerModel, pretrained, config, config_options)
+    model = _build("hf_timesformer", TimesformerConfig, TimesformerModel, pretrained, config, config_options)
     return HFVideoEncoder(model, "cls", True, num_classes, dropout)
 
 
@@ -129,5 +128,5 @@ def hf_vivit(num_classes: int | None = None, pretrained: str | Path | None = Non
     """ViViT (Hugging Face VivitModel): tubelet tokens, joint attention, CLS; config or local folder."""
     from transformers import VivitConfig, VivitModel
 
-    model = _build(VivitConfig, VivitModel, pretrained, config, config_options, {"add_pooling_layer": False})
+    model = _build("hf_vivit", VivitConfig, VivitModel, pretrained, config, config_options, {"add_pooling_layer": False})
     return HFVideoEncoder(model, "cls", True, num_classes, dropout)
