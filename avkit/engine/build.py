@@ -3,11 +3,12 @@ frozen parts). Shared by training, evaluation and ``classify`` so all three see 
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Sequence
 
 import torch.nn as nn
 
-from avkit.engine.checkpoint import load_into, load_weights, unwrap
+from avkit.engine.checkpoint import describe_load, load_into, load_weights, unwrap
 from avkit.engine.config import DataConfig, ModelConfig
 from avkit.errors import AvkitError
 
@@ -18,12 +19,32 @@ from avkit.errors import AvkitError
 def build_model(cfg: ModelConfig, num_classes: int, log: Callable[[str], None] | None = None) -> nn.Module:
     """The classifier ``cfg`` describes, with ``cfg.init`` weights loaded and parts frozen.
 
+    Every pretrained load (the builders' ``weights=`` / ``pretrained=``, then ``init``) is said in one
+    line through ``log`` (else the ``avkit.models`` logger): source, tensors used, head replaced.
+
     An audio encoder or a ``fusion`` head gives an audio-visual model (``build_av_model``, takes the
     batch dict; ``fusion`` defaults to concat, a linear head for one modality); a video model alone
     comes from the zoo with its own head.
     """
+    from avkit.models.weights import collect_loads
+
+    with collect_loads() as loads:  # the builders' pretrained loads, said below with the head on top
+        model = _build(cfg, num_classes)
+    say = log or logging.getLogger("avkit.models").info
+    for loaded in loads:
+        say(loaded.describe(num_classes))
+    if cfg.init:
+        say(describe_load(cfg.init, load_into(model, load_weights(cfg.init), what=cfg.init)))
+    if cfg.freeze_backbone or cfg.linear_probe:
+        freeze_backbone(model)
+    return model
+
+
+def _build(cfg: ModelConfig, num_classes: int) -> nn.Module:
+    """The model of ``cfg`` as its builders make it (their pretrained weights, no ``init``)."""
     from avkit.models import create_model
 
+    model: nn.Module
     if cfg.fusion or cfg.audio:  # audio-only too: the AV wrapper turns waveforms into spectrograms
         from avkit.models.audiovisual import build_av_model
 
@@ -34,13 +55,6 @@ def build_model(cfg: ModelConfig, num_classes: int, log: Callable[[str], None] |
         model = create_model(cfg.video, num_classes=num_classes, **cfg.video_options)
     else:
         raise AvkitError("the recipe names no model: set model.video and/or model.audio")
-    if cfg.init:
-        result = load_into(model, load_weights(cfg.init), what=cfg.init)
-        if log is not None:
-            log(f"init from {cfg.init}: {result['loaded']} tensors loaded, {len(result['skipped'])} skipped, "
-                f"{len(result['missing'])} left at initial values")
-    if cfg.freeze_backbone or cfg.linear_probe:
-        freeze_backbone(model)
     return model
 
 

@@ -111,16 +111,9 @@ def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
         if meta.get("format") == STATE_FORMAT:
             return {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         return tensors
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise AvkitError(f"{path}: cannot read weights safely ({type(err).__name__}: {err})") from None
-    for key in ("state_dict", "model", "model_state"):  # common wrappers around a state_dict
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
-            obj = obj[key]
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise AvkitError(f"{path}: does not hold a state_dict of tensors")
-    return dict(obj)
+    from avkit.models.weights import read_state_dict
+
+    return dict(read_state_dict(path))  # weights_only: a pickle that needs code is refused
 
 
 def run_checkpoint(run_dir: str | Path, checkpoint: str = "best", task: str | None = None, hint: str = "") -> Path:
@@ -204,15 +197,8 @@ def _prefixes(keys: Any, depth: int = 3) -> set[str]:
     return out
 
 
-def match_state_dict(model: nn.Module, source: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Map ``source`` keys onto ``model``'s keys, allowing a stripped and an added key prefix.
-
-    Checkpoints often differ only by wrapper prefixes (``module.``, ``backbone.``, ``videomae.``),
-    so the (strip, add) pair that matches the most same-shaped tensors wins. Tensors whose shape
-    differs (a classifier head for another number of classes) are left out and reported.
-    Returns ``(matched state_dict in model keys, skipped source keys)``.
-    """
-    target = unwrap(model).state_dict()
+def _best_mapping(target: dict[str, torch.Tensor], source: dict[str, torch.Tensor]) -> dict[str, str]:
+    """``{source key: model key}`` under the (stripped, added) prefix pair matching the most same-shaped tensors."""
     best: dict[str, str] = {}
     best_score = 0
     for strip in sorted(_prefixes(source)):
@@ -222,23 +208,84 @@ def match_state_dict(model: nn.Module, source: dict[str, torch.Tensor]) -> tuple
             score = sum(1 for s, t in m.items() if source[s].shape == target[t].shape)
             if score > best_score:
                 best, best_score = m, score
+    return best
+
+
+def match_state_dict(model: nn.Module, source: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Map ``source`` keys onto ``model``'s keys, allowing a stripped and an added key prefix.
+
+    Checkpoints often differ only by wrapper prefixes (``module.``, ``backbone.``, ``videomae.``),
+    so the (strip, add) pair that matches the most same-shaped tensors wins. Tensors whose shape
+    differs (a classifier head for another number of classes) are left out and reported.
+    Returns ``(matched state_dict in model keys, skipped source keys)``.
+    """
+    target = unwrap(model).state_dict()
+    best = _best_mapping(target, source)
     matched = {t: source[s] for s, t in best.items() if source[s].shape == target[t].shape}
     skipped = [s for s in source if s not in best or source[s].shape != target[best[s]].shape]
     return matched, skipped
 
 
+@dataclass
+class WeightsFit:
+    """How a state_dict fits a model (:func:`compare_state_dict`); ``fits`` when every model tensor gets a value."""
+
+    matched: int  # tensors copied as they are
+    total: int  # tensors in the file
+    model_total: int  # tensors of the model
+    missing: list[str]  # model keys the file has no tensor for
+    unexpected: list[str]  # file keys with no model key
+    mismatched: list[tuple[str, list[int], list[int]]]  # (file key, its shape, the model's shape)
+
+    @property
+    def fits(self) -> bool:
+        return not self.missing and not self.mismatched
+
+    def summary(self) -> str:
+        return (f"{self.matched}/{self.model_total} model tensors matched, {len(self.missing)} missing, "
+                f"{len(self.unexpected)} unexpected, {len(self.mismatched)} of another shape")
+
+
+def compare_state_dict(model: nn.Module, source: dict[str, torch.Tensor]) -> WeightsFit:
+    """Missing, unexpected and wrongly shaped tensors of ``source`` for ``model``, keys matched as
+    :func:`match_state_dict` does (wrapper prefixes allowed)."""
+    target = unwrap(model).state_dict()
+    best = _best_mapping(target, source)
+    mismatched = [(s, list(source[s].shape), list(target[t].shape)) for s, t in best.items()
+                  if source[s].shape != target[t].shape]
+    used = set(best.values())
+    return WeightsFit(len(best) - len(mismatched), len(source), len(target), [k for k in target if k not in used],
+                      [s for s in source if s not in best], mismatched)
+
+
 def load_into(model: nn.Module, source: dict[str, torch.Tensor], what: str = "weights") -> dict[str, Any]:
     """Copy matching tensors of ``source`` into ``model``; AvkitError when nothing matches.
 
-    Returns ``{"loaded": n, "skipped": [...], "missing": [...]}`` (``missing``: model keys
-    left at their initial values, e.g. a new classifier head).
+    Returns ``{"loaded": n, "total": tensors in source, "skipped": [...], "missing": [...]}``
+    (``skipped``: source keys not used; ``missing``: model keys left at their initial values, e.g.
+    a new classifier head); :func:`describe_load` says it in one line.
     """
     matched, skipped = match_state_dict(model, source)
     if not matched:
-        raise AvkitError(f"{what}: no tensor matches the model (wrong architecture?)")
+        fit = compare_state_dict(model, source)
+        raise AvkitError(f"{what}: no tensor matches the model (wrong architecture?): {fit.summary()}")
     module = unwrap(model)
     result = module.load_state_dict(matched, strict=False)
-    return {"loaded": len(matched), "skipped": skipped, "missing": list(result.missing_keys)}
+    return {"loaded": len(matched), "total": len(source), "skipped": skipped, "missing": list(result.missing_keys)}
+
+
+def describe_load(what: str, result: dict[str, Any]) -> str:
+    """One line for a :func:`load_into` result: ``loaded WHAT: 120/122 tensors, 2 skipped (fc.weight, fc.bias),
+    2 model tensors new (head.weight, head.bias)``."""
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+
+    text = f"loaded {what}: {result['loaded']}/{result['total']} tensors"
+    if result["skipped"]:
+        text += f", {len(result['skipped'])} skipped ({some(result['skipped'])})"
+    if result["missing"]:
+        text += f", {len(result['missing'])} model tensors new ({some(result['missing'])})"
+    return text
 
 
 # ---------------------------------------------------------------------------------------------
