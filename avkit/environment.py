@@ -36,6 +36,8 @@ DISTRIBUTIONS = {
     "safetensors": "safetensors",
     "yaml": "pyyaml",
     "matplotlib": "matplotlib",
+    "ray": "ray",
+    "pyarrow": "pyarrow",
 }
 TORCH_TRIO = ("torch", "torchvision", "torchaudio")
 

@@ -23,8 +23,8 @@ from avkit import __version__
 from avkit.errors import AvkitError
 
 # Order is the order shown by ``avkit --help``.
-COMMANDS = ["quickstart", "info", "generate", "models", "train", "eval", "classify", "select", "separate", "ask",
-            "caption", "doctor"]
+COMMANDS = ["quickstart", "info", "generate", "models", "weights", "train", "eval", "classify", "select", "separate", "ask",
+            "caption", "batch", "prepare", "doctor"]
 
 EPILOG = """examples:
   avkit quickstart                         generate data, read it back, print a summary

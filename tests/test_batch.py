@@ -1,0 +1,185 @@
+"""``avkit batch`` on a local Ray: result and error rows, resume, per-window features, bad input.
+
+Ray starts once for the module (several seconds); the tests that need it run the CLI in this
+process, which uses that Ray. The corpus: 6 generated 1 s videos, 2 of 2 s and 2 broken files.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from avkit.cli.main import main
+from avkit.engine.config import load_config
+from avkit.engine.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = 6
+GOOD = TRAIN + 2
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny C3D classification run (one epoch on generated clips)."""
+    from avkit.data.synthetic import generate
+
+    data = tmp_path_factory.mktemp("batch_data")
+    generate("motion", data, TRAIN, seed=0, duration=1.0, overwrite=True)
+    out = tmp_path_factory.mktemp("batch_run") / "run"
+    cfg = load_config(ROOT / "recipes" / "motion_c3d.yaml", [
+        f"data.source={data}", f"train.output_dir={out}", "train.epochs=1", "train.progress=false",
+        "train.tensorboard=false", "data.batch_size=4", "data.num_frames=8", "data.fps=8", "data.val_split=",
+        "model.video_options.fc_dim=16"])
+    train(cfg, quiet=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's clips, two longer videos, a file that is not media and a truncated mp4."""
+    from avkit.data.synthetic import generate
+
+    folder = tmp_path_factory.mktemp("corpus")
+    for f in sorted((Path(load_config(run_dir).data.source) / "clips").glob("*.mp4")):
+        shutil.copy(f, folder / f.name)
+    long = tmp_path_factory.mktemp("long")
+    generate("motion", long, 2, seed=1, duration=2.0, overwrite=True)
+    for k, f in enumerate(sorted((long / "clips").glob("*.mp4"))):
+        shutil.copy(f, folder / f"long_{k}.mp4")
+    good = sorted(folder.glob("*.mp4"))
+    assert len(good) == GOOD
+    (folder / "junk.mp4").write_bytes(b"not a video" * 200)
+    (folder / "truncated.mp4").write_bytes(good[0].read_bytes()[:4000])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> object:
+    """One local Ray for the module's tests (2 CPUs, no dashboard)."""
+    import ray
+
+    from avkit.apps.batch.pipeline import connect
+
+    connect(None, cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+def _batch(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, dict | str]:
+    code = main(["batch", *argv, "--json"])
+    out, err = capsys.readouterr()
+    return code, json.loads(out) if code == 0 else err.strip()
+
+
+def _parts(out: Path) -> list[dict]:
+    return json.loads((out / "batch.json").read_text())["parts"]
+
+
+def test_classify_corpus_errors_and_resume(ray_local: object, run_dir: Path, corpus: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    import pandas as pd
+
+    from avkit.engine.classify import classify
+
+    out = tmp_path / "labels"
+    code, summary = _batch(capsys, "classify", str(corpus), "--run", str(run_dir), "--out", str(out), "--clips", "2")
+    assert code == 0, summary
+    assert isinstance(summary, dict) and (summary["done"], summary["errors"]) == (GOOD + 2, 2)
+    results, errors = pd.read_parquet(out / "results"), pd.read_parquet(out / "errors")
+    assert len(results) == GOOD and results["key"].is_unique
+    assert sorted(Path(p).name for p in errors["path"]) == ["junk.mp4", "truncated.mp4"]
+    assert all(Path(p).name in e for p, e in zip(errors["path"], errors["error"]))  # the reason names the file
+    # the probabilities are those of `avkit classify` with the same clips (a fixed-size list per video)
+    row = results.sort_values("path").iloc[0]
+    direct = classify(row["path"], run_dir, top=100, clips=2, device="cpu")
+    assert row["label"] == direct[0]["label"] and row["score"] == pytest.approx(direct[0]["score"], abs=1e-5)
+    assert len(row["probs"]) == len(direct) and float(np.sum(row["probs"])) == pytest.approx(1, abs=1e-4)
+
+    # A rerun does no work: nothing to do, no new part; a part no commit lists (a run killed before
+    # committing) is removed, so the folder holds exactly the committed rows.
+    parts = _parts(out)
+    stray = out / "results" / "part-000099.parquet"
+    shutil.copy(out / parts[0]["results"], stray)
+    code, again = _batch(capsys, "classify", str(corpus), "--run", str(run_dir), "--out", str(out), "--clips", "2")
+    assert code == 0 and isinstance(again, dict)
+    assert (again["total"], again["done"], again["skipped"]) == (0, 0, GOOD + 2)
+    assert _parts(out) == parts and not stray.exists()
+    assert len(pd.read_parquet(out / "results")) == GOOD
+
+    # A new file is the only work of the next run, appended as a new part; finished parts are untouched.
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "results").iterdir()}
+    shutil.copy(sorted(corpus.glob("0*.mp4"))[1], corpus / "new.mp4")
+    try:
+        code, more = _batch(capsys, "classify", str(corpus), "--run", str(run_dir), "--out", str(out), "--clips", "2")
+    finally:
+        (corpus / "new.mp4").unlink()
+    assert code == 0 and isinstance(more, dict) and (more["done"], more["skipped"]) == (1, GOOD + 2)
+    assert len(_parts(out)) == len(parts) + 1 and len(pd.read_parquet(out / "results")) == GOOD + 1
+    assert all((out / "results" / n).stat().st_mtime_ns == t for n, t in before.items())
+
+
+def test_embed_windows_match_direct(ray_local: object, run_dir: Path, corpus: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture) -> None:
+    import pyarrow.parquet as pq
+
+    from avkit.data.batch import clip_batch
+    from avkit.data.sampling import sliding_windows
+    from avkit.engine.build import clip_transform, short_side_of
+    from avkit.engine.evaluate import load_run
+    from avkit.io import VideoReader
+
+    out = tmp_path / "feats"
+    videos = sorted(corpus.glob("long_*.mp4"))
+    code, summary = _batch(capsys, "embed", str(corpus / "long_*.mp4"), "--run", str(run_dir), "--out", str(out),
+                           "--stride", "0.25", "--batch-size", "1")
+    assert code == 0, summary
+    table = pq.read_table(out / "results")
+    model, cfg, _ = load_run(run_dir, device="cpu")
+    data = cfg.data
+    assert str(table.schema.field("features").type).startswith(f"fixed_size_list<element: float>[{model.out_dim}]")
+    frame = table.to_pandas()
+    assert sorted(frame["path"].unique()) == [str(v.absolute()) for v in videos]
+    for video in videos:
+        rows = frame[frame["path"] == str(video.absolute())].sort_values("window").to_dict("records")
+        with VideoReader(video) as reader:
+            windows = sliding_windows(reader.duration, data.num_frames, data.fps, 0.25)
+            batch = clip_batch(reader, windows, num_frames=data.num_frames, size=short_side_of(data),
+                               transform=clip_transform(data, train=False), audio=data.audio)
+        assert len(rows) == len(windows) == 5  # 2 s video, 1 s clips starting every 0.25 s
+        assert [r["start"] for r in rows] == pytest.approx([w.start for w in windows])
+        with torch.no_grad():
+            direct = model.forward_features(batch["video"]).numpy()
+        np.testing.assert_allclose(np.array([r["features"] for r in rows]), direct, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_input_is_one_line(run_dir: Path, corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import socket
+
+    out = str(tmp_path / "out")
+    code, err = _batch(capsys, "classify", str(tmp_path / "nope"), "--run", str(run_dir), "--out", out)
+    assert code == 2 and "nope: no such file or folder" in err and "\n" not in err
+    (tmp_path / "empty").mkdir()
+    code, err = _batch(capsys, "embed", str(tmp_path / "empty"), "--run", str(run_dir), "--out", out)
+    assert code == 2 and "no video files in this folder" in err
+    code, err = _batch(capsys, "caption", str(corpus), "--run", str(run_dir), "--out", out)
+    assert code == 2 and "not a captioning run (task: classification)" in err
+    code, err = _batch(capsys, "classify", str(corpus), "--run", str(run_dir), "--out", out, "--stride", "1")
+    assert code == 2 and "--stride is for embed" in err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    code, err = _batch(capsys, "classify", str(corpus), "--run", str(run_dir), "--out", out,
+                       "--address", f"ray://127.0.0.1:{port}")
+    assert code == 2 and f"127.0.0.1:{port}: cannot reach a Ray cluster" in err
+    assert not (tmp_path / "out" / "results").exists()  # nothing was processed
+
+
+def test_cli_tasks_match_package() -> None:
+    from avkit.apps.batch import TASKS
+    from avkit.cli import batch
+
+    assert batch.TASKS == TASKS
