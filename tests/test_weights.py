@@ -99,7 +99,7 @@ def _tiny_videomae(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_hugging_face_id_loads_from_the_cache_and_a_missing_one_names_the_folder_layout(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     from huggingface_hub import constants
 
     cache = tmp_path / "hf"
@@ -117,6 +117,12 @@ def test_hugging_face_id_loads_from_the_cache_and_a_missing_one_names_the_folder
     weights_file = repo / "snapshots" / "abc123" / "model.safetensors"
     assert lines == [f"loaded hf_videomae someone/videomae-tiny from {weights_file}: "
                      f"{len(state)}/{len(state)} tensors, new head (3 classes)"]
+
+    # check: compared through transformers' loading, which renames keys (VideoMAE's q_bias -> query.bias)
+    assert main(["weights", "check", str(weights_file.parent), "--model", "hf_videomae", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["fits"] and report["missing"] == [] and report["unexpected"] == []
+    assert report["matched"] == report["model_tensors"] == len(state)
 
     with pytest.raises(AvkitError) as err:
         create_model("hf_videomae", pretrained="MCG-NJU/videomae-base")

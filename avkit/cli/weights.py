@@ -130,12 +130,33 @@ def _build(name: str, options: dict[str, Any], file: Any) -> Any:
         raise AvkitError(f"{name}: bad --option ({err})") from None
 
 
-def _check(args: argparse.Namespace) -> int:
-    from avkit.engine.checkpoint import compare_state_dict, load_weights
+def _hf_fit(name: str, options: dict[str, Any], folder: str) -> Any:
+    """How a Hugging Face folder fits ``name``, from transformers' own loading (it renames some keys,
+    e.g. VideoMAE's q_bias, so a plain key comparison would be wrong)."""
+    from avkit.engine.checkpoint import WeightsFit
+    from avkit.models import create_model
+    from avkit.models.weights import collect_loads
 
-    state = load_weights(args.file)
-    model = _build(args.model, _options(args.option), args.file)
-    fit = compare_state_dict(model, state)
+    with collect_loads() as loads:
+        model: Any = create_model(name, pretrained=folder, **options)
+    loaded = loads[0]
+    inner = len(model.state_dict()) - (len(model.head.state_dict()) if model.head is not None else 0)
+    return WeightsFit(loaded.used, loaded.total, inner, loaded.missing, loaded.unexpected, loaded.mismatched)
+
+
+def _check(args: argparse.Namespace) -> int:
+    import inspect
+    from pathlib import Path
+
+    from avkit.engine.checkpoint import compare_state_dict, load_weights
+    from avkit.models import model_entry
+
+    options = _options(args.option)
+    if (Path(args.file) / "config.json").is_file() and "pretrained" in inspect.signature(
+            model_entry(args.model).builder).parameters:
+        fit = _hf_fit(args.model, options, args.file)
+    else:
+        fit = compare_state_dict(_build(args.model, options, args.file), load_weights(args.file))
     if args.json:
         print(json.dumps({"file": args.file, "model": args.model, "fits": fit.fits, "matched": fit.matched,
                           "file_tensors": fit.total, "model_tensors": fit.model_total, "missing": fit.missing,

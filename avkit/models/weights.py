@@ -21,7 +21,7 @@ import logging
 import re
 from collections.abc import Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -175,6 +175,10 @@ class LoadedWeights:
     used: int  # tensors of the checkpoint in the network (its classifier left out)
     total: int  # tensors in the checkpoint
     head_classes: int | None = None  # outputs of the checkpoint's classifier, which avkit does not use
+    # Hugging Face loads only, from transformers' loading info (it renames some keys while loading):
+    missing: list[str] = field(default_factory=list)  # model keys left at their initial values
+    unexpected: list[str] = field(default_factory=list)  # checkpoint keys not used
+    mismatched: list[tuple[str, list[int], list[int]]] = field(default_factory=list)  # (key, file shape, model shape)
 
     def describe(self, num_classes: int | None = None) -> str:
         """``loaded r2plus1d_18 KINETICS400_V1 from PATH: 102/104 tensors, head replaced (400 -> 5 classes)``."""
@@ -249,8 +253,12 @@ def load_hf_pretrained(model_cls: Any, name: str, pretrained: str | Path, **kwar
     """``model_cls.from_pretrained`` of the folder :func:`resolve_pretrained` finds (local files only, no
     remote code), reported in one line; returns the model and the folder (for its preprocessor config)."""
     folder = resolve_pretrained(pretrained)
-    model, info = model_cls.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False,
-                                            output_loading_info=True, **kwargs)
+    try:
+        model, info = model_cls.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False,
+                                                output_loading_info=True, **kwargs)
+    except (RuntimeError, ValueError, OSError, KeyError) as err:  # wrong architecture, shapes, broken files
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise AvkitError(f"{folder}: does not load as {name} ({type(err).__name__}: {first})") from None
     expected = len(model.state_dict())
     not_loaded = set(info.get("missing_keys", ())) | {k[0] for k in info.get("mismatched_keys", ())}
     unexpected = list(info.get("unexpected_keys", ()))
@@ -260,7 +268,9 @@ def load_hf_pretrained(model_cls: Any, name: str, pretrained: str | Path, **kwar
         head = len(getattr(model.config, "id2label", None) or {}) or None
     source = str(weights_file) if (weights_file := hf_weights_file(folder)) else str(folder)
     weights = str(pretrained) if str(pretrained) != str(folder) else source
-    report_load(LoadedWeights(name, weights, source, used, used + len(unexpected), head))
+    mismatched = [(str(k[0]), list(k[1]), list(k[2])) for k in info.get("mismatched_keys", ()) if len(k) == 3]
+    report_load(LoadedWeights(name, weights, source, used, used + len(unexpected), head,
+                              sorted(info.get("missing_keys", ())), sorted(unexpected), mismatched))
     return model, folder
 
 
