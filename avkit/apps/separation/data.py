@@ -151,7 +151,8 @@ class MixDataset(Dataset):
 
     def __init__(self, library: SoloLibrary, *, num_mix: Sequence[int] = (2, 3), segment: int = 0,
                  num_frames: int = 3, train: bool = True, seed: int = 0, length: int = 0, distinct: bool = True,
-                 gain: Sequence[float] = (1.0, 1.0), zoom: Sequence[float] = (1.0, 1.0)) -> None:
+                 gain: Sequence[float] = (1.0, 1.0), zoom: Sequence[float] = (1.0, 1.0), all_frames: bool = False,
+                 same_label: float = 0.0) -> None:
         self.library = library
         self.num_mix = [int(n) for n in num_mix]
         if not self.num_mix or min(self.num_mix) < 1:
@@ -176,6 +177,15 @@ class MixDataset(Dataset):
         self.zoom = (float(zoom[0]), float(zoom[1]))
         if not 0 < self.zoom[0] <= self.zoom[1] <= 1:
             raise AvkitError(f"zoom must be a range within (0, 1], got {list(zoom)}")
+        # all_frames (visual: motion): every frame of the crop, the crop starting on a frame, so that frame j
+        # of an item is at j / fps s of its audio; same_label: a training partner of the clip's own label
+        self.all_frames, self.same_label = all_frames, float(same_label)
+        self.frame_step = library.sample_rate / library.fps  # samples per video frame
+        if all_frames:
+            self.num_frames = max(1, int(np.ceil(self.segment / self.frame_step - 1e-9)))
+            shortest_frames = min(len(c.frames) for c in library.clips)
+            if shortest_frames < self.num_frames:
+                raise AvkitError(f"{library.source}: a clip has {shortest_frames} frames, a crop needs {self.num_frames}")
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -186,6 +196,9 @@ class MixDataset(Dataset):
 
     def _partners(self, first: int, n: int, rng: np.random.Generator) -> list[int]:
         chosen = [first]
+        own = [i for i in self.by_label.get(self.library.labels[first], []) if i != first]
+        if self.train and self.same_label > 0 and own and n == 2 and rng.uniform() < self.same_label:
+            return [first, own[int(rng.integers(len(own)))]]  # two parts of one instrument
         if self.distinct:
             used = {self.library.labels[first]}
             for _ in range(n - 1):
@@ -214,11 +227,20 @@ class MixDataset(Dataset):
         for c in clips:
             solo = self.library.clips[c]
             room = len(solo.audio) - self.segment
-            start = int(rng.integers(room + 1)) if self.train and room > 0 else 0
-            gain = float(rng.uniform(*self.gain)) if self.train else 1.0
             sr, fps = self.library.sample_rate, self.library.fps
-            idx = frame_indices(start / sr, self.segment / sr, fps, len(solo.frames), self.num_frames,
-                                rng if self.train else None)
+            if self.all_frames:
+                first_frame = 0
+                if self.train and room > 0:
+                    first_frame = int(rng.integers(min(int(room // self.frame_step), len(solo.frames) - self.num_frames)
+                                                   + 1))
+                start = int(round(first_frame * self.frame_step))
+                idx = np.arange(first_frame, first_frame + self.num_frames)
+            else:
+                start = int(rng.integers(room + 1)) if self.train and room > 0 else 0
+            gain = float(rng.uniform(*self.gain)) if self.train else 1.0
+            if not self.all_frames:
+                idx = frame_indices(start / sr, self.segment / sr, fps, len(solo.frames), self.num_frames,
+                                    rng if self.train else None)
             entry = {"clip": c, "start": start, "gain": gain, "frames": idx.tolist()}
             if self.train and self.zoom[0] < 1 and rng.uniform() < 0.5:
                 z = float(rng.uniform(*self.zoom))

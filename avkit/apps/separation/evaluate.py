@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 
 from avkit.errors import AvkitError
@@ -26,7 +27,7 @@ def mixtures_of(source: str | Path, opts: Any, *, split: str = "", num_mix: Sequ
 
     lib = SoloLibrary.from_options(source, split, opts)
     return MixDataset(lib, num_mix=list(num_mix or opts.val_num_mix), num_frames=opts.num_frames, train=False,
-                      seed=seed, length=length, distinct=opts.distinct)
+                      seed=seed, length=length, distinct=opts.distinct, all_frames=opts.visual == "motion")
 
 
 @torch.no_grad()
@@ -48,12 +49,26 @@ def score_mixtures(separator: Any, items: Sequence[dict[str, Any]] | Any, *, ora
         mix = refs.sum(0, keepdim=True).to(separator.device)
         frames = item["frames"][:k].unsqueeze(0).to(separator.device)
         est = net.separate(mix, frames, separator.opts.mask_threshold)[0].cpu().numpy()
+        if net.visual_net is None:  # audio only: its outputs are in no particular order
+            est = best_order(refs.numpy(), est)
         r = evaluate_mixture(spectral, refs.numpy(), est, oracles=oracles, bss=bss)
         r["num_sources"] = k
         results.append(r)
         if progress is not None:
             progress(i + 1, total)
     return results
+
+
+def best_order(references: np.ndarray, estimates: np.ndarray) -> np.ndarray:
+    """``estimates [N, S]`` reordered to the permutation of the highest mean SI-SDR against ``references``:
+    an audio-only model's outputs have no order, so it is scored as if it had guessed the order right."""
+    import itertools
+
+    from avkit.apps.separation.metrics import si_sdr
+
+    perms = list(itertools.permutations(range(len(estimates))))
+    best = max(perms, key=lambda p: float(np.mean(si_sdr(references, estimates[list(p)]))))
+    return estimates[list(best)]
 
 
 def evaluate_separation(run_dir: str | Path, *, source: str | None = None, split: str | None = None,

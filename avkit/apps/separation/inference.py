@@ -39,6 +39,8 @@ UNET_FRAMES = 1024  # the U-Net runs on pieces of this many STFT frames (plus co
 UNET_CONTEXT = 32
 REST_SHARE = 0.25  # find_sources: the rest of the picture is a source when this much energy is left over
 MAP_STRIDE = 2  # the sound map looks at every other frequency bin and STFT frame
+MOTION_FRAMES = 64  # visual: motion runs on pieces of this many video frames ...
+MOTION_CONTEXT = 4  # ... with this many frames of context on each side (its temporal receptive field is 7)
 
 
 @dataclass
@@ -49,8 +51,10 @@ class Analysis:
     mix_spec: torch.Tensor  # complex [F, T]
     mix_mag: torch.Tensor  # warped magnitude [Fw, T]
     audio_features: torch.Tensor  # [K, Fw, T]
-    maps: torch.Tensor  # per-position visual features per chunk [C, K, h, w]
-    chunk_of_frame: torch.Tensor  # long [T]: which chunk each STFT frame belongs to
+    maps: torch.Tensor  # per-position visual features per chunk (motion: per video frame) [C, K, h, w]
+    lo: torch.Tensor  # long [T]: the chunk / video frame of each STFT frame ...
+    hi: torch.Tensor  # long [T]: ... and the next one (motion), whose feature is mixed in with weight
+    weight: torch.Tensor  # float [T] (0 for the chunks of visual: appearance)
     grid: tuple[int, int]  # (h, w) of the feature map
     image_size: tuple[int, int]  # (H, W) of the frames the network saw
     positions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # Separator._positions, computed once
@@ -79,6 +83,7 @@ class Separator:
         self.net, self.opts, self.device, self.run_dir = net, opts, device, run_dir
         self.spectral = net.spectral
         self.sample_rate = net.spectral.cfg.sample_rate
+        self.hop_s = net.spectral.cfg.hop / self.sample_rate
 
     @classmethod
     def from_run(cls, run: RunFiles, device: str | torch.device | None = None) -> Separator:
@@ -98,6 +103,9 @@ class Separator:
         """``audio`` float [S] at :attr:`sample_rate`; ``frames`` uint8 [T, H, W, 3] at ``fps``
         (default: the run's fps) covering the same time span."""
         fps = fps or self.opts.fps
+        if self.net.visual_net is None:
+            raise AvkitError(f"{self.run_dir or 'this model'}: an audio-only model (task_options.visual: none) cannot "
+                             "tell which sound belongs to which picture; use a model trained with pictures")
         wave = torch.as_tensor(np.asarray(audio, np.float32)).to(self.device)
         frames = torch.as_tensor(np.asarray(frames, np.uint8))
         if wave.ndim != 1 or wave.numel() < self.spectral.cfg.n_fft:
@@ -109,30 +117,57 @@ class Separator:
         mag = self.spectral.warp(spec.abs())
         feats = self._audio_features(self.spectral.log_magnitude(mag))
         t = spec.shape[-1]
-        maps = self._visual_maps(frames, t, fps)
-        chunk_of = (torch.arange(t, device=self.device) // CHUNK_FRAMES).clamp(max=maps.shape[0] - 1)
-        return Analysis(wave.numel(), spec, mag, feats, maps, chunk_of, tuple(maps.shape[-2:]),
+        maps, lo, hi, weight = self._visual_maps(frames, t, fps)
+        return Analysis(wave.numel(), spec, mag, feats, maps, lo, hi, weight, tuple(maps.shape[-2:]),
                         tuple(frames.shape[1:3]))
 
     @torch.no_grad()
-    def analyse_frames(self, frames: Any, a: Analysis, fps: float | None = None) -> torch.Tensor:
-        """Per-chunk visual maps ``[C, K, h, w]`` of other ``frames`` over the same audio as ``a``."""
-        return self._visual_maps(frames, a.mix_spec.shape[-1], fps or self.opts.fps)
+    def analyse_frames(self, frames: Any, a: Analysis, fps: float | None = None) -> Analysis:
+        """``a`` with the visual maps of other ``frames`` over the same audio."""
+        maps, lo, hi, weight = self._visual_maps(frames, a.mix_spec.shape[-1], fps or self.opts.fps)
+        return Analysis(a.length, a.mix_spec, a.mix_mag, a.audio_features, maps, lo, hi, weight,
+                        tuple(maps.shape[-2:]), a.image_size)
 
-    def _visual_maps(self, frames: Any, stft_frames: int, fps: float) -> torch.Tensor:
-        """Per-position visual features ``[C, K, h, w]`` of each chunk of ``CHUNK_FRAMES`` STFT frames, from
-        ``num_frames`` of the frames spread over the chunk's time span (as a training crop's)."""
+    def _visual_maps(self, frames: Any, stft_frames: int, fps: float
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-position visual features ``[C, K, h, w]`` and, per STFT frame, which of them it uses (``lo``,
+        ``hi``, ``weight``; see :class:`Analysis`). ``visual: appearance``: one per chunk of ``CHUNK_FRAMES``
+        STFT frames, from ``num_frames`` frames spread over the chunk (as a training crop's);
+        ``visual: motion``: one per video frame at the run's fps (:meth:`_motion_maps`)."""
         from avkit.apps.separation.data import frame_indices
 
         frames = torch.as_tensor(np.asarray(frames, np.uint8))
-        hop_s = self.spectral.cfg.hop / self.sample_rate
+        if self.net.temporal:
+            return self._motion_maps(frames, stft_frames, fps)
+        hop_s = self.hop_s
         maps = []
         for c in range(max(1, int(np.ceil(stft_frames / CHUNK_FRAMES)))):
             start, stop = c * CHUNK_FRAMES, min(stft_frames, (c + 1) * CHUNK_FRAMES)
             idx = frame_indices(start * hop_s, (stop - start) * hop_s, fps, len(frames), self.opts.num_frames)
             f = frames[idx].permute(0, 3, 1, 2).unsqueeze(0).to(self.device)  # [1, T', 3, H, W]
             maps.append(self.net.visual_net(f)[0])
-        return torch.stack(maps)
+        chunk_of = (torch.arange(stft_frames, device=self.device) // CHUNK_FRAMES).clamp(max=len(maps) - 1)
+        return torch.stack(maps), chunk_of, chunk_of, torch.zeros(stft_frames, device=self.device)
+
+    def _motion_maps(self, frames: torch.Tensor, stft_frames: int, fps: float
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``visual: motion``: the frames resampled to the run's fps (nearest earlier frame), the motion
+        network over them in pieces of ``MOTION_FRAMES`` with ``MOTION_CONTEXT`` frames of context on each
+        side (its temporal receptive field), and each STFT frame's place between two of them."""
+        from avkit.apps.separation.model import frame_weights
+
+        rate = self.opts.fps
+        duration = stft_frames * self.hop_s
+        count = max(1, int(np.ceil(duration * rate - 1e-9)))
+        idx = np.clip(np.floor(np.arange(count) / rate * fps + 1e-6).astype(int), 0, len(frames) - 1)
+        x = frames[idx].permute(0, 3, 1, 2).unsqueeze(0).to(self.device)  # [1, T', 3, H, W]
+        pieces = []
+        for start in range(0, count, MOTION_FRAMES):
+            lo, hi = max(0, start - MOTION_CONTEXT), min(count, start + MOTION_FRAMES + MOTION_CONTEXT)
+            piece = self.net.visual_net(x[:, lo:hi])[0]
+            pieces.append(piece[start - lo:start - lo + min(MOTION_FRAMES, count - start)])
+        lo_i, hi_i, weight = frame_weights(stft_frames, count, self.hop_s, rate, self.device)
+        return torch.cat(pieces), lo_i, hi_i, weight
 
     def _audio_features(self, log_mag: torch.Tensor) -> torch.Tensor:
         """The U-Net's ``[K, Fw, T]``, in pieces with context for long inputs."""
@@ -147,13 +182,10 @@ class Separator:
             out.append(piece[..., start - lo:start - lo + min(UNET_FRAMES, t - start)])
         return torch.cat(out, dim=-1)
 
-    def _logits(self, a: Analysis, features: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-        """Mask logits ``[N, Fw, T]`` for visual features ``[N, C, K]`` (one per chunk), or only chunk ``chunk``'s
-        frames; one matrix product per chunk."""
-        scaled = features * self.net.scale
-        chunks = range(a.maps.shape[0]) if chunk is None else [chunk]
-        parts = [torch.einsum("nk,kft->nft", scaled[:, c], a.audio_features[..., _chunk(c, a)]) for c in chunks]
-        return torch.cat(parts, dim=-1) + self.net.bias
+    def _logits(self, a: Analysis, features: torch.Tensor) -> torch.Tensor:
+        """Mask logits ``[N, Fw, T]`` for visual features ``[N, C, K]`` (one per chunk or video frame)."""
+        scaled = _per_stft_frame(features * self.net.scale, a, slice(None))  # [N, T, K]
+        return torch.einsum("ntk,kft->nft", scaled, a.audio_features) + self.net.bias
 
     def _masks(self, logits: torch.Tensor) -> torch.Tensor:
         return self.net.masks(logits, self.opts.mask_threshold)
@@ -196,12 +228,15 @@ class Separator:
         gram = torch.zeros(p, p, device=energy.device)
         sums = torch.zeros(p, device=energy.device)
         cells = 0
-        for c in range(a.maps.shape[0]):
-            sl = _chunk(c, a)
+        for start in range(0, energy.shape[-1], CHUNK_FRAMES):
+            sl = slice(start, min(energy.shape[-1], start + CHUNK_FRAMES))
             e = energy[::MAP_STRIDE, sl][:, ::MAP_STRIDE]
             audio = a.audio_features[:, ::MAP_STRIDE, sl][..., ::MAP_STRIDE]
-            masks = self._masks(torch.einsum("pk,kft->pft", feats[:, c], audio) + self.net.bias)  # [P, Fw/2, Tc/2]
-            masks = masks - self._masks(torch.einsum("k,kft->ft", floor[c], audio) + self.net.bias)
+            sub = slice(start, sl.stop, MAP_STRIDE)  # the STFT frames looked at
+            feats_t = _per_stft_frame(feats, a, sub)  # [P, Tc/2, K]
+            masks = self._masks(torch.einsum("ptk,kft->pft", feats_t, audio) + self.net.bias)  # [P, Fw/2, Tc/2]
+            floor_t = _per_stft_frame(floor[None], a, sub)[0]
+            masks = masks - self._masks(torch.einsum("tk,kft->ft", floor_t, audio) + self.net.bias)
             claimed.append((masks.abs() * e).sum(1))
             v = torch.nn.functional.avg_pool2d((masks * e.sqrt()).unsqueeze(1), (2, 1), ceil_mode=True).flatten(1)
             gram += v @ v.T
@@ -280,7 +315,7 @@ class Separator:
         a = self.analyse(mixture, frames_per_source[0], rates[0])
         out = []
         for frames, rate in zip(frames_per_source, rates):
-            b = _with_maps(a, self.analyse_frames(frames, a, rate))
+            b = self.analyse_frames(frames, a, rate)
             out.append(self.separate_regions(b, [np.ones(b.grid, bool)])[0])
         return np.stack(out)
 
@@ -325,9 +360,11 @@ class Separator:
         return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def _chunk(c: int, a: Analysis) -> slice:
-    """The STFT frames of visual chunk ``c``."""
-    return slice(c * CHUNK_FRAMES, min(a.mix_spec.shape[-1], (c + 1) * CHUNK_FRAMES))
+def _per_stft_frame(features: torch.Tensor, a: Analysis, frames: slice) -> torch.Tensor:
+    """Features ``[N, C, K]`` (one per chunk or video frame) -> ``[N, T, K]`` for the STFT frames ``frames``
+    (interpolated between video frames for ``visual: motion``, as in training)."""
+    lo, hi, w = a.lo[frames], a.hi[frames], a.weight[frames][:, None]
+    return features[:, lo] * (1 - w) + features[:, hi] * w
 
 
 def resample(wave: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
@@ -338,7 +375,3 @@ def resample(wave: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
 
     return AF.resample(torch.as_tensor(np.asarray(wave, np.float32)), rate, new_rate).numpy()
 
-
-def _with_maps(a: Analysis, maps: torch.Tensor) -> Analysis:
-    return Analysis(a.length, a.mix_spec, a.mix_mag, a.audio_features, maps, a.chunk_of_frame,
-                    tuple(maps.shape[-2:]), a.image_size)

@@ -6,10 +6,18 @@
 - :class:`VisualNet`: frames ``[B*, T, 3, H, W]`` (uint8) -> per-position features
   ``[B*, K, H/4, W/4]`` in [0, 1] (sigmoid), max-pooled over the T frames. Max-pooling the map
   over space gives the per-clip feature ``[B*, K]``.
+- :class:`MotionNet` (``visual: motion``): every frame and its difference to the previous frame
+  through a 2D CNN, then temporal convolutions per position: features ``[B*, T', K, h, w]`` per
+  video frame, so a source's feature can change at its notes' onsets (motion-sound synchrony, in the
+  spirit of "The Sound of Motions", Zhao et al. 2019). They are interpolated to the STFT frames
+  (:func:`frame_weights`) and the mask follows them over time.
 - :class:`SeparationNet`: the mask of visual source ``n`` is
-  ``sigmoid(sum_k v_nk * s_k * a_k(f, t) + b)`` (inner product with learned per-channel scales
-  ``s`` and a bias: the Sound of Pixels synthesizer). Applying it to every position's feature
-  instead of the pooled one gives a mask per pixel: the sound map.
+  ``sigmoid(sum_k v_nk(t) * s_k * a_k(f, t) + b)`` (inner product with learned per-channel scales
+  ``s`` and a bias: the Sound of Pixels synthesizer; ``v`` constant over time with ``visual:
+  appearance``). Applying it to every position's feature instead of the pooled one gives a mask per
+  pixel: the sound map. ``visual: none`` is the same audio network with no pictures: one learned
+  vector per output slot instead of a source's feature, trained permutation-invariantly (the
+  audio-only baseline).
 
 ``forward(log_mag, frames)`` returns mask **logits** on the network's (warped) frequency grid;
 :meth:`SeparationNet.separate` goes from a waveform to separated waveforms through
@@ -30,6 +38,8 @@ from avkit.errors import AvkitError
 # ImageNet-like statistics; the network is trained from scratch, this only centres the input.
 _MEAN = (0.45, 0.45, 0.45)
 _STD = (0.225, 0.225, 0.225)
+_DIFF_STD = 0.05  # frame differences are mostly 0; the moving parts change by a few tenths
+VISUALS = ("appearance", "motion", "none")
 
 
 @dataclass(frozen=True)
@@ -43,11 +53,16 @@ class NetConfig:
     unet_blocks: int = 1  # extra 3x3 convolutions per level on the way down
     visual_width: int = 16
     mask: str = "ratio"  # ratio (L1 loss) | binary (weighted BCE)
+    visual: str = "appearance"  # appearance (max over frames) | motion (per-frame, with differences) | none
+    slots: int = 2  # visual none: output slots (sources per mixture)
+    fps: float = 8.0  # frame rate of the pictures (motion: maps video frames to STFT frames)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def __post_init__(self) -> None:
+        if self.visual not in VISUALS:
+            raise AvkitError(f"task_options.visual must be one of {', '.join(VISUALS)}, got {self.visual!r}")
         if self.mask not in ("ratio", "binary"):
             raise AvkitError(f"task_options.mask must be 'ratio' or 'binary', got {self.mask!r}")
         if self.channels < 1 or self.unet_width < 1 or self.visual_width < 1 or not 1 <= self.unet_depth <= 7:
@@ -134,6 +149,53 @@ class VisualNet(nn.Module):
         return maps.view(b, t, *maps.shape[1:]).amax(dim=1)
 
 
+class MotionNet(nn.Module):
+    """Per-frame features with motion: ``[B, T, 3, H, W]`` uint8 -> ``[B, T, K, h, w]`` in [0, 1].
+
+    Each frame and its difference to the previous one (zero for the first) go through the
+    :class:`VisualNet` CNN (6 input channels); two temporal 3-tap convolutions per position (dilation
+    1 and 2: 7 frames, 0.875 s at 8 fps) relate a part's movement to the frames around it, so the
+    feature can say "a note of mine starts / sounds here" and not only "I look like a violin".
+    """
+
+    stride = 4
+
+    def __init__(self, out_channels: int = 16, width: int = 16) -> None:
+        super().__init__()
+        w = width
+        self.spatial = nn.Sequential(_block(6, w, 3, 2), _block(w, 2 * w, 3, 2), _block(2 * w, 2 * w),
+                                     _block(2 * w, 2 * w, 1))
+        self.temporal = nn.Sequential(
+            nn.Conv3d(2 * w, 2 * w, (3, 1, 1), padding=(1, 0, 0), bias=False), nn.BatchNorm3d(2 * w),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(2 * w, 2 * w, (3, 1, 1), padding=(2, 0, 0), dilation=(2, 1, 1), bias=False),
+            nn.BatchNorm3d(2 * w), nn.ReLU(inplace=True))
+        self.head = nn.Conv3d(4 * w, out_channels, 1)
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 1, 3, 1, 1), persistent=False)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        b, t = frames.shape[:2]
+        x = frames.float() / 255.0
+        diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1) / _DIFF_STD
+        x = torch.cat([(x - self.mean) / self.std, diff], dim=2)
+        y = self.spatial(x.flatten(0, 1))  # [B*T, C, h, w]
+        y = y.view(b, t, *y.shape[1:]).transpose(1, 2)  # [B, C, T, h, w]
+        y = self.head(torch.cat([y, self.temporal(y)], dim=1))  # the frame's own features and their context
+        return torch.sigmoid(y).transpose(1, 2)  # [B, T, K, h, w]
+
+
+def frame_weights(stft_frames: int, video_frames: int, hop_s: float, fps: float,
+                  device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where each STFT frame falls between the video frames: ``(lo, hi, w)`` per STFT frame, so that its
+    visual feature is ``(1 - w) v[lo] + w v[hi]`` (linear interpolation; frame ``j`` is at ``j / fps`` s,
+    STFT frame ``i`` at ``i * hop_s`` s; beyond the last frame its feature holds)."""
+    pos = (torch.arange(stft_frames, device=device, dtype=torch.float32) * (hop_s * fps)).clamp(0, video_frames - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=video_frames - 1)
+    return lo, hi, pos - lo
+
+
 class SeparationNet(nn.Module):
     """Audio U-Net + visual CNN + inner-product mask synthesizer (see the module docstring)."""
 
@@ -146,17 +208,38 @@ class SeparationNet(nn.Module):
             raise AvkitError(f"stft.freq_bins ({self.spectral.cfg.net_bins}) must be a multiple of 2 ** unet_depth "
                              f"({2 ** c.unet_depth})")
         self.audio_net = AudioUNet(c.channels, c.unet_width, c.unet_depth, c.unet_blocks)
-        self.visual_net = VisualNet(c.channels, c.visual_width)
+        self.visual_net: nn.Module | None = None
+        if c.visual == "appearance":
+            self.visual_net = VisualNet(c.channels, c.visual_width)
+        elif c.visual == "motion":
+            self.visual_net = MotionNet(c.channels, c.visual_width)
+        else:
+            self.slots = nn.Parameter(torch.randn(c.slots, c.channels))
         self.scale = nn.Parameter(torch.ones(c.channels))
         self.bias = nn.Parameter(torch.zeros(1))
 
     # -- the pieces ------------------------------------------------------------------------------
 
+    @property
+    def temporal(self) -> bool:
+        """Whether the visual features change over time (``visual: motion``)."""
+        return self.net_cfg.visual == "motion"
+
     def visual_maps(self, frames: torch.Tensor) -> torch.Tensor:
-        """``frames [B, N, T, 3, H, W]`` (uint8) -> per-position features ``[B, N, K, h, w]``."""
+        """``frames [B, N, T, 3, H, W]`` (uint8) -> per-position features ``[B, N, K, h, w]``
+        (``visual: motion``: ``[B, N, T, K, h, w]``, one per frame)."""
+        if self.visual_net is None:
+            raise AvkitError("this separation model has no visual pathway (visual: none, audio only)")
         b, n = frames.shape[:2]
         maps = self.visual_net(frames.flatten(0, 1))
         return maps.view(b, n, *maps.shape[1:])
+
+    def per_stft_frame(self, visual: torch.Tensor, stft_frames: int) -> torch.Tensor:
+        """Per-video-frame features ``[..., T', K]`` interpolated to ``[..., T, K]`` (:func:`frame_weights`)."""
+        lo, hi, w = frame_weights(stft_frames, visual.shape[-2], self.spectral.cfg.hop / self.spectral.cfg.sample_rate,
+                                  self.net_cfg.fps, visual.device)
+        w = w[:, None].to(visual.dtype)
+        return visual[..., lo, :] * (1 - w) + visual[..., hi, :] * w
 
     @staticmethod
     def pool(maps: torch.Tensor, region: torch.Tensor | None = None) -> torch.Tensor:
@@ -166,14 +249,25 @@ class SeparationNet(nn.Module):
         return maps.flatten(-2).amax(dim=-1)
 
     def synthesize(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """Mask logits ``[B, N, F, T]`` from visual features ``[B, N, K]`` and audio features ``[B, K, F, T]``."""
+        """Mask logits ``[B, N, F, T]`` from visual features ``[B, N, K]`` (or per STFT frame ``[B, N, T, K]``)
+        and audio features ``[B, K, F, T]``."""
+        if visual.ndim == 4:
+            return torch.einsum("bntk,bkft->bnft", visual * self.scale, audio) + self.bias
         return torch.einsum("bnk,bkft->bnft", visual * self.scale, audio) + self.bias
 
     def forward(self, log_mag: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """Mask logits ``[B, N, Fw, T]`` for the mixture ``log_mag [B, 1, Fw, T]`` and each source's
-        frames ``frames [B, N, T', 3, H, W]``."""
+        frames ``frames [B, N, T', 3, H, W]`` (frame ``j`` at ``j / fps`` s of the mixture with ``visual:
+        motion``; ``visual: none`` uses only N, the slots' count)."""
         audio = self.audio_net(log_mag)
-        visual = self.pool(self.visual_maps(frames))
+        if self.visual_net is None:
+            n = frames.shape[1]
+            if n > self.net_cfg.slots:
+                raise AvkitError(f"this audio-only model separates {self.net_cfg.slots} sources, asked for {n}")
+            return self.synthesize(self.slots[:n].expand(audio.shape[0], n, -1), audio)
+        visual = self.pool(self.visual_maps(frames))  # [B, N, K] or [B, N, T', K]
+        if self.temporal:
+            visual = self.per_stft_frame(visual, audio.shape[-1])
         return self.synthesize(visual, audio)
 
     def masks(self, logits: torch.Tensor, threshold: float | None = None) -> torch.Tensor:

@@ -35,7 +35,10 @@ class SeparationOptions:
     num_mix: list[int] = field(default_factory=lambda: [2, 3])  # sources per training mixture (drawn per item)
     val_num_mix: list[int] = field(default_factory=lambda: [2, 3])  # validation mixtures cycle through these
     segment_frames: int = 64  # STFT frames of a training crop (1.49 s at the defaults)
-    num_frames: int = 3  # frames per source video (max-pooled over time)
+    num_frames: int = 3  # frames per source video (max-pooled over time; visual: appearance)
+    visual: str = "appearance"  # appearance (frames max-pooled: what a source looks like) | motion (every frame
+    # of the crop and its difference to the previous one, features per time step) | none (audio only)
+    same_label: float = 0.0  # share of training partners of the *same* label (told apart only by motion)
     image_size: int = 32  # frames are decoded with this short side
     fps: float = 8.0  # frames are decoded at this rate
     distinct: bool = True  # partners of a mixture have different labels (when the data has labels)
@@ -52,6 +55,11 @@ class SeparationOptions:
             raise AvkitError(f"task_options.weight must be log1p, magnitude or none, got {self.weight!r}")
         if self.segment_frames < 2 or self.num_frames < 1 or self.image_size < 8 or self.fps <= 0:
             raise AvkitError("task_options need segment_frames >= 2, num_frames >= 1, image_size >= 8 and fps > 0")
+        if not 0 <= self.same_label <= 1:
+            raise AvkitError(f"task_options.same_label must be in [0, 1], got {self.same_label}")
+        if self.visual == "none" and (len(set(self.num_mix)) != 1 or set(self.val_num_mix) != set(self.num_mix)):
+            raise AvkitError("task_options.visual: none (audio only) needs one number of sources in num_mix and "
+                             f"val_num_mix, got {self.num_mix} and {self.val_num_mix}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +86,8 @@ class SeparationSpec:
         if m.video not in ("", "cnn"):
             raise AvkitError(f"separation: model.video must be 'cnn' (or empty), got {m.video!r}")
         net = parse_options(NetConfig, {**m.audio_options, **m.video_options, "channels": options.channels,
-                                        "mask": options.mask}, "model.audio_options/video_options")
+                                        "mask": options.mask, "visual": options.visual, "fps": options.fps,
+                                        "slots": max(options.num_mix)}, "model.audio_options/video_options")
         return cls(options, net)
 
     def build_net(self) -> SeparationNet:

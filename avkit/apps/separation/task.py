@@ -68,12 +68,13 @@ class SeparationTask(Task):
         train_lib = SoloLibrary.from_options(d.source, d.train_split, o)
         train = MixDataset(train_lib, num_mix=o.num_mix, segment=segment, num_frames=o.num_frames, train=True,
                            seed=self.cfg.train.seed, length=o.train_length, distinct=o.distinct, gain=o.gain,
-                           zoom=o.zoom)
+                           zoom=o.zoom, all_frames=o.visual == "motion", same_label=o.same_label)
         val = None
         if d.val_source or d.val_split:
             val_lib = SoloLibrary.from_options(d.val_source or d.source, d.val_split, o)
             val = MixDataset(val_lib, num_mix=o.val_num_mix, num_frames=o.num_frames, train=False,
-                             seed=self.cfg.train.seed, length=o.val_length, distinct=o.distinct)
+                             seed=self.cfg.train.seed, length=o.val_length, distinct=o.distinct,
+                             all_frames=o.visual == "motion")
         return train, val
 
     def _spectral_samples(self, frames: int) -> int:
@@ -117,12 +118,28 @@ class SeparationTask(Task):
                 target = (src_mag >= src_mag.max(1, keepdim=True).values).float() * (src_mag > 0).float()
             log_mag = spectral.log_magnitude(mix_mag).unsqueeze(1)
         logits = model(log_mag, batch["frames"]).float()
+        if self.opts.visual == "none":  # audio only: the slots are matched to the sources (permutation invariant)
+            logits = self._best_permutation(logits, target, weight)
+        per_item = self._per_item(logits, target, weight)
+        return per_item, logits, {"mix_spec": mix_spec, "length": audio.shape[-1]}
+
+    def _per_item(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The weighted mask loss of each item ``[B]`` (logits, targets and weights ``[B, N, Fw, T]``)."""
         if self.net.mask == "ratio":
             err = (torch.sigmoid(logits) - target).abs()
         else:
             err = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        per_item = (err * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1e-8)
-        return per_item, logits, {"mix_spec": mix_spec, "length": audio.shape[-1]}
+        return (err * weight).flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1e-8)
+
+    def _best_permutation(self, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``logits [B, N, Fw, T]`` with each item's slots reordered to the permutation of least loss."""
+        import itertools
+
+        perms = [list(p) for p in itertools.permutations(range(logits.shape[1]))]
+        with torch.no_grad():
+            losses = torch.stack([self._per_item(logits[:, p], target, weight) for p in perms], dim=1)  # [B, P]
+        order = torch.tensor(perms, device=logits.device)[losses.argmin(1)]  # [B, N]
+        return torch.gather(logits, 1, order[:, :, None, None].expand_as(logits))
 
     def train_step(self, model: nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float], int]:
         per_item, _, _ = self._losses(model, batch)
