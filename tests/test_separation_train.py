@@ -296,7 +296,7 @@ def test_the_two_video_demo_prints_metrics(run_dir: Path, data: Path, tmp_path: 
     assert "metrics" in stdout and "model" in stdout and "mixture" in stdout and "IRM" in stdout and "IBM" in stdout
     record = json.loads((tmp_path / "mix" / "separation.json").read_text())
     m = record["metrics"]["mean"]
-    assert set(m) == {"model", "mixture", "irm", "ibm"} and m["irm"]["sdr"] > m["mixture"]["sdr"]
+    assert set(m) == {"model", "mixture", "irm", "ibm", "psm"} and m["irm"]["sdr"] > m["mixture"]["sdr"]
     assert (tmp_path / "mix" / "source_1.mp4").is_file() and (tmp_path / "mix" / "mixture.wav").is_file()
 
 

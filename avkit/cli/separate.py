@@ -1,4 +1,4 @@
-"""``avkit separate``: separate the sounds of a video with a trained separation run."""
+"""``avkit separate``: separate the sounds of a video with the shipped separation model or a trained run."""
 from __future__ import annotations
 
 import argparse
@@ -13,9 +13,10 @@ if TYPE_CHECKING:
 REQUIRES = ("torch", "av", "matplotlib")  # loaded (or reported in one line) before the command runs
 
 EPILOG = """examples:
-  avkit separate duet.mp4 --run runs/separation_instruments --out sep/duet
+  avkit separate duet.mp4 --out sep/duet
         one WAV and one video per source the model finds, the residual, soundmap.png/.mp4
-  avkit separate duet.mp4 --run runs/separation_instruments --out sep/halves --regions 2x1
+        (no --run: the model shipped with avkit, trained on sampled General MIDI instruments)
+  avkit separate duet.mp4 --run runs/separation_gm --out sep/halves --regions 2x1
         one source per grid cell (2 columns, 1 row); 'whole' for the whole frame
   avkit separate duet.mp4 --run runs/separation_instruments --out sep/boxes --regions "0,0,16,32;16,0,32,32"
         one source per box x0,y0,x1,y1 (pixels, or fractions of the frame when all values are <= 1)
@@ -29,7 +30,7 @@ an earlier 'avkit separate' wrote there): source_K.wav (32-bit float, the model'
 source_K.mp4 (the picture, other regions dimmed, with the separated sound), residual.wav/.mp4
 (mixture minus the sources), mixture.wav, soundmap.png (which pixels make the sound, and the
 sources' regions), soundmap.mp4 (the sound map over time) and separation.json (regions, energy
-shares, timings; metrics in the two-video mode). Train a run with recipes/separation_instruments.yaml.
+shares, timings; metrics in the two-video mode). Train your own run with recipes/separation_gm.yaml.
 """
 
 
@@ -40,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                           "mix their sounds and separate them again, with metrics.",
                               epilog=EPILOG)
     p.add_argument("videos", nargs="+", metavar="VIDEO", help="video with sound (two videos: the mix demonstration)")
-    p.add_argument("--run", required=True, help="separation run directory written by 'avkit train'")
+    p.add_argument("--run", default=None,
+                   help="separation run directory written by 'avkit train' (default: the model shipped with avkit)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--regions", default="auto",
                    help="auto (the model finds the sources), whole, grid:CxR (or CxR), or boxes 'x0,y0,x1,y1;...'")

@@ -30,9 +30,23 @@ if TYPE_CHECKING:
     from avkit.apps.separation.inference import Separator
     from avkit.apps.separation.video import SeparationResult, separate_pair, separate_video
 
-# The model shipped with avkit, a run directory (config.yaml + weights); not shipped yet.
-SHIPPED_MODEL = Path(__file__).resolve().parents[2] / "assets" / "separation"
-TRAIN_HINT = "train one with recipes/separation_instruments.yaml"
+
+def _shipped_dir() -> Path:
+    """Where the shipped model is: the installed package ``avkit.assets`` (the top-level ``assets/`` folder of
+    the source tree, mapped by setup.py), or that folder itself when avkit runs from a source tree."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("avkit.assets")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0]) / "separation"
+    return Path(__file__).resolve().parents[3] / "assets" / "separation"
+
+
+# The model shipped with avkit: config.yaml (its recipe), model.safetensors (weights), MODEL_CARD.md
+SHIPPED_MODEL = _shipped_dir()
+SHIPPED_WEIGHTS = "model.safetensors"
+TRAIN_HINT = "train one with recipes/separation_gm.yaml"
+REINSTALL = "reinstall avkit to get it back (pip install --force-reinstall --no-deps avkit, or from a source tree)"
 
 _EXPORTS = {"Separator": "inference", "separate_video": "video", "separate_pair": "video",
             "SeparationResult": "video", "evaluate_separation": "evaluate"}
@@ -44,18 +58,34 @@ __all__ = ["load", "separate", "SHIPPED_MODEL", "Separator", "separate_video", "
 def load(run_dir: str | Path | None = None, checkpoint: str = "best",
          device: str | torch.device | None = None) -> Separator:
     """The separation model of a trained run (``best`` or ``last`` weights) on ``device`` (None: the GPU
-    when there is one), in eval mode; ``run_dir=None`` is the model shipped with avkit (:data:`SHIPPED_MODEL`)."""
+    when there is one), in eval mode; ``run_dir=None`` is the model shipped with avkit (:data:`SHIPPED_MODEL`),
+    and a missing or unreadable shipped file is one line naming it and how to get it back."""
     from avkit.apps.separation.inference import Separator
     from avkit.engine.checkpoint import open_run
 
     if run_dir is None:
-        for name in ("config.yaml", f"{checkpoint}.safetensors"):
-            if not (SHIPPED_MODEL / name).is_file():
-                raise AvkitError(f"{SHIPPED_MODEL / name}: no separation model is shipped with avkit yet; meanwhile "
-                                 "give a run directory (--run RUN) trained with recipes/separation_instruments.yaml")
-        run_dir = SHIPPED_MODEL
+        return _load_shipped(device)
     run = open_run(run_dir, checkpoint, task="separation", hint=TRAIN_HINT)
     return Separator.from_run(run, device)
+
+
+def _load_shipped(device: str | torch.device | None) -> Separator:
+    from avkit.apps.separation.inference import Separator
+    from avkit.engine.checkpoint import RunFiles, read_meta
+    from avkit.engine.config import load_config
+
+    for name in ("config.yaml", SHIPPED_WEIGHTS):
+        if not (SHIPPED_MODEL / name).is_file():
+            raise AvkitError(f"{SHIPPED_MODEL / name}: the separation model shipped with avkit is missing; {REINSTALL}, "
+                             "or give a run directory (--run RUN)")
+    weights = SHIPPED_MODEL / SHIPPED_WEIGHTS
+    try:
+        run = RunFiles(SHIPPED_MODEL, load_config(SHIPPED_MODEL), weights, read_meta(weights))
+        return Separator.from_run(run, device)
+    except Exception as err:  # a damaged file: safetensors, YAML or a mismatch of the two
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        first = first.removeprefix(f"{weights}: ")
+        raise AvkitError(f"{weights}: the shipped separation model is unreadable ({first}); {REINSTALL}") from None
 
 
 def separate(mixture: np.ndarray | torch.Tensor, sample_rate: int, sources: Sequence[np.ndarray | torch.Tensor],

@@ -163,7 +163,7 @@ def scores(references: Any, estimates: Any, bss: bool = True) -> dict[str, np.nd
 
 
 def oracle_estimates(spectral: Any, sources: Any) -> dict[str, np.ndarray]:
-    """The ideal ratio / binary mask estimates ``{"irm": [N, S], "ibm": [N, S]}`` of the mixture
+    """The ideal ratio / binary / phase-sensitive mask estimates ``{"irm", "ibm", "psm": [N, S]}`` of the mixture
     ``sum(sources)``, on the same STFT and through the same inverse path as the model."""
     import torch
 
@@ -175,14 +175,14 @@ def oracle_estimates(spectral: Any, sources: Any) -> dict[str, np.ndarray]:
         specs = spectral.stft(src)  # [N, F, T]
         mix_spec = spectral.stft(src.sum(0))
         out = {}
-        for name, kind in (("irm", "ratio"), ("ibm", "binary")):
+        for name, kind in (("irm", "ratio"), ("ibm", "binary"), ("psm", "phase")):
             out[name] = spectral.apply_mask(mix_spec, ideal_masks(specs, kind), length).numpy()
     return out
 
 
 def evaluate_mixture(spectral: Any, sources: Any, estimates: Any, *, oracles: bool = True,
                      bss: bool = True) -> dict[str, dict[str, list[float]]]:
-    """Scores of one mixture: ``{"model": {...}, "mixture": {...}, "irm": ..., "ibm": ...}``, each
+    """Scores of one mixture: ``{"model": {...}, "mixture": {...}, "irm": ..., "ibm": ..., "psm": ...}``, each
     ``{metric: [per source]}``. ``mixture`` scores the unprocessed mixture as every source's estimate;
     ``estimates`` may be None (baselines and oracles only)."""
     src = np.asarray(sources, np.float64)
@@ -212,7 +212,7 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[
     out: dict[str, dict[str, dict[str, float]]] = {}
     for key in sorted(groups, key=lambda k: (k == "all", k)):
         rows = groups[key]
-        methods = [m for m in ("model", "mixture", "irm", "ibm") if m in rows[0]]
+        methods = [m for m in ("model", "mixture", "irm", "ibm", "psm") if m in rows[0]]
         table: dict[str, dict[str, float]] = {}
         for method in methods:
             entry: dict[str, float] = {}
@@ -236,7 +236,7 @@ def _finite_mean(values: np.ndarray) -> float:
 
 
 def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]], title: str = "") -> str:
-    """A plain-text table per number of sources (rows: model, mixture, IRM, IBM)."""
+    """A plain-text table per number of sources (rows: model, mixture, IRM, IBM, PSM)."""
     lines = [title] if title else []
     cols = ("sdr", "sir", "sar", "si_sdr", "sdri", "si_sdri")
     header = f"{'sources':>7}  {'method':<8}" + "".join(f"{c:>9}" for c in cols) + f"{'n':>6}"
@@ -245,6 +245,6 @@ def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]], title
     for key, table in summary.items():
         for method, entry in table.items():
             cells = "".join(f"{entry[c]:9.2f}" if c in entry and np.isfinite(entry[c]) else f"{'-':>9}" for c in cols)
-            lines.append(f"{key:>7}  {method.upper() if method in ('irm', 'ibm') else method:<8}{cells}"
+            lines.append(f"{key:>7}  {method.upper() if method in ('irm', 'ibm', 'psm') else method:<8}{cells}"
                          f"{int(entry.get('count', 0)):6d}")
     return "\n".join(lines)

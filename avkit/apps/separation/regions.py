@@ -30,6 +30,9 @@ class RegionSpec:
     fractions: bool = False
 
 
+FIT_TOLERANCE = 0.01  # a box may reach this far (fraction of the side) beyond the frame
+
+
 def parse_regions(spec: str) -> RegionSpec:
     """``auto`` | ``whole`` | ``grid:CxR`` (or ``CxR``) | boxes ``x0,y0,x1,y1;...`` (pixels, or fractions
     of the frame when every value is <= 1); a bad value is a one-line error naming ``--regions``."""
@@ -58,7 +61,8 @@ def parse_regions(spec: str) -> RegionSpec:
 def region_masks(regions: RegionSpec, grid: tuple[int, int], frame_size: tuple[int, int]
                  ) -> tuple[list[np.ndarray], list[Box]]:
     """Boolean feature-map masks ``[h, w]`` and their boxes (frame pixels) for a parsed spec (not ``auto``).
-    A box smaller than a cell gets the cell under its centre; a box outside the frame is an error."""
+    A box smaller than a cell gets the cell under its centre; a box outside the frame, or reaching beyond
+    it by more than 1% of its side, is an error."""
     h, w = grid
     height, width = frame_size
     cy = (np.arange(h) + 0.5) / h  # cell centres, as fractions of the frame
@@ -77,6 +81,8 @@ def region_masks(regions: RegionSpec, grid: tuple[int, int], frame_size: tuple[i
     for x0, y0, x1, y1 in boxes:
         if x1 <= 0 or y1 <= 0 or x0 >= 1 or y0 >= 1:
             raise AvkitError(f"region box {_px((x0, y0, x1, y1), frame_size)} lies outside the {width}x{height} frame")
+        if min(x0, y0) < -FIT_TOLERANCE or max(x1, y1) > 1 + FIT_TOLERANCE:
+            raise AvkitError(f"region box {_px((x0, y0, x1, y1), frame_size)} does not fit the {width}x{height} frame")
         m = ((cy[:, None] >= y0) & (cy[:, None] < y1)) & ((cx[None, :] >= x0) & (cx[None, :] < x1))
         if not m.any():  # a box smaller than a cell: the cell under its centre
             m = np.zeros((h, w), bool)

@@ -175,7 +175,14 @@ def ideal_masks(source_specs: torch.Tensor, kind: str = "ratio", eps: float = 1e
 
     ``ratio`` (IRM): ``|S_i| / sum_j |S_j|``, in [0, 1], summing to 1 over the sources.
     ``binary`` (IBM): 1 where source ``i`` is the loudest, else 0.
+    ``phase`` (PSM, complex STFTs only): ``Re(S_i / X)`` truncated to [0, 1], the phase-sensitive mask
+    (``|S_i| / |X| cos(angle(S_i) - angle(X))``): the best real mask in [0, 1] on the mixture's phase.
     """
+    if kind == "phase":
+        if not source_specs.is_complex():
+            raise AvkitError("the phase-sensitive mask needs the sources' complex STFTs")
+        mix = source_specs.sum(dim=-3, keepdim=True)
+        return ((source_specs * mix.conj()).real / (mix.abs() ** 2 + eps)).clamp(0.0, 1.0)
     mags = source_specs.abs() if source_specs.is_complex() else source_specs
     if kind == "ratio":
         return mags / (mags.sum(dim=-3, keepdim=True) + eps)

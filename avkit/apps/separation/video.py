@@ -60,7 +60,7 @@ class SeparationResult:
 # one video
 
 
-def separate_video(video: str | Path, run_dir: str | Path | Separator, out: str | Path, *, regions: str = "auto",
+def separate_video(video: str | Path, run_dir: str | Path | Separator | None, out: str | Path, *, regions: str = "auto",
                    overwrite: bool = False, videos: bool = True, max_sources: int = 4, checkpoint: str = "best",
                    device: str = "auto", progress: Callable[[str], None] | None = None) -> SeparationResult:
     """Separate the sources of ``video`` into ``out`` (see the module docstring); ``regions`` as
@@ -85,7 +85,10 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator, out: str 
         if len(masks) > 1 and added_rest:
             labels[-1] = "rest of the picture"
     else:
-        masks, boxes = region_masks(spec, a.grid, clip.frame_size)
+        try:
+            masks, boxes = region_masks(spec, a.grid, clip.frame_size)
+        except AvkitError as err:
+            raise MediaError(video, f"--regions: {err}") from None
         labels = [f"region {k}" for k in range(len(masks))]
     estimates = sep.separate_regions(a, masks)
     share, frame_share = sep.sound_map(a)
@@ -135,7 +138,7 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator, out: str 
 # two videos: mix and separate
 
 
-def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path | Separator, out: str | Path, *,
+def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path | Separator | None, out: str | Path, *,
                   overwrite: bool = False, videos: bool = True, checkpoint: str = "best", device: str = "auto",
                   progress: Callable[[str], None] | None = None) -> SeparationResult:
     """Mix the sounds of two videos, separate each again from its own picture, and score it."""
@@ -200,7 +203,7 @@ def _timings(t0: float, t_read: float, t_sep: float, t_write: float) -> dict[str
             "total": t_end - t0}
 
 
-def _separator(run: str | Path | Separator, checkpoint: str, device: str) -> Separator:
+def _separator(run: str | Path | Separator | None, checkpoint: str, device: str) -> Separator:
     from avkit.apps.separation import load
 
     return run if isinstance(run, Separator) else load(run, checkpoint, device)
@@ -238,10 +241,15 @@ def read_input(path: str | Path, sep: Separator, *, output_frames: bool = True) 
                                    "to separate")
         if reader.audio is None:
             raise MediaError(path, "no audio stream: there is no sound to separate")
+        channels = int(reader.audio.codec_context.channels or 0)
+        if channels > 2:
+            raise MediaError(path, f"{channels}-channel audio ({'5.1' if channels == 6 else 'surround'}): avkit separate "
+                                   "takes mono or stereo sound; downmix it first (ffmpeg -i IN -ac 2 OUT)")
         duration = reader.duration or 0.0
         audio = reader.read_audio(0.0, duration, sample_rate=sep.sample_rate).numpy().astype(np.float32)
         if len(audio) < sep.spectral.cfg.n_fft:
-            raise MediaError(path, f"audio is too short to separate ({len(audio) / sep.sample_rate:.3f} s)")
+            raise MediaError(path, f"audio is too short to separate ({len(audio) / sep.sample_rate:.3f} s; one STFT "
+                                   f"frame is {sep.spectral.cfg.n_fft / sep.sample_rate:.3f} s)")
         n = max(1, int(np.ceil(duration * sep.opts.fps - 1e-9)))
         net_frames, _ = reader.frames_at(np.arange(n) / sep.opts.fps, size=sep.opts.image_size)
         height, width = int(reader.video.codec_context.height), int(reader.video.codec_context.width)
