@@ -29,12 +29,12 @@ def _motion(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _with_broken(data: Path, out: Path, keep_good_val: bool = True) -> tuple[Path, int]:
-    """A copy of ``data``'s manifest (absolute paths) plus an unreadable val video; returns the
-    manifest and how many readable val videos it lists."""
+    """A copy of ``data``'s manifest (its clips linked in: rows naming files outside the manifest's
+    folder are refused) plus an unreadable val video; returns the manifest and how many readable val
+    videos it lists."""
     out.mkdir(parents=True)
+    (out / "clips").symlink_to((data / "clips").resolve(), target_is_directory=True)
     rows = [json.loads(line) for line in (data / "manifest.jsonl").read_text().splitlines() if line.strip()]
-    for row in rows:
-        row["path"] = str(data / row["path"])
     val = [r for r in rows if r["split"] == "val"]
     if not keep_good_val:
         rows = [r for r in rows if r["split"] != "val"]
