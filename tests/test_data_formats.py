@@ -343,7 +343,7 @@ def test_rows_outside_the_dataset_folder_are_refused(tmp_path):
     _clip(data / "clips" / "a.mp4")
     for bad in ("../../etc/passwd", "clips/../../private/secret.mp4", str(elsewhere)):
         m = _manifest(data, [{"path": "clips/a.mp4", "label": "x"}, {"path": bad, "label": "x"}])
-        _one_line_error(lambda: VideoDataset(m, **SMALL), f"{m} line 2", repr(bad), "outside the dataset folder",
+        _one_line_error(lambda m=m: VideoDataset(m, **SMALL), f"{m} line 2", repr(bad), "outside the dataset folder",
                         "allow_outside_paths")
     # Allowed when the user says so.
     ds = VideoDataset(m, allow_outside=True, **SMALL)
