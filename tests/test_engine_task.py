@@ -16,6 +16,7 @@ from torch.utils.data import Dataset
 from avkit.engine.checkpoint import read_meta
 from avkit.engine.config import config_from_dict
 from avkit.engine.task import ClassificationTask, Task, make_task
+from avkit.engine.timing import TIMING_COLUMNS
 from avkit.engine.trainer import train
 from avkit.errors import AvkitError
 
@@ -81,8 +82,9 @@ def test_a_custom_task_trains_and_keeps_its_best_by_its_own_metric(tmp_path: Pat
     assert (result.best_key, result.best_epoch, result.best_value) == ("val_abs_err", best["epoch"], best["val_abs_err"])
     assert result.best_val_acc is None  # not a classification run
     rows = list(csv.DictReader((tmp_path / "run" / "metrics.csv").open()))
-    assert list(rows[0]) == Regression.csv_columns() == ["epoch", "step", "train_loss", "train_abs_err",
-                                                         "val_loss", "val_abs_err", "lr", "seconds"]
+    assert Regression.csv_columns() == ["epoch", "step", "train_loss", "train_abs_err", "val_loss", "val_abs_err",
+                                        "lr", "seconds"]
+    assert list(rows[0]) == Regression.csv_columns() + list(TIMING_COLUMNS)  # every task: where the time went
     meta = read_meta(tmp_path / "run" / "best.safetensors")
     assert meta["task"] == "regression" and meta["val_abs_err"] == pytest.approx(best["val_abs_err"])
     report = (tmp_path / "run" / "report.md").read_text()

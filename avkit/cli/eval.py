@@ -10,6 +10,7 @@ EPILOG = """examples:
   avkit eval runs/motion_c3d                      # 10 clips x 3 crops (recipe defaults)
   avkit eval runs/motion_c3d --clips 4 --crops 1 --json
   avkit eval runs/motion_c3d --split train --checkpoint last
+  avkit eval runs/motion_c3d --clips 2 --crops 1   # 15x cheaper than 10 x 3: a quick look on a CPU
 
 Clip metrics score every view alone; video metrics average the views' softmax first.
 A separation run (task: separation) is scored with SDR/SIR/SAR and SI-SDR per number of sources,
@@ -17,6 +18,9 @@ beside the unprocessed mixture and the ideal-mask oracles (RUN/eval.json and RUN
 Results (top-1, top-5, mean class accuracy, mAP) are written to RUN/eval.json, replacing
 the previous evaluation. Unreadable videos are not scored: they are listed after the table
 (and under "skipped" in --json / eval.json), and the video count is of the videos read.
+Videos without an audio stream (runs that use sound) are listed too ("without_audio").
+Before scoring, the cost is printed to stderr: videos x views, and after the first batch an
+estimate of the whole with the flags that make it cheaper.
 """
 
 
@@ -39,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from avkit.engine.checkpoint import run_checkpoint
     from avkit.engine.config import load_config
     from avkit.engine.task import make_task
@@ -46,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     run_checkpoint(args.run_dir, args.checkpoint)  # one-line errors for a missing or unfinished run
     task = make_task(load_config(args.run_dir))
     result = task.evaluate(args.run_dir, checkpoint=args.checkpoint, split=args.split, device=args.device,
-                           progress=not args.json, clips=args.clips, crops=args.crops, batch_size=args.batch_size)
+                           progress=not args.json, clips=args.clips, crops=args.crops, batch_size=args.batch_size,
+                           log=lambda line: print(line, file=sys.stderr, flush=True))
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k != "mixtures"}, indent=2))
     else:

@@ -7,6 +7,9 @@ Sources:
   ``caption`` and ``split``; paths are relative to the manifest's folder;
 - a folder holding ``manifest.jsonl`` / ``manifest.csv`` (what ``avkit generate`` writes);
 - a folder with one subfolder of videos per class (the UCF-101 / Kinetics layout);
+- a folder holding only split folders ``train/``, ``val/``, ``test/`` (some of them), each with one
+  subfolder per class: the rows get ``split`` from their folder (:func:`split_folders`), so the
+  split names are never taken as classes;
 - a standard layout as downloaded (UCF-101, HMDB-51, Kinetics, Something-Something v2, VGGSound,
   ActivityNet / THUMOS, AVA-ActiveSpeaker): :mod:`avkit.data.formats`.
 
@@ -31,6 +34,12 @@ readable index instead, so every batch is full; ``"skip"`` (for evaluation, wher
 would be counted twice and the broken video scored as another one) returns a stub without a clip
 (``"unreadable": reason``) that :func:`collate_readable` leaves out of the batch. Evaluation
 chooses ``"skip"`` with :meth:`VideoDataset.set_on_unreadable`.
+
+Videos without an audio stream, in a dataset that reads sound, are found when the dataset is built
+(:func:`has_audio_stream`, a header read) and listed in ``dataset.without_audio``. Their silence
+would be a class cue a model can learn ("no sound means class X"), so ``missing_audio`` says what
+to do: ``"error"`` (stop, naming the files), ``"zeros"`` (keep them: silence, and items say
+``has_audio=False`` so audio-visual models treat the sound as absent) or ``"drop"`` (leave them out).
 
 Items carry what they skipped under ``"skipped"``, a JSON string ``{path: reason}`` (a string, so
 that items have the same structure and PyTorch's default collate batches them: a plain
@@ -70,6 +79,8 @@ log = logging.getLogger("avkit.data")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".ogv", ".flv", ".wmv")
 AUDIO_MODES = (None, "waveform", "spectrogram", "both")
 UNREADABLE_MODES = ("next", "skip")  # what an unreadable video's item is: the next readable one, or a stub
+MISSING_AUDIO = ("error", "zeros", "drop")  # what a dataset that reads sound does with a video without any
+SPLIT_FOLDERS = ("train", "val", "test")  # a root holding only these folders is split, not class, folders
 # Errors that mean "this file cannot be read" (io wraps most into MediaError).
 _READ_ERRORS = (MediaError, OSError, av.FFmpegError, EOFError)
 
@@ -109,13 +120,38 @@ def _read_csv(path: Path) -> tuple[list[dict[str, Any]], set[str]]:
     return rows, columns
 
 
-def _read_folder(root: Path) -> tuple[list[dict[str, Any]], set[str]]:
+def _subfolders(root: Path) -> list[Path]:
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _read_folder(root: Path, base: Path | None = None) -> tuple[list[dict[str, Any]], set[str]]:
+    """Rows of a class-per-folder tree, paths relative to ``base`` (default ``root``)."""
     rows = []
-    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for class_dir in _subfolders(root):
         for f in sorted(class_dir.rglob("*")):
             if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS:
-                rows.append({"path": str(f.relative_to(root)), "label": class_dir.name, "_line": None})
+                rows.append({"path": str(f.relative_to(base or root)), "label": class_dir.name, "_line": None})
     return rows, {"path", "label"}
+
+
+def split_folders(root: str | Path) -> list[str]:
+    """The split folders of ``root`` (``train``, ``val``, ``test``, in that order) when those are all
+    the folders it holds, else ``[]`` (a class-per-folder root, or a manifest)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    names = {p.name for p in _subfolders(root)}
+    if not names or not names <= set(SPLIT_FOLDERS):
+        return []
+    return [n for n in SPLIT_FOLDERS if n in names]
+
+
+def _read_split_folders(root: Path, splits: Sequence[str]) -> tuple[list[dict[str, Any]], set[str]]:
+    rows = []
+    for split in splits:
+        part, _ = _read_folder(root / split, base=root)
+        rows += [{**row, "split": split} for row in part]
+    return rows, {"path", "label", "split"}
 
 
 def _load_classes(path: Path) -> list[str]:
@@ -129,6 +165,32 @@ def _load_classes(path: Path) -> list[str]:
     if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
         raise AvkitError(f"{path}: class names must be unique strings")
     return names
+
+
+def has_audio_stream(path: str | Path) -> bool | None:
+    """Whether ``path`` has an audio stream (its header only); None when it cannot be opened (the
+    loader then reports it as unreadable)."""
+    from avkit.io.probe import best_audio_index, open_media_estimate
+
+    try:
+        container, _ = open_media_estimate(path)
+    except _READ_ERRORS:
+        return None
+    try:
+        return best_audio_index(container) is not None
+    finally:
+        container.close()
+
+
+def describe_paths(paths: Sequence[str], base: Path, limit: int = 5) -> str:
+    """Up to ``limit`` paths relative to ``base``, comma-separated, with how many more."""
+    shown = []
+    for p in paths[:limit]:
+        try:
+            shown.append(str(Path(p).relative_to(base)))
+        except ValueError:
+            shown.append(p)
+    return ", ".join(shown) + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
 
 
 def _float_or_none(value: Any, what: str, where: str) -> float | None:
@@ -167,7 +229,8 @@ def load_records(source: str | Path, split: str | None = None, *, format: str = 
     if table is not None:
         rows, columns, base, source = table.rows, table.columns, table.base, table.source
     elif source.is_dir():
-        rows, columns = _read_folder(source)
+        splits = split_folders(source)
+        rows, columns = _read_split_folders(source, splits) if splits else _read_folder(source)
         base = source
     elif source.suffix.lower() == ".jsonl":
         rows, columns = _read_jsonl(source)
@@ -240,8 +303,10 @@ class VideoDataset(Dataset):
     ``audio``: None, ``"waveform"`` (``audio float32 [S]``), ``"spectrogram"``
     (``spectrogram [1, F, T']``, see ``spectrogram=LogMel(...)``) or ``"both"``. The audio span
     is ``audio_seconds`` long (default: the clip's length) centred on the video clip, read at
-    ``sample_rate``; in test mode there is one per view (``[K, S]``, ``[K, 1, F, T']``). A video
-    without sound gives silence and ``has_audio=False``.
+    ``sample_rate``; in test mode there is one per view (``[K, S]``, ``[K, 1, F, T']``). Videos
+    without sound are listed in ``without_audio``; ``missing_audio`` says what is done with them:
+    ``"error"`` (raise, naming them), ``"zeros"`` (the default here: silence and ``has_audio=False``)
+    or ``"drop"`` (left out). Training recipes default to ``"error"`` (``data.missing_audio``).
 
     ``transform`` replaces the preset (``train_transform(size)`` / ``eval_transform(size,
     num_crops)``); it gets ``uint8 [T, H, W, 3]`` frames decoded at the preset's short side
@@ -281,6 +346,7 @@ class VideoDataset(Dataset):
         format_options: FormatOptions | None = None,
         allow_outside: bool = False,
         duplicates: str = "drop",
+        missing_audio: str = "zeros",
     ) -> None:
         if mode not in ("train", "test"):
             raise AvkitError(f"mode must be 'train' or 'test', got {mode!r}")
@@ -292,9 +358,16 @@ class VideoDataset(Dataset):
             raise AvkitError(f"audio_seconds must be positive, got {audio_seconds!r}")
         if on_unreadable not in UNREADABLE_MODES:
             raise AvkitError(f"on_unreadable must be one of {UNREADABLE_MODES}, got {on_unreadable!r}")
+        if missing_audio not in MISSING_AUDIO:
+            raise AvkitError(f"missing_audio must be one of {MISSING_AUDIO}, got {missing_audio!r}")
         self.records, self.classes, self.source = load_records(
             source, split, format=format, format_options=format_options, allow_outside=allow_outside,
             duplicates=duplicates)
+        self.split_folders = split_folders(self.source)  # the layout, for the training log
+        self.missing_audio = missing_audio
+        self.without_audio: list[str] = []  # videos with no audio stream (datasets that read sound)
+        if audio is not None:
+            self._check_audio()
         self.num_frames = int(num_frames)
         self.fps = float(fps)
         self.size = int(size)
@@ -353,6 +426,23 @@ class VideoDataset(Dataset):
         return (f"VideoDataset({str(self.source)!r}, {len(self)} videos, {self.num_classes} classes, "
                 f"mode={self.mode!r}, num_frames={self.num_frames}, fps={self.fps}, size={self.size}, "
                 f"audio={self.audio!r})")
+
+    def _check_audio(self) -> None:
+        """Find the videos without an audio stream and apply ``missing_audio`` to them."""
+        self.without_audio = [r.path for r in self.records if has_audio_stream(r.path) is False]
+        if not self.without_audio or self.missing_audio == "zeros":
+            return
+        base = self.source if self.source.is_dir() else self.source.parent
+        names = describe_paths(self.without_audio, base)
+        if self.missing_audio == "error":
+            raise AvkitError(
+                f"{self.source}: {len(self.without_audio)} of {len(self.records)} videos have no audio stream "
+                f"({names}) and this dataset reads sound: their silence would become a class cue. Set "
+                f"data.missing_audio=zeros (keep them, sound marked absent) or drop (leave them out), or give them sound")
+        silent = set(self.without_audio)
+        self.records = [r for r in self.records if r.path not in silent]
+        if not self.records:
+            raise AvkitError(f"{self.source}: every video lacks an audio stream, and missing_audio='drop' leaves none")
 
     # -- items --------------------------------------------------------------------------
     def __getitem__(self, index: int) -> dict[str, Any]:

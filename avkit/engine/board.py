@@ -20,13 +20,15 @@ class Board:
         if self.writer is not None:
             self.writer.add_scalar("lr", lr, step)
 
-    def epoch(self, row: Mapping[str, Any], keys: Sequence[str]) -> None:
-        """``row``'s ``keys`` (``train_loss`` -> ``train/loss``) at the row's step."""
+    def epoch(self, row: Mapping[str, Any], keys: Sequence[str], prefix: str = "") -> None:
+        """``row``'s ``keys`` at the row's step: ``train_loss`` -> ``train/loss``, or with a ``prefix``
+        ``step_seconds`` -> ``time/step_seconds``."""
         if self.writer is None:
             return
         for key in keys:
             if row.get(key) is not None:
-                self.writer.add_scalar(key.replace("_", "/", 1), row[key], row["step"])
+                tag = f"{prefix}/{key}" if prefix else key.replace("_", "/", 1)
+                self.writer.add_scalar(tag, row[key], row["step"])
         self.writer.flush()
 
     def close(self) -> None:

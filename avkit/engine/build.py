@@ -9,8 +9,9 @@ from typing import Any, Callable, Sequence
 import torch.nn as nn
 
 from avkit.engine.checkpoint import describe_load, load_into, load_weights, unwrap
-from avkit.engine.config import DataConfig, ModelConfig
+from avkit.engine.config import Config, DataConfig, ModelConfig
 from avkit.errors import AvkitError
+from avkit.utils import cpu_cores
 
 # ---------------------------------------------------------------------------------------------
 # models
@@ -45,12 +46,17 @@ def _build(cfg: ModelConfig, num_classes: int) -> nn.Module:
     from avkit.models import create_model
 
     model: nn.Module
+    if not 0.0 <= cfg.modality_dropout < 1.0:
+        raise AvkitError(f"model.modality_dropout must be in [0, 1), got {cfg.modality_dropout}")
     if cfg.fusion or cfg.audio:  # audio-only too: the AV wrapper turns waveforms into spectrograms
         from avkit.models.audiovisual import build_av_model
 
         model = build_av_model(video=cfg.video or None, audio=cfg.audio or None, fusion=cfg.fusion or "concat",
                                num_classes=num_classes, video_options=dict(cfg.video_options),
-                               audio_options=dict(cfg.audio_options), fusion_options=dict(cfg.fusion_options))
+                               audio_options=dict(cfg.audio_options), fusion_options=dict(cfg.fusion_options),
+                               modality_dropout=cfg.modality_dropout)
+    elif cfg.modality_dropout:
+        raise AvkitError("model.modality_dropout needs an audio-visual model (model.audio and/or model.fusion)")
     elif cfg.video:
         model = create_model(cfg.video, num_classes=num_classes, **cfg.video_options)
     else:
@@ -148,7 +154,8 @@ def build_dataset(cfg: DataConfig, split: str, train: bool, num_clips: int = 1, 
                         short_side=short_side_of(cfg, num_crops), mode="train" if train else "test",
                         num_clips=num_clips, num_crops=num_crops, audio=audio_mode(cfg),
                         sample_rate=cfg.sample_rate, split=split_arg, seed=seed,
-                        transform=clip_transform(cfg, train, num_crops), cache=cache, **source_options(cfg))
+                        transform=clip_transform(cfg, train, num_crops), cache=cache,
+                        missing_audio=cfg.missing_audio, **source_options(cfg))
 
 
 def source_options(cfg: DataConfig) -> dict[str, Any]:
@@ -160,20 +167,26 @@ def source_options(cfg: DataConfig) -> dict[str, Any]:
                 allow_outside=cfg.allow_outside_paths, duplicates=cfg.duplicates)
 
 
-def _has_split_column(source: str, options: dict[str, Any] | None = None) -> bool:
-    """Whether ``source``'s rows have a ``split``; ``options``: :func:`source_options`."""
+def _splits_of(source: str, options: dict[str, Any] | None = None) -> set[str]:
+    """The ``split`` values of ``source``'s rows (a manifest's field, or split folders train/ val/ test/);
+    ``options``: :func:`source_options`."""
     from avkit.data import load_records
 
     records, _, _ = load_records(source, **(options or {}))
-    return any(r.split is not None for r in records)
+    return {r.split for r in records if r.split is not None}
+
+
+def _has_split_column(source: str, options: dict[str, Any] | None = None) -> bool:
+    return bool(_splits_of(source, options))
 
 
 def build_datasets(cfg: DataConfig, seed: int = 0) -> tuple[Any, Any]:
     """``(train, val)`` datasets; ``val`` (one centre clip per video) is None when there is no
-    validation data (no ``val_source`` and ``val_split`` empty or absent from the manifest)."""
+    validation data (no ``val_source``, and ``val_split`` empty or without rows in the source:
+    e.g. split folders with ``train/`` but no ``val/``; the training log says so)."""
     train = build_dataset(cfg, cfg.train_split, train=True, seed=seed, cache=cfg.cache)
     val = None
-    if cfg.val_source or (cfg.val_split and _has_split_column(cfg.source, source_options(cfg))):
+    if cfg.val_source or (cfg.val_split and cfg.val_split in _splits_of(cfg.source, source_options(cfg))):
         val = build_dataset(cfg, cfg.val_split, train=False, seed=seed, cache=cfg.cache)
         check_classes(class_names_of(train), class_names_of(val))
     return train, val
@@ -182,3 +195,59 @@ def build_datasets(cfg: DataConfig, seed: int = 0) -> tuple[Any, Any]:
 def check_classes(train_names: Sequence[str], val_names: Sequence[str]) -> None:
     if val_names and list(val_names) != list(train_names):
         raise AvkitError("the validation data names different classes than the training data")
+
+
+def loader_workers(value: int | str, cache: bool = False) -> int:
+    """DataLoader worker processes for ``data.num_workers``: a count as given, or ``"auto"``: one per
+    CPU core left beside the training process, at most 8 (none with ``data.cache``, whose decoded
+    videos live in the main process, or on one core)."""
+    if value == "auto":
+        return 0 if cache else min(8, max(0, cpu_cores() - 1))
+    if isinstance(value, int) and value >= 0:
+        return value
+    raise AvkitError(f"data.num_workers must be a number >= 0 or auto, got {value!r}")
+
+
+def data_notes(cfg: Config, train_set: Any, val_set: Any) -> list[str]:
+    """What a user should know about a run's data before it trains, one line each: the split-folder
+    layout, that there is no validation data, videos without sound, loader workers beyond the cores."""
+    from pathlib import Path
+
+    from avkit.data.dataset import describe_paths
+
+    data, notes = cfg.data, []
+    splits = getattr(train_set, "split_folders", None)
+    if splits:
+        line = (f"data: {train_set.source} holds split folders {', '.join(s + '/' for s in splits)}: training on "
+                f"{data.train_split}/ ({len(train_set)} videos)")
+        if val_set is not None and not data.val_source:
+            line += f", validating on {data.val_split}/ ({len(val_set)} videos)"
+        notes.append(line)
+    if val_set is None:
+        source = getattr(train_set, "source", None)
+        where = f" and no {data.val_split!r} split in {source}" if source is not None and data.val_split else ""
+        notes.append(f"no validation data (no data.val_source{where}): the epochs show training metrics only and "
+                     f"best.safetensors is the last epoch")
+    for dataset, name in ((train_set, "training"), (val_set, "validation")):
+        silent = list(getattr(dataset, "without_audio", None) or [])
+        if not silent:
+            continue
+        root = Path(dataset.source)
+        names = describe_paths(silent, root if root.is_dir() else root.parent)
+        if dataset.missing_audio == "drop":
+            notes.append(f"sound: {len(silent)} {name} video(s) have no audio stream and are left out "
+                         f"(data.missing_audio=drop): {names}")
+            continue
+        line = (f"sound: {len(silent)} of {len(dataset)} {name} video(s) have no audio stream ({names}): kept, "
+                f"their sound marked absent (data.missing_audio=zeros)")
+        if name == "training" and not cfg.model.modality_dropout:
+            line += ("; absence still tells the classes apart if it goes with a class: model.modality_dropout=0.3 "
+                     "trains the model to do without the sound on every class")
+        notes.append(line)
+    workers, cores = loader_workers(data.num_workers, data.cache), cpu_cores()
+    if data.num_workers == "auto":
+        notes.append(f"data.num_workers=auto: {workers} loader worker(s) for {cores} CPU core(s)")
+    elif workers >= cores:
+        notes.append(f"data.num_workers={workers} with {cores} CPU core(s) here: the workers compete with training "
+                     f"for the cores (data.num_workers=auto picks {loader_workers('auto', data.cache)})")
+    return notes

@@ -50,8 +50,11 @@ class DataConfig:
     audio: bool = False  # load the clip's waveform ("audio")
     spectrogram: bool = False  # compute the log-mel spectrogram ("spectrogram"); implies audio
     sample_rate: int = 16000
+    # Videos without an audio stream when the run reads sound: error (stop, naming them) | zeros (keep:
+    # silence, marked absent for audio-visual models) | drop (leave them out). Silence is otherwise a class cue.
+    missing_audio: str = "error"
     batch_size: int = 8  # global batch: divided between the processes of a distributed run
-    num_workers: int = 0
+    num_workers: int | str = 0  # DataLoader worker processes; "auto" = from the CPU cores (avkit.engine.build)
     cache: bool = False  # decode each training video once and keep it in memory (small datasets, num_workers 0)
     test_clips: int = 10  # evaluation defaults (avkit eval / classify)
     test_crops: int = 3
@@ -67,6 +70,7 @@ class ModelConfig:
     audio_options: dict[str, Any] = field(default_factory=dict)
     fusion: str = ""  # late | concat | gated | cross_attention | bottleneck (AV models)
     fusion_options: dict[str, Any] = field(default_factory=dict)
+    modality_dropout: float = 0.0  # AV models: chance, per clip and modality, that training marks it absent
     num_classes: int = 0  # 0 = number of classes of the training data
     init: str = ""  # starting weights: avkit run dir / .safetensors / torchvision .pth / HF folder
     freeze_backbone: bool = False  # train only the head (the backbone still runs in train mode)

@@ -6,11 +6,16 @@ probabilities first (the usual test protocol, several points better than one cli
 
 Only the videos that can be read are scored: an unreadable file is left out (not replaced by
 another video, as training does) and listed with its reason under ``"skipped"``, so
-``num_videos`` is the number of videos the metrics are over.
+``num_videos`` is the number of videos the metrics are over. Videos without an audio stream (runs
+that use sound) are listed under ``"without_audio"`` with what the run's ``data.missing_audio`` did.
+
+Evaluation costs videos x clips x crops forward passes (10 x 3 by default): with ``log``, the plan
+is said first and, after the first batch, an estimate of the whole and the flags that make it cheaper.
 """
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +56,15 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
 @torch.no_grad()
 def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = None, *, split: str | None = None,
              checkpoint: str = "best", batch_size: int | None = None, device: str = "auto",
-             write: bool = True, progress: bool = False) -> dict[str, Any]:
+             write: bool = True, progress: bool = False, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Clip and video accuracy (top-1, top-5, mean class accuracy, mAP) of ``run_dir``'s model.
 
     ``clips`` / ``crops`` (1 or 3) default to the recipe's ``data.test_clips`` / ``test_crops``;
     ``split`` to ``data.val_split`` (of ``data.val_source`` when set). Writes ``RUN/eval.json``
     (replacing the previous evaluation) unless ``write=False``; returns the same dict.
     Unreadable videos are not scored: ``num_videos`` counts the videos read, ``skipped`` maps
-    each unreadable file to the reason. Raises ``AvkitError`` when none can be read.
+    each unreadable file to the reason. Raises ``AvkitError`` when none can be read. ``log`` gets the
+    expected cost (see the module docstring).
     """
     from torch.utils.data import DataLoader
 
@@ -78,6 +84,9 @@ def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = 
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=loader_workers(cfg.data.num_workers),
                         collate_fn=collate_readable)
     device_t = next(model.parameters()).device
+    if log is not None:
+        log(f"eval: {len(dataset)} videos x {views} views ({clips} clips x {crops} crops) = {len(dataset) * views} "
+            f"clips through the model")
     start = time.perf_counter()
     view_scores, targets = [], []
     skipped: dict[str, str] = {}  # gathered from the batches: workers' datasets are copies
@@ -101,6 +110,10 @@ def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = 
                 logits = forward_views(model, batch).float()  # [B, K, C]
             view_scores.append(logits.softmax(dim=-1).cpu())
             targets.append(batch["label"].cpu())
+            if log is not None and len(view_scores) == 1:
+                note = cost_note(time.perf_counter() - start, len(kept), len(dataset), clips, crops)
+                if note:
+                    log(note)
     finally:
         if bar is not None:
             bar.stop()
@@ -120,6 +133,7 @@ def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = 
         "clip": classification_metrics(probs.reshape(n * k, c), clip_target),
         "video": classification_metrics(video_probs, target),
         "skipped": dict(sorted(skipped.items())),
+        "without_audio": {"policy": dataset.missing_audio, "videos": list(dataset.without_audio)},
         "seconds": round(time.perf_counter() - start, 3),
         "class_names": names,
     }
@@ -130,6 +144,20 @@ def evaluate(run_dir: str | Path, clips: int | None = None, crops: int | None = 
     return result
 
 
+def cost_note(seconds: float, done: int, total: int, clips: int, crops: int, long: float = 30.0) -> str | None:
+    """After the first batch (``done`` videos in ``seconds``): the estimated whole and the cheaper flags,
+    when the whole looks longer than ``long`` seconds; else None."""
+    estimate = seconds / max(done, 1) * total
+    if estimate < long:
+        return None
+    cheap_clips = min(clips, 2)
+    cheaper = clips * crops / cheap_clips
+    text = f"eval: about {estimate / 60:.1f} min in all (first batch: {done} videos in {seconds:.1f} s)"
+    if cheaper > 1:
+        text += f"; --clips {cheap_clips} --crops 1 is about {cheaper:.0f}x cheaper"
+    return text
+
+
 def format_table(result: dict[str, Any]) -> str:
     """The clip/video metrics as a small text table."""
     keys = [k for k in ("top1", "top5", "mean_class_acc", "mAP") if k in result["video"]]
@@ -138,6 +166,13 @@ def format_table(result: dict[str, Any]) -> str:
              f"{'':8}" + "".join(f"{k:>16}" for k in keys)]
     for level in ("clip", "video"):
         lines.append(f"{level:8}" + "".join(f"{result[level][k]:>16.4f}" for k in keys))
+    silent = result.get("without_audio") or {}
+    if silent.get("videos"):
+        done = ("left out, not counted" if silent["policy"] == "drop"
+                else "scored with their sound marked absent")
+        lines.append(f"{len(silent['videos'])} video(s) without an audio stream, {done} "
+                     f"(data.missing_audio={silent['policy']}):")
+        lines += [f"  {path}" for path in silent["videos"]]
     if result.get("skipped"):
         lines.append(f"{len(result['skipped'])} unreadable video(s) skipped, not counted:")
         lines += [f"  {path}: {reason}" for path, reason in result["skipped"].items()]

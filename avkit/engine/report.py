@@ -119,3 +119,11 @@ def write_report(run_dir: str | Path, history: Sequence[dict[str, Any]], *, colu
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def append_report(run_dir: str | Path, title: str, lines: Sequence[str]) -> Path:
+    """Add a ``## title`` section to ``RUN/report.md`` (after what the task wrote), atomically."""
+    path = Path(run_dir) / "report.md"
+    old = path.read_text() if path.is_file() else f"# Training report: {Path(run_dir).name}\n"
+    atomic_write_text(path, old.rstrip("\n") + "\n\n" + "\n".join([f"## {title}", "", *lines]) + "\n")
+    return path

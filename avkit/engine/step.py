@@ -77,4 +77,7 @@ def forward_views(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
         value = batch.get(key)
         if isinstance(value, torch.Tensor) and value.ndim == ndim:
             flat[key] = value.flatten(0, 1)
+    has_audio = batch.get("has_audio")
+    if isinstance(has_audio, torch.Tensor) and has_audio.shape == (b,):  # one per video: the same for its views
+        flat["has_audio"] = has_audio.repeat_interleave(k)
     return forward_batch(model, flat).view(b, k, -1)

@@ -251,7 +251,7 @@ class ClassificationTask(Task):
         from avkit.engine.evaluate import evaluate
 
         return evaluate(run_dir, options.get("clips"), options.get("crops"), split=split, checkpoint=checkpoint,
-                        batch_size=options.get("batch_size"), device=device, progress=progress)
+                        batch_size=options.get("batch_size"), device=device, progress=progress, log=options.get("log"))
 
     def format_evaluation(self, result: Mapping[str, Any]) -> str:
         from avkit.engine.evaluate import format_table

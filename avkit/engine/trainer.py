@@ -6,7 +6,7 @@ One run directory holds everything needed to reuse a run:
 RUN/config.yaml        the resolved recipe (every field)
 RUN/last.safetensors   full training state (weights, optimiser, scheduler, RNG, step, history)
 RUN/best.safetensors   weights of the epoch with the best validation metric (the task's ``best_key``)
-RUN/metrics.csv        one row per epoch: the task's train/val metrics, lr, seconds
+RUN/metrics.csv        one row per epoch: the task's train/val metrics, lr, seconds, and where the time went
 RUN/tensorboard/       TensorBoard events
 RUN/report.md          curves (and, for classification, the confusion matrix; PNG files beside it)
 ```
@@ -17,7 +17,8 @@ picks the best checkpoint. The loop here is the same for every task.
 
 The run directory itself (checks, the lock of a run being written, ``overwrite``'s staging beside
 the old run) is :mod:`avkit.engine.rundir`; TensorBoard is :mod:`avkit.engine.board`; what every
-loop over batches shares (device, precision, the model call) is :mod:`avkit.engine.step`.
+loop over batches shares (device, precision, the model call) is :mod:`avkit.engine.step`; the time
+per step, the share spent waiting for data and peak memory are :mod:`avkit.engine.timing`.
 
 Determinism: the shuffling order of epoch ``e`` depends only on ``(seed, e)`` (a
 ``DistributedSampler`` with ``set_epoch``), the DataLoader's worker seeds come from a generator
@@ -41,16 +42,18 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from avkit.engine import distributed as D
 from avkit.engine.board import Board
-from avkit.engine.build import freeze_backbone, head_modules, trainable_summary
+from avkit.engine.build import data_notes, freeze_backbone, head_modules, loader_workers, trainable_summary
 from avkit.engine.checkpoint import load_train_state, save_train_state, save_weights
 from avkit.engine.config import Config, as_config, dump_config
 from avkit.engine.memory_format import to_channels_last
 from avkit.engine.optim import build_optimizer, build_scheduler
+from avkit.engine.report import append_report
 from avkit.engine.rundir import RESUMABLE_CHANGES, RunLock, RunOutput, check_run_dir, is_non_empty
 from avkit.engine.step import autocast_context, forward_batch, forward_views, to_device, worker_init
 from avkit.engine.task import Task, loss_fn, make_task
+from avkit.engine.timing import TIMING_COLUMNS, EpochTimer, bottleneck, timing_line
 from avkit.errors import AvkitError
-from avkit.utils import atomic_write_text
+from avkit.utils import atomic_write_text, cpu_cores
 
 # autocast_context, forward_batch, forward_views and to_device live in avkit.engine.step; they are
 # re-exported here until every application imports them from there.
@@ -131,6 +134,9 @@ class _Trainer:
         if cfg.train.epochs < 1:
             raise AvkitError("train.epochs must be >= 1")
         self.rank_batch = batch // info.world_size
+        self.workers = loader_workers(cfg.data.num_workers, cfg.data.cache)
+        self.columns = task.csv_columns() + list(TIMING_COLUMNS)  # metrics.csv
+        self.timer = EpochTimer(self.device)  # replaced at the start of every epoch
         self.autocast = lambda: autocast_context(self.device, cfg.train.precision)
         self.autocast()  # validates precision early
 
@@ -183,8 +189,7 @@ class _Trainer:
         sampler = D.SkipSampler(self._train_sampler(epoch), skip_batches * self.rank_batch)
         gen = torch.Generator()
         gen.manual_seed(self.cfg.train.seed * 100003 + epoch * 1009 + self.info.rank)
-        workers = self.cfg.data.num_workers
-        return DataLoader(self.train_set, batch_size=self.rank_batch, sampler=sampler, num_workers=workers,
+        return DataLoader(self.train_set, batch_size=self.rank_batch, sampler=sampler, num_workers=self.workers,
                           collate_fn=self.task.collate, generator=gen, worker_init_fn=worker_init,
                           pin_memory=self.device.type == "cuda", drop_last=False)
 
@@ -244,7 +249,8 @@ class _Trainer:
         loader = self._train_loader(epoch, start)
         self._set_train_mode()
         total = self.batches_per_epoch
-        for i, batch in enumerate(loader, start=start):
+        self.timer = EpochTimer(self.device)
+        for i, batch in enumerate(self.timer.batches(loader), start=start):
             group_start = (i // accum) * accum
             group_size = min(accum, total - group_start)
             last_in_group = i - group_start == group_size - 1
@@ -258,6 +264,7 @@ class _Trainer:
             for key, value in stats.items():
                 self.partial[key] += value
             self.partial["count"] += n
+            self.timer.batch_done(n)
             self.batches_done = i + 1
             if not last_in_group:
                 continue
@@ -267,6 +274,7 @@ class _Trainer:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
+            self.timer.step_done()
             on_step()
             if self.reached_max_steps() and self.batches_done < total:
                 return False
@@ -280,7 +288,7 @@ class _Trainer:
         model.eval()
         sampler = D.ShardSampler(len(self.val_set), self.info.rank, self.info.world_size)  # type: ignore[arg-type]
         loader = DataLoader(self.val_set, batch_size=self.rank_batch, sampler=sampler, collate_fn=self.task.val_collate,
-                            num_workers=self.cfg.data.num_workers, worker_init_fn=worker_init)
+                            num_workers=self.workers, worker_init_fn=worker_init)
         outputs: list[dict[str, torch.Tensor]] = []
         indices = []
         position = 0  # into sampler.indices
@@ -306,6 +314,7 @@ class _Trainer:
         return self.task.val_metrics(gathered)
 
     def end_epoch(self, epoch: int, seconds: float) -> dict[str, Any]:
+        timing = self.timer.summary()  # before validation: the training loop's time only
         keys = list(self.partial)
         sums = D.all_reduce_sum(self.info, torch.tensor([self.partial[k] for k in keys], dtype=torch.float64))
         totals = dict(zip(keys, sums.tolist()))
@@ -313,7 +322,7 @@ class _Trainer:
         row: dict[str, Any] = {"epoch": epoch + 1, "step": self.step,
                                **{f"train_{k}": v / count for k, v in totals.items()},
                                **{f"val_{c}": None for c in self.task.val_columns},
-                               "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3)}
+                               "lr": self.optimizer.param_groups[0]["lr"], "seconds": round(seconds, 3), **timing}
         improved = False
         best_key = self.task.best_key
         if self.val_set is not None:
@@ -332,7 +341,7 @@ class _Trainer:
                              {"epoch": epoch + 1, "step": self.step, "task": self.task.name,
                               best_key: self.best_value, **self.task.meta()})
             self.save_last()
-            _write_metrics_csv(self.out / "metrics.csv", self.history, self.task.csv_columns())
+            _write_metrics_csv(self.out / "metrics.csv", self.history, self.columns)
         return row
 
     def partial_row(self, epoch: int) -> dict[str, Any] | None:
@@ -345,7 +354,7 @@ class _Trainer:
             return None
         return {"epoch": epoch + 1, "step": self.step, **{f"train_{k}": v / count for k, v in totals.items()},
                 **{f"val_{c}": None for c in self.task.val_columns}, "lr": self.optimizer.param_groups[0]["lr"],
-                "seconds": None}
+                "seconds": None, **self.timer.summary()}
 
 
 class _Progress:
@@ -379,6 +388,19 @@ class _Progress:
             self.bar.console.print(text, highlight=False, markup=False)
         else:
             print(text, flush=True)
+
+
+def time_section(rows: list[dict[str, Any]], verdict: str) -> list[str]:
+    """The report's "Where the time goes": the verdict, then the timing columns of each epoch."""
+    lines = [verdict[0].upper() + verdict[1:] + ".", "",
+             "| epoch | " + " | ".join(TIMING_COLUMNS) + " |", "|---|" + "---|" * len(TIMING_COLUMNS)]
+    for row in rows:
+        cells = ["-" if row.get(c) is None else str(row[c]) for c in TIMING_COLUMNS]
+        lines.append(f"| {row['epoch']} | " + " | ".join(cells) + " |")
+    lines += ["", "step_seconds: wall time per optimiser step; data_wait: share of it spent waiting for the next "
+              "batch; peak_rss_mb: peak resident memory of the training process; gpu_peak_mb / gpu_util: "
+              "torch.cuda.max_memory_allocated and NVML utilisation (GPU runs)."]
+    return lines
 
 
 def train(config: Config | dict | str | Path, *, overwrite: bool = False, resume: bool = False,
@@ -420,11 +442,14 @@ def train(config: Config | dict | str | Path, *, overwrite: bool = False, resume
         D.barrier(info)
         if resume:
             t.resume(run_dir / "last.safetensors")
+        notes = data_notes(cfg, t.train_set, t.val_set)  # what the data holds that the user should know
         if info.is_main:
             task.write_files(t.out)
             log(f"run {run_dir}: {t.steps_per_epoch} steps/epoch x {cfg.train.epochs} epochs, "
                 f"{trainable_summary(t.model)}, {info.world_size} process(es) on {info.device}"
                 + (" (replaces the old run when done)" if replace else ""))
+            for note in notes:
+                log(note)
         board = Board(t.out / "tensorboard", enabled=info.is_main and cfg.train.tensorboard,
                       purge_step=t.step if resume else None)
 
@@ -443,7 +468,8 @@ def train(config: Config | dict | str | Path, *, overwrite: bool = False, resume
                 break
             row = t.end_epoch(epoch, time.perf_counter() - start)
             board.epoch(row, task.csv_columns()[2:-2])
-            log(f"epoch {epoch + 1}/{cfg.train.epochs}: {task.describe(row)} ({row['seconds']:.1f}s)")
+            board.epoch(row, TIMING_COLUMNS, prefix="time")
+            log(f"epoch {epoch + 1}/{cfg.train.epochs}: {task.describe(row)} ({row['seconds']:.1f}s; {timing_line(row)})")
             if cfg.train.stop_after_epoch and cfg.train.stop_after_epoch <= epoch + 1 < cfg.train.epochs:
                 stopped = f"stopped after epoch {epoch + 1} (train.stop_after_epoch)"
                 break
@@ -456,14 +482,21 @@ def train(config: Config | dict | str | Path, *, overwrite: bool = False, resume
             partial = t.partial_row(t.epoch)
             rows += [partial] if partial is not None else []
             if info.is_main:
-                _write_metrics_csv(t.out / "metrics.csv", rows, task.csv_columns())
+                _write_metrics_csv(t.out / "metrics.csv", rows, t.columns)
         if stopped:
             log(f"{stopped}; continue with --resume")
+
+        # 5. Where the time went (and what the data held), in the log and the report.
         if info.is_main and rows:
+            verdict = bottleneck(rows[-1], t.workers, cpu_cores())
+            log(f"time: {timing_line(rows[-1])}; {verdict}")
             task.report(t.out, rows, t.best_epoch, t.best_extras)
+            append_report(t.out, "Where the time goes", time_section(rows, verdict))
+            if notes:
+                append_report(t.out, "Data", notes)
         board.close()
 
-        # 5. An --overwrite swaps the new run in.
+        # 6. An --overwrite swaps the new run in.
         if output is not None:
             output.finish()
         done = True

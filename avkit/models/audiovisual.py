@@ -11,7 +11,15 @@ The model takes a batch dict (what ``VideoDataset`` + ``collate`` give):
 - ``"spectrogram"``: ``float [B, 1, F, T]``, or else ``"audio"``: a waveform ``float [B, S]``
   that the model turns into a spectrogram itself with ``model.audio_features`` (avkit's
   ``LogMel`` for the CNNs; AST's own Kaldi fbank for ``ast``, which then uses the waveform even
-  when the batch also has a spectrogram, because it was trained on those features).
+  when the batch also has a spectrogram, because it was trained on those features);
+- ``"has_audio"``: ``bool [B]``, False for a clip whose file has no sound (optional: absent = all have).
+
+A missing sound is not silence: the audio features of a clip without sound are replaced by a
+learned "absent" embedding (one per modality, starting at zero), so the fusion head is told the
+sound is missing instead of hearing a quiet room. ``modality_dropout=p`` marks each modality of each
+training clip absent with probability ``p`` (never every modality of a clip), so the model also
+learns to classify every class without the sound: then "no sound" cannot stand for one class just
+because that class's files lacked sound.
 """
 from __future__ import annotations
 
@@ -37,7 +45,7 @@ class AudioVisualModel(nn.Module):
 
     def __init__(self, video_encoder: nn.Module | None = None, audio_encoder: nn.Module | None = None,
                  fusion: nn.Module | None = None, audio_features: AudioFeatures | None = None,
-                 prefer_waveform: bool = False) -> None:
+                 prefer_waveform: bool = False, modality_dropout: float = 0.0) -> None:
         super().__init__()
         encoders = {m: e for m, e in (("video", video_encoder), ("audio", audio_encoder)) if e is not None}
         if not encoders:
@@ -53,6 +61,12 @@ class AudioVisualModel(nn.Module):
         # the batch is then used even if the batch also holds a (generic log-mel) spectrogram.
         self.prefer_waveform = prefer_waveform
         self.num_classes = fusion.num_classes
+        if not 0.0 <= modality_dropout < 1.0:
+            raise AvkitError(f"modality_dropout must be in [0, 1), got {modality_dropout}")
+        self.modality_dropout = float(modality_dropout)
+        # What the fusion head gets for a modality a clip does not have: [out_dim], broadcast over tokens.
+        widths: dict[str, Any] = {m: e.out_dim for m, e in encoders.items()}
+        self.absent = nn.ParameterDict({m: nn.Parameter(torch.zeros(int(d))) for m, d in widths.items()})
 
     @property
     def modalities(self) -> list[str]:
@@ -97,8 +111,27 @@ class AudioVisualModel(nn.Module):
                                  f"{type(enc).__name__} has none ({err})") from None
         return out
 
+    def presence(self, batch: Mapping[str, Any], size: int, device: torch.device) -> dict[str, torch.Tensor]:
+        """``bool [B]`` per modality: which clips have it. Audio from ``batch["has_audio"]`` (all, when the
+        batch does not say); in training, ``modality_dropout`` then marks some present ones absent."""
+        present = {m: torch.ones(size, dtype=torch.bool, device=device) for m in self.encoders}
+        if "audio" in present and batch.get("has_audio") is not None:
+            present["audio"] = torch.as_tensor(batch["has_audio"], device=device).bool().reshape(size)
+        if self.training and self.modality_dropout > 0 and len(present) > 1:
+            before = torch.stack(list(present.values()))  # [M, B]
+            kept = before & (torch.rand(before.shape, device=device) >= self.modality_dropout)
+            kept = torch.where(kept.any(dim=0), kept, before)  # a clip keeps at least what it had
+            present = dict(zip(present, kept))
+        return present
+
     def forward(self, batch: Mapping[str, Any]) -> torch.Tensor:
-        return self.fusion(self.encode(batch))
+        feats = self.encode(batch)
+        first = next(iter(feats.values()))
+        present = self.presence(batch, first.shape[0], first.device)
+        for m, f in feats.items():  # always through where(): no device sync, every parameter in the graph (DDP)
+            mask = present[m].view(-1, *([1] * (f.ndim - 1)))
+            feats[m] = torch.where(mask, f, self.absent[m].to(f.dtype))
+        return self.fusion(feats)
 
 
 def default_audio_features(audio_encoder: Any, spectrogram_bins: int | None = None) -> AudioFeatures:
@@ -113,13 +146,15 @@ def default_audio_features(audio_encoder: Any, spectrogram_bins: int | None = No
 def build_av_model(video: str | nn.Module | None = "c3d", audio: str | nn.Module | None = "audio_cnn",
                    fusion: str = "concat", num_classes: int | None = None, video_options: dict | None = None,
                    audio_options: dict | None = None, fusion_options: dict | None = None,
-                   audio_features: AudioFeatures | None = None, n_mels: int | None = None) -> AudioVisualModel:
+                   audio_features: AudioFeatures | None = None, n_mels: int | None = None,
+                   modality_dropout: float = 0.0) -> AudioVisualModel:
     """Build encoders by registry name (or take built modules) and a fusion head joining them.
 
     ``video=None`` / ``audio=None`` leaves that modality out. ``*_options`` go to the builders
     (``create_model(video, **video_options)``); encoders are built without a head. ``audio_features``
     (waveform -> ``[B,1,F,T]``) defaults to the audio encoder's own (AST) or avkit's log-mel with
     ``n_mels`` bins (default: the encoder's ``num_mel_bins`` if it declares one, else LogMel's).
+    ``modality_dropout``: see the module docstring.
     """
     if num_classes is None:
         raise AvkitError("build_av_model needs num_classes")
@@ -133,7 +168,8 @@ def build_av_model(video: str | nn.Module | None = "c3d", audio: str | nn.Module
     if audio_enc is not None and audio_features is None:
         bins = n_mels or getattr(getattr(audio_enc, "config", None), "num_mel_bins", None)
         audio_features = default_audio_features(audio_enc, bins)
-    return AudioVisualModel(video_enc, audio_enc, head, audio_features, prefer_waveform=own_features)
+    return AudioVisualModel(video_enc, audio_enc, head, audio_features, prefer_waveform=own_features,
+                            modality_dropout=modality_dropout)
 
 
 def _encoder(spec: str | nn.Module | None, options: dict | None, modality: str) -> Any:
