@@ -11,6 +11,7 @@ turns them into output rows and commits a part every :data:`COMMIT_SECONDS` or
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 import socket
 import time
@@ -88,6 +89,14 @@ def check_job(job: BatchJob) -> BatchSpec:
     clips = job.options.get("clips")
     if clips is not None and (job.task not in TENSOR_TASKS or clips < 1):
         raise AvkitError(f"--clips is for classify and embed and must be >= 1, got {clips} for {job.task}")
+    if job.task == "select":
+        from avkit.apps.clip_selection import POLICIES
+
+        if job.options.get("policy", "audio") not in POLICIES or int(job.options.get("budget", 3)) < 1:
+            raise AvkitError(f"select: --policy must be one of {', '.join(POLICIES)} and --budget >= 1, got "
+                             f"{job.options.get('policy')!r} and {job.options.get('budget')}")
+    if job.task == "caption" and int(job.options.get("beams", 1)) < 1:
+        raise AvkitError(f"caption: --beams must be >= 1, got {job.options.get('beams')}")
     run_dir = Path(job.run).absolute()
     run = open_run(run_dir, job.checkpoint, task=RUN_TASK[job.task], hint=RUN_HINT[job.task])
     data = run.config.data if job.task in TENSOR_TASKS else None
@@ -140,14 +149,16 @@ def connect(address: str | None, *, cpus: int | None = None, quiet: bool = True)
         logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
-def cpu_slots(job: BatchJob, local: bool) -> float:
-    """CPUs a decode task and a CPU model actor each reserve. Locally, ``workers`` actors and at least one
-    decode task must fit the machine's cores together; on a cluster each takes one CPU."""
-    from avkit.utils import cpu_cores
+def cpu_slots(job: BatchJob) -> float:
+    """CPUs a decode task and a CPU model actor each reserve: one, or less where the cluster (this machine,
+    embedded) has too few CPUs for ``workers`` actors and a decode task together (nothing would run)."""
+    import ray
 
-    if not local or job.gpus_per_worker > 0:
+    if job.gpus_per_worker > 0:
         return 1.0
-    return min(1.0, cpu_cores() / (job.workers + 1))
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    # Rounded down: Ray adds CPUs in fixed point, and 3 x 0.6667 would not fit 2 cores.
+    return min(1.0, math.floor(cpus / (job.workers + 1) * 1000) / 1000)
 
 
 def run_batch(job: BatchJob, on_progress: Callable[[Progress], None] | None = None, quiet: bool = True) -> Progress:
@@ -171,9 +182,8 @@ def _stream(job: BatchJob, spec: BatchSpec, todo: list[Video], store: BatchStore
     import ray
     import ray.data
 
-    local = job.address is None and not ray.is_initialized()
-    slot = cpu_slots(job, local)
     connect(job.address, quiet=quiet)
+    slot = cpu_slots(job)
     spec = BatchSpec(**{**spec.__dict__, "threads": max(1, int(slot))})
     items = [{"key": v.key, "path": v.path, "size": v.size, "mtime_ns": v.mtime_ns} for v in todo]
     # The CPU stages reserve memory for a chunk of decoded clips; being unlike the actors' resources, this
