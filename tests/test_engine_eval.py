@@ -111,3 +111,22 @@ def test_eval_and_classify_cli(run_dir: Path, capsys: pytest.CaptureFixture) -> 
     args = parser.parse_args(["classify", video, "--run", str(run_dir.parent / "nope")])
     with pytest.raises(AvkitError, match="run directory not found"):
         args.func(args)
+
+
+def test_load_run_needs_no_starting_weights(run_dir: Path, tmp_path: Path) -> None:
+    """A run fine-tuned from torchvision weights is evaluated offline: its checkpoint replaces every
+    tensor, so load_run must not ask for the starting weights file (gone here, as on a machine without network)."""
+    import shutil
+
+    import yaml
+
+    moved = tmp_path / "run"
+    shutil.copytree(run_dir, moved)
+    cfg = yaml.safe_load((moved / "config.yaml").read_text())
+    cfg["model"]["video_options"]["weights"] = str(tmp_path / "missing" / "r2plus1d_18-91a641e6.pth")
+    cfg["model"]["init"] = str(tmp_path / "missing" / "init.safetensors")
+    (moved / "config.yaml").write_text(yaml.safe_dump(cfg))
+    model, _, _ = load_run(moved, device="cpu")
+    reference, _, _ = load_run(run_dir, device="cpu")
+    for (name, a), (_, b) in zip(model.state_dict().items(), reference.state_dict().items()):
+        assert torch.equal(a, b), name

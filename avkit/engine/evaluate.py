@@ -35,8 +35,10 @@ from avkit.utils import atomic_write_json
 def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.device | None = "auto") -> tuple[nn.Module, Config, list[str]]:
     """The trained model of ``run_dir`` (eval mode, on ``device``), its config and class names.
 
-    ``checkpoint`` is ``best`` or ``last``; the model is rebuilt from ``config.yaml`` (without its
-    ``init`` weights, which the checkpoint replaces) and loaded strictly.
+    ``checkpoint`` is ``best`` or ``last``; the model is rebuilt from ``config.yaml`` without its
+    starting weights (``init`` and torchvision ``weights=``: the checkpoint replaces every tensor, so a
+    fine-tuned run is evaluated offline) and loaded strictly. Hugging Face ``pretrained`` folders stay:
+    they define the architecture.
     """
     run = open_run(run_dir, checkpoint)
     state = run.meta
@@ -46,6 +48,8 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
         raise AvkitError(f"{run.weights}: does not record the number of classes")
     model_cfg = run.config.model
     model_cfg.init = ""
+    for options in (model_cfg.video_options, model_cfg.audio_options):
+        options.pop("weights", None)
     model = load_trained(build_model(model_cfg, num_classes), run, device)
     names = list(names) if len(names) == num_classes else [str(i) for i in range(num_classes)]
     if run.config.train.channels_last:
