@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-from avkit.errors import OutputExistsError
+from avkit.errors import AvkitError, OutputExistsError
 
 
 def check_output(path: str | Path, overwrite: bool = False) -> Path:
@@ -21,6 +23,7 @@ def check_output(path: str | Path, overwrite: bool = False) -> Path:
 
 
 TEMP_MARK = ".avkit-tmp."  # in the name of every temporary file avkit writes beside a target
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # a full disk, a quota, a file too large
 
 
 def _umask() -> int:
@@ -44,7 +47,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     (a process killed inside the block leaves its temporary file, named with its pid, which
     :func:`remove_stale_temps` deletes later). The file gets the mode a plain ``open`` would give
     it (``0o666`` less the umask), not ``mkstemp``'s ``0o600``. ``suffix`` defaults to the target's
-    suffix so writers that infer the format from it keep working.
+    suffix so writers that infer the format from it keep working. A write that fails for want of
+    space (or an OS error that names no file) raises :class:`AvkitError` naming ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +60,11 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as err:
+        if err.errno in _NO_SPACE or err.filename is None:  # a failed write names no file: name it
+            raise AvkitError(f"{path}: cannot write it ({err.strerror or err}); "
+                             f"any previous {path.name} is unchanged") from err
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()

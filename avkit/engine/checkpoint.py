@@ -16,7 +16,9 @@ Starting weights for fine-tuning can also come from a torchvision ``.pth`` file 
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,7 +26,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 import torch.nn as nn
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from avkit.errors import AvkitError
@@ -48,10 +50,26 @@ def _tensors_for_saving(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     return out
 
 
+def _os_error(err: Exception) -> OSError | None:
+    """The ``OSError`` inside a safetensors error (``"I/O error: No space left on device (os error
+    28)"``), so ``atomic_path`` reports it as a failed write of its file; None for other errors."""
+    found = re.search(r"os error (\d+)", str(err))
+    if found is None:
+        return None
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code))
+
+
 def _write(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any], fmt: str) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file(_tensors_for_saving(tensors), str(tmp), metadata={"format": fmt, "avkit": json.dumps(meta)})
+        try:
+            save_file(_tensors_for_saving(tensors), str(tmp), metadata={"format": fmt, "avkit": json.dumps(meta)})
+        except SafetensorError as err:
+            cause = _os_error(err)
+            if cause is None:
+                raise
+            raise cause from err
     return path
 
 

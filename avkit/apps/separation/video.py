@@ -14,6 +14,7 @@ output lacks are removed; anything else in ``out`` stays.
 """
 from __future__ import annotations
 
+import errno
 import json
 import time
 from dataclasses import dataclass, field
@@ -306,4 +307,7 @@ def _write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     import soundfile
 
     with atomic_path(path, suffix=".wav") as tmp:
-        soundfile.write(str(tmp), np.asarray(audio, np.float32), sample_rate, subtype="FLOAT", format="WAV")
+        try:
+            soundfile.write(str(tmp), np.asarray(audio, np.float32), sample_rate, subtype="FLOAT", format="WAV")
+        except soundfile.LibsndfileError as err:  # a full disk is libsndfile's "System error." (no errno)
+            raise OSError(errno.EIO, f"libsndfile: {err}; is the disk full?") from err

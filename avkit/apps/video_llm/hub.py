@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any, Callable
+import pickle
+from collections.abc import Callable
+from typing import Any
 
 from avkit.errors import AvkitError
 
@@ -28,6 +30,17 @@ def one_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
+def _weights_name(source: str) -> str:
+    """The weights file of a local model folder (what a refusal names), else ``source``."""
+    from pathlib import Path
+
+    from avkit.models.weights import hf_weights_file
+
+    folder = Path(source)
+    found = hf_weights_file(folder) if folder.is_dir() else None
+    return str(found or source)
+
+
 def from_pretrained(what: str, loader: Callable[..., Any], source: str, *, is_local: bool, offline: bool,
                     **kwargs: Any) -> Any:
     """``loader(source, local_files_only=..., **kwargs)`` with errors turned into one line.
@@ -37,6 +50,9 @@ def from_pretrained(what: str, loader: Callable[..., Any], source: str, *, is_lo
     """
     try:
         return loader(source, local_files_only=True, **kwargs)
+    except pickle.UnpicklingError as err:  # torch.load(weights_only=True) refused a pickle that needs code
+        raise AvkitError(f"{_weights_name(source)}: refused: the {what}'s weights are a pickle that holds code, "
+                         f"not only tensors ({one_line(err)})") from None
     except OSError as err:
         if is_local:
             raise AvkitError(f"{source}: cannot load the {what} ({one_line(err)})") from None
@@ -51,6 +67,9 @@ def from_pretrained(what: str, loader: Callable[..., Any], source: str, *, is_lo
                          f"snapshot directory)")
     try:
         return loader(source, local_files_only=False, **kwargs)
+    except pickle.UnpicklingError as err:
+        raise AvkitError(f"{source}: refused: the {what}'s weights are a pickle that holds code, not only tensors "
+                         f"({one_line(err)})") from None
     except OSError as err:
         text = str(err)
         if "connect" in text or "offline" in text.lower() or "resolve" in text.lower():
