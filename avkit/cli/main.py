@@ -24,7 +24,7 @@ from avkit.errors import AvkitError
 
 # Order is the order shown by ``avkit --help``.
 COMMANDS = ["quickstart", "info", "generate", "models", "weights", "train", "eval", "classify", "select", "separate", "ask",
-            "caption", "batch", "prepare", "doctor"]
+            "caption", "batch", "prepare", "demo", "doctor"]
 
 EPILOG = """examples:
   avkit quickstart                         generate data, read it back, print a summary

@@ -1,0 +1,205 @@
+"""``avkit demo``: upload checks, run discovery, the tabs' work without a browser, and the page itself driven
+in a real headless Chromium (system browser: .ci/run installs Debian's ``chromium``; outside CI the browser
+test skips when there is none, in CI (CI=true) it fails)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from avkit.apps.demo import work
+from avkit.apps.demo.examples import EXAMPLES, example_path
+from avkit.errors import AvkitError, MediaError
+
+ROOT = Path(__file__).resolve().parents[1]
+BROWSER_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny C3D classification run on generated motion clips (one epoch)."""
+    from avkit.data.synthetic import generate
+    from avkit.engine.config import load_config
+    from avkit.engine.trainer import train
+
+    data = tmp_path_factory.mktemp("demo_data")
+    generate("motion", data, 6, seed=0, duration=1.0, overwrite=True)
+    out = tmp_path_factory.mktemp("demo_run") / "run"
+    cfg = load_config(ROOT / "recipes" / "motion_c3d.yaml", [
+        f"data.source={data}", f"train.output_dir={out}", "train.epochs=1", "train.progress=false",
+        "train.tensorboard=false", "data.batch_size=4", "data.num_frames=8", "data.fps=8", "data.val_split=",
+        "model.video_options.fc_dim=16"])
+    train(cfg, quiet=True)
+    return out
+
+
+def test_examples_ship_small_and_are_videos() -> None:
+    total = 0
+    for ex in EXAMPLES:
+        path = example_path(ex.name)
+        assert work.check_upload(path, 1.0) == path
+        total += path.stat().st_size
+    assert total < 400_000, f"bundled examples are {total} bytes"
+    assert "examples/*.mp4" in (ROOT / "pyproject.toml").read_text()  # they ship with the package
+
+
+def test_bad_uploads_are_one_line(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n")
+    empty = tmp_path / "empty.mp4"
+    empty.touch()
+    with pytest.raises(MediaError, match="notes.txt: not a video avkit can read"):
+        work.check_upload(text, 50)
+    with pytest.raises(MediaError, match="empty.mp4: the file is empty"):
+        work.check_upload(empty, 50)
+    with pytest.raises(MediaError, match=r"over the upload limit of 0.01 MB \(--max-upload-mb\)"):
+        work.check_upload(example_path("motion.mp4"), 0.01)
+    with pytest.raises(AvkitError, match="no video"):
+        work.check_upload(None, 50)
+
+
+def test_find_runs(run_dir: Path, tmp_path: Path) -> None:
+    quick = tmp_path / "quick"
+    (quick / "runs").mkdir(parents=True)
+    shutil.copytree(run_dir, quick / "runs" / "c3d")
+    assert work.find_runs([run_dir], quickstart=tmp_path / "none").of("classification") == [run_dir]
+    # a quickstart output (found by default) and a folder of runs
+    assert work.find_runs([], quickstart=quick).of("classification") == [quick / "runs" / "c3d"]
+    assert work.find_runs([quick], quickstart=tmp_path / "none").of("classification") == [quick / "runs" / "c3d"]
+    with pytest.raises(AvkitError, match="not a run directory"):
+        work.find_runs([tmp_path / "none"], quickstart=tmp_path / "none")
+
+
+def test_classify_and_select_tabs(run_dir: Path, tmp_path: Path) -> None:
+    from avkit.engine.classify import classify
+
+    seen: list[float] = []
+    res = work.classify(example_path("motion.mp4"), run_dir, tmp_path / "c", top=3, clips=4, cam_clip=1,
+                        progress=lambda f, msg: seen.append(f))
+    direct = classify(example_path("motion.mp4"), run_dir, top=3, clips=4, device="cpu")
+    assert list(res["labels"]) == [d["label"] for d in direct]  # the same answer as avkit classify
+    assert res["labels"][direct[0]["label"]] == pytest.approx(direct[0]["score"], abs=1e-5)
+    assert len(res["clip_times"]) == 4 and res["clip_times"] == sorted(res["clip_times"])
+    assert Path(res["timeline"]).stat().st_size > 1000 and Path(res["gradcam"]).stat().st_size > 1000
+    assert seen == sorted(seen) and seen[-1] == 1.0
+    with pytest.raises(AvkitError, match="Grad-CAM clip"):
+        work.classify(example_path("motion.mp4"), run_dir, tmp_path / "c2", clips=4, cam_clip=4)
+    sel = work.select(example_path("long.mp4"), run_dir, tmp_path / "s", budget=2, policy="uniform")
+    assert len(sel["clips"]) == 2 and sel["gflops"]["selected"] < sel["gflops"]["dense"]
+    assert sel["gflops"]["saved"] == pytest.approx(1 - sel["gflops"]["selected"] / sel["gflops"]["dense"], abs=0.01)
+
+
+def test_separation_missing_says_how(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from avkit.apps import separation
+
+    monkeypatch.setattr(separation, "SHIPPED_MODEL", tmp_path / "gone")
+    why = work.separation_missing(None)
+    assert why is not None and "gone/config.yaml is missing" in why and "avkit demo --run RUN" in why
+    assert work.separation_missing(tmp_path) is None  # a --run is given
+
+
+def test_demo_help_loads_no_gradio() -> None:
+    code = ("import sys; from avkit.cli.main import main\ntry: main(['demo', '--help'])\nexcept SystemExit: pass\n"
+            "print('LOADED=' + ','.join(m for m in ('gradio', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    assert "--max-upload-mb" in out and "--share" in out
+    assert out.strip().splitlines()[-1] == "LOADED="
+
+
+# ---------------------------------------------------------------------------------------------
+# the page in a real browser
+
+
+def _browser() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("no chromium on PATH in CI: .ci/run installs it (apt-get install chromium chromium-driver)")
+        pytest.skip("no system chromium on PATH (apt-get install chromium); CI installs it and runs this test")
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_up(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise AssertionError(f"avkit demo exited with {proc.returncode}: {proc.stdout.read() if proc.stdout else ''}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"avkit demo did not answer on {url} in {seconds} s")
+
+
+@pytest.mark.slow
+def test_page_in_a_real_browser(run_dir: Path, tmp_path: Path) -> None:
+    """Separate on the bundled duet (or, while the shipped model is missing, the tab's message and Classify with
+    the tiny run), then a text file uploaded: one line in the page, no traceback, and the server still answers."""
+    chromium = _browser()
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen([sys.executable, "-m", "avkit", "demo", "--port", str(port), "--run", str(run_dir)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video\n")
+    shipped = work.separation_missing(None) is None
+    hosts: set[str] = set()
+    try:
+        _wait_up(url, proc)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=BROWSER_FLAGS)
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+            page.goto(url, wait_until="networkidle")
+            if shipped:
+                page.click("#separate-run")
+                page.wait_for_selector("#separate-status :text('source(s) in')", timeout=180_000)
+                page.wait_for_selector("#separate-stem-0 audio, #separate-stem-0 wavesurfer", state="attached")
+                played = page.eval_on_selector_all("audio", "els => els.filter(e => e.src).length")
+                assert played >= 2, "the mixture and a stem should be playable in the page"
+                assert page.eval_on_selector("#separate-soundmap img", "e => e.naturalWidth") > 0
+                page.screenshot(path=str(tmp_path / "demo.png"))
+                tab = "separate"
+            else:
+                assert "is missing" in page.inner_text("#separate-missing")
+                page.get_by_role("tab", name="Classify").click()
+                page.click("#classify-run")
+                page.wait_for_selector("#classify-status :text('top label')", timeout=180_000)
+                assert page.inner_text("#classify-labels").strip()
+                page.screenshot(path=str(tmp_path / "demo.png"))
+                tab = "classify"
+            page.set_input_files(f"#{tab}-upload input[type=file]", str(text))
+            page.wait_for_selector(f"#{tab}-upload :text('notes.txt')")
+            page.click(f"#{tab}-run")
+            page.wait_for_selector(f"#{tab}-status :text('Error')", timeout=60_000)
+            status = page.inner_text(f"#{tab}-status").strip()
+            assert status.startswith("Error: notes.txt: not a video avkit can read") and "\n" not in status
+            assert "Traceback" not in page.content()
+            browser.close()
+        with urllib.request.urlopen(url, timeout=10) as r:  # still serving
+            assert r.status == 200
+        assert hosts == {f"127.0.0.1:{port}"}, f"the page reached out to {hosts}"
+        if os.environ.get("AVKIT_DEMO_SCREENSHOT"):  # refresh the README's picture
+            shutil.copy(tmp_path / "demo.png", os.environ["AVKIT_DEMO_SCREENSHOT"])
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
