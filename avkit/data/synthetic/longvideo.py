@@ -10,18 +10,31 @@ once more in silence (``silent_action``, also listed in ``segments`` since it is
 The manifest row's ``segments`` lists where the action is visible; ``meta.segments`` gives each
 one's object, colour, sound-event times and caption with times, ``meta.distractors`` both kinds
 of distractor.
+
+For temporal action localisation, ``actions`` (empty by default) lists the classes each visible
+segment draws its own label from (``motion`` classes and its sound-defined ``still_low`` /
+``still_high``, which look alike and differ only in sound): a video then holds several actions of
+different classes, each segment's label in ``segments``; silent repeats draw from the visually
+defined ones. With ``actions`` empty, nothing changes (same draws, same files).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from avkit.data.synthetic import motion
-from typing import Any
-
 from avkit.data.synthetic.common import (
-    ClassInfo, Generator, SyntheticClip, chime, composite, noise_floor, place, smooth_background, to_uint8,
+    ClassInfo,
+    Generator,
+    SyntheticClip,
+    chime,
+    composite,
+    noise_floor,
+    place,
+    smooth_background,
+    to_uint8,
 )
 
 
@@ -47,9 +60,16 @@ class LongVideoConfig:
     spin: tuple[float, float] = (100.0, 160.0)
     object_size: tuple[float, float] = (0.45, 0.6)
     sound_level: float = 0.5
+    actions: tuple[str, ...] = ()  # localisation: each visible segment's class drawn from these (module docstring)
 
 
 def classes(cfg: LongVideoConfig) -> list[ClassInfo]:
+    if cfg.actions:
+        unknown = [a for a in cfg.actions if a not in motion.CLASSES + motion.SOUND_CLASSES]
+        if unknown:
+            raise ValueError(f"unknown action(s) {unknown}; expected from {motion.CLASSES + motion.SOUND_CLASSES}")
+        return [ClassInfo(a, "sound" if a in motion.SOUND_CLASSES else "action", motion.DESCRIPTIONS[a])
+                for a in cfg.actions]
     return [ClassInfo(c.name, "action", c.description) for c in motion.classes(motion.MotionConfig())]
 
 
@@ -68,9 +88,17 @@ def _count(rng: np.random.Generator, bounds: tuple[int, int]) -> int:
     return int(rng.integers(bounds[0], bounds[1] + 1))
 
 
+def _segment_label(cfg: LongVideoConfig, kind: str, rng: np.random.Generator) -> str:
+    """A visible segment's class with ``cfg.actions``: any of them, or a visually defined one in silence."""
+    pool = list(cfg.actions)
+    if kind == "silent_action":
+        pool = [a for a in pool if a not in motion.SOUND_CLASSES] or pool
+    return pool[int(rng.integers(len(pool)))]
+
+
 def render(cfg: LongVideoConfig, label: str, rng: np.random.Generator) -> SyntheticClip:
     """One long video whose action ``label`` happens in a few short segments, among distractors."""
-    if label not in motion.CLASSES:
+    if label not in (cfg.actions or motion.CLASSES):
         raise ValueError(f"unknown action {label!r}; expected one of {motion.CLASSES}")
     sr = cfg.sample_rate
     num_frames = max(1, int(round(cfg.duration * cfg.fps)))
@@ -98,7 +126,7 @@ def render(cfg: LongVideoConfig, label: str, rng: np.random.Generator) -> Synthe
         backdrop = frames[min(int(np.ceil(start * cfg.fps)), num_frames - 1)]  # colours contrast with it
         if kind == "sound_only":
             # The chime and the sound of another class's action, with the action itself not drawn.
-            others = [c for c in motion.CLASSES if c != label]
+            others = [c for c in (cfg.actions or motion.CLASSES) if c != label]
             other = others[int(rng.integers(len(others)))]
             track = motion.draw_object(obj_cfg, other, rng, times[inside] - start, backdrop, length)
             place(audio, motion.object_sound(obj_cfg, other, rng, track.events, length), start, sr)
@@ -108,11 +136,12 @@ def render(cfg: LongVideoConfig, label: str, rng: np.random.Generator) -> Synthe
             captions.append(f"{start:.1f}-{end:.1f} s: a chime and the sound of {other.replace('_', ' ')}, "
                             f"with nothing to see.")
             continue
-        track = motion.draw_object(obj_cfg, label, rng, times[inside] - start, backdrop, length)
+        seg_label = _segment_label(cfg, kind, rng) if cfg.actions else label
+        track = motion.draw_object(obj_cfg, seg_label, rng, times[inside] - start, backdrop, length)
         frames[inside] = composite(frames[inside], track.alpha, track.fill)
         when = f"{start:.1f}-{end:.1f} s"
         if kind == "action":
-            place(audio, motion.object_sound(obj_cfg, label, rng, track.events, length), start, sr)
+            place(audio, motion.object_sound(obj_cfg, seg_label, rng, track.events, length), start, sr)
             place(audio, bell, start, sr, gain=cfg.onset_level)
             events = [start, *(start + track.events).tolist()]
             caption = f"{when}: a chime, then {track.visual}, {track.sound}."
@@ -120,8 +149,8 @@ def render(cfg: LongVideoConfig, label: str, rng: np.random.Generator) -> Synthe
             events = []
             caption = f"{when}: {track.visual}, in silence."
             distractors.append({"kind": kind, "start": start, "end": end, "sound_events": []})
-        segments.append({"label": label, "start": start, "end": end})
-        details.append({"start": start, "end": end, "sound": kind == "action", "shape": track.meta["shape"],
+        segments.append({"label": seg_label, "start": start, "end": end})
+        details.append({"label": seg_label, "start": start, "end": end, "sound": kind == "action", "shape": track.meta["shape"],
                         "colour": track.meta["colour"], "object": track.meta, "sound_events": events,
                         "caption": caption})
         captions.append(caption)
