@@ -98,10 +98,20 @@ def test_eval_and_classify_cli(run_dir: Path, capsys: pytest.CaptureFixture) -> 
     sub = parser.add_subparsers()
     eval_cli.register(sub)
     classify_cli.register(sub)
-    args = parser.parse_args(["eval", str(run_dir), "--clips", "1", "--crops", "1", "--json"])
+    from avkit.cli.main import main
+
+    if not (run_dir / "eval.json").is_file():
+        evaluate(run_dir, clips=1, crops=1)
+    before = (run_dir / "eval.json").read_bytes()
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--clips", "1", "--crops", "1"]) == 2  # an earlier eval.json is kept
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "eval.json: already exists (pass --overwrite" in err, err
+    assert (run_dir / "eval.json").read_bytes() == before
+    args = parser.parse_args(["eval", str(run_dir), "--clips", "1", "--crops", "1", "--json", "--overwrite"])
     assert args.func(args) == 0
     assert json.loads(capsys.readouterr().out)["clips"] == 1
-    args = parser.parse_args(["eval", str(run_dir), "--clips", "1", "--crops", "1"])
+    args = parser.parse_args(["eval", str(run_dir), "--clips", "1", "--crops", "1", "--overwrite"])
     assert args.func(args) == 0
     assert "top1" in capsys.readouterr().out
     video = load_config(run_dir).data.source + "/clips/000000.mp4"

@@ -94,7 +94,7 @@ def test_eval_cli_reports_skipped_videos(run_dir: Path, tmp_path: Path, capsys: 
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["num_videos"] == readable and list(out["skipped"]) == [str(tmp_path / "data" / "broken.mp4")]
-    args = parser.parse_args(["eval", str(broken_run), "--clips", "1", "--crops", "1"])
+    args = parser.parse_args(["eval", str(broken_run), "--clips", "1", "--crops", "1", "--overwrite"])
     assert args.func(args) == 0
     text = capsys.readouterr().out
     assert f"{readable} videos" in text and "1 unreadable video(s) skipped" in text

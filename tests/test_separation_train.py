@@ -308,7 +308,7 @@ def test_eval_dispatches_to_the_separation_evaluation(run_dir: Path, capsys) -> 
     assert result["task"] == "separation" and set(result["summary"]) == {"2", "3", "all"}
     assert result["num_mixtures"] == 4 and len(result["mixtures"]) == 4  # the recipe's val_length
     assert stdout.strip() in (run_dir / "eval.md").read_text()  # the table printed is the table written
-    code, stdout, err = run_cli(capsys, "eval", run_dir, "--json")
+    code, stdout, err = run_cli(capsys, "eval", run_dir, "--json", "--overwrite")
     assert code == 0, err
     printed = json.loads(stdout)
     assert "mixtures" not in printed and set(printed["summary"]) == {"2", "3", "all"} and printed["num_mixtures"] == 4

@@ -93,28 +93,36 @@ def test_overwrite_refused(tmp_path):
     with pytest.raises(OutputExistsError):
         write_video(path, _pattern(4), 8, overwrite=False)
     assert path.read_bytes() == b"keep me"
-    write_video(path, _pattern(4), 8)  # overwrite=True is the default
+    with pytest.raises(OutputExistsError):
+        write_video(path, _pattern(4), 8)  # refusing is the default
+    assert path.read_bytes() == b"keep me"
+    write_video(path, _pattern(4), 8, overwrite=True)
     assert path.read_bytes() != b"keep me"
 
 
-def test_failure_leaves_no_partial_file(tmp_path, monkeypatch):
+def test_failure_mid_encode_keeps_the_old_file_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    """The encoder fails once it has written part of the new file (a disk that fills up mid-way):
+    the old file is as it was and nothing partial is left, for a replacement and for a new file."""
     path = tmp_path / "old.mp4"
     path.write_bytes(b"previous")
     real = av.VideoFrame.from_ndarray
-    calls = {"n": 0}
+    partial = []
 
-    def flaky(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
+    def fails_once_written(*args, **kwargs):
+        written = [p.stat().st_size for p in tmp_path.iterdir()
+                   if p.is_file() and p.stat().st_size > 0 and (p != path or p.read_bytes() != b"previous")]
+        if written and max(written) > 4096:  # encoded video (not just the header) is on disk: now it fails
+            partial.append(max(written))
             raise RuntimeError("disk on fire")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(av.VideoFrame, "from_ndarray", flaky)
+    noise = np.random.default_rng(0).integers(0, 256, (120, 96, 96, 3), dtype=np.uint8)  # big packets
+    monkeypatch.setattr(av.VideoFrame, "from_ndarray", fails_once_written)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        write_video(path, _pattern(6), 8)
+        write_video(path, noise, 8, overwrite=True)
     with pytest.raises(RuntimeError, match="disk on fire"):
-        calls["n"] = 0
-        write_video(tmp_path / "new.mp4", _pattern(6), 8)
+        write_video(tmp_path / "new.mp4", noise, 8)
+    assert len(partial) == 2  # each failed after encoded video had reached the disk
     assert path.read_bytes() == b"previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.mp4"]  # no temp files, no new.mp4
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 REQUIRES = ("torch", "torchvision", "torchaudio", "av")  # loaded (or reported in one line) before the command runs
 
@@ -11,12 +12,13 @@ EPILOG = """examples:
   avkit eval runs/motion_c3d --clips 4 --crops 1 --json
   avkit eval runs/motion_c3d --split train --checkpoint last
   avkit eval runs/motion_c3d --clips 2 --crops 1   # 15x cheaper than 10 x 3: a quick look on a CPU
+  avkit eval runs/motion_c3d --split test --overwrite   # replace the earlier RUN/eval.json
 
 Clip metrics score every view alone; video metrics average the views' softmax first.
 A separation run (task: separation) is scored with SDR/SIR/SAR and SI-SDR per number of sources,
 beside the unprocessed mixture and the ideal-mask oracles (RUN/eval.json and RUN/eval.md).
-Results (top-1, top-5, mean class accuracy, mAP) are written to RUN/eval.json, replacing
-the previous evaluation. Unreadable videos are not scored: they are listed after the table
+Results (top-1, top-5, mean class accuracy, mAP) are written to RUN/eval.json; an earlier
+evaluation there is replaced only with --overwrite (refused before any scoring). Unreadable videos are not scored: they are listed after the table
 (and under "skipped" in --json / eval.json), and the video count is of the videos read.
 Videos without an audio stream (runs that use sound) are listed too ("without_audio").
 Before scoring, the cost is printed to stderr: videos x views, and after the first batch an
@@ -38,6 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="videos per batch")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation (RUN/eval.json, eval.md)")
     p.set_defaults(func=run)
     return p
 
@@ -48,8 +51,11 @@ def run(args: argparse.Namespace) -> int:
     from avkit.engine.checkpoint import run_checkpoint
     from avkit.engine.config import load_config
     from avkit.engine.task import make_task
+    from avkit.utils import check_output
 
     run_checkpoint(args.run_dir, args.checkpoint)  # one-line errors for a missing or unfinished run
+    for name in ("eval.json", "eval.md"):  # before the work, not after it
+        check_output(Path(args.run_dir) / name, args.overwrite)
     task = make_task(load_config(args.run_dir))
     result = task.evaluate(args.run_dir, checkpoint=args.checkpoint, split=args.split, device=args.device,
                            progress=not args.json, clips=args.clips, crops=args.crops, batch_size=args.batch_size,

@@ -64,7 +64,7 @@ def write_video(
     audio: Any = None,
     sample_rate: int | None = None,
     *,
-    overwrite: bool = True,
+    overwrite: bool = False,
     crf: int = 18,
     preset: str = "veryfast",
     gop: int | None = None,
@@ -74,8 +74,8 @@ def write_video(
     ``audio`` (float ``[S]`` mono or ``[C, S]``, in [-1, 1], clipped) is encoded as AAC at
     ``sample_rate``. Odd heights/widths are padded by one edge row/column (yuv420p needs even
     sizes). ``crf``/``preset`` are x264 quality/speed; ``gop`` defaults to one keyframe per
-    second. The file appears atomically; ``overwrite=False`` raises ``OutputExistsError`` if
-    ``path`` exists. Returns the path written.
+    second. The file appears atomically; an existing ``path`` raises ``OutputExistsError`` unless
+    ``overwrite=True``. Returns the path written.
     """
     frames = _check_frames(Path(path), frames)
     with open_video_writer(path, fps, audio, sample_rate, overwrite=overwrite, crf=crf, preset=preset,
@@ -91,7 +91,7 @@ def open_video_writer(
     audio: Any = None,
     sample_rate: int | None = None,
     *,
-    overwrite: bool = True,
+    overwrite: bool = False,
     crf: int = 18,
     preset: str = "veryfast",
     gop: int | None = None,
