@@ -92,3 +92,18 @@ def plot_timeline(segments: list[dict[str, Any]], duration: float, path: Path, c
     ax.set_xlabel("time (s)")
     ax.set_title("predicted (blue, opacity = score)" + (" and ground truth (green)" if truth else ""))
     return save_figure(fig, path)
+
+
+def truth_of(video: str | Path) -> list[dict[str, Any]] | None:
+    """The ground-truth segments of ``video`` from a ``manifest.jsonl`` in its folder or the one above, if any."""
+    from avkit.data.jsonl import read_jsonl
+
+    video = Path(video).resolve()
+    for folder in (video.parent, video.parent.parent):
+        manifest = folder / "manifest.jsonl"
+        if not manifest.is_file():
+            continue
+        for _, row in read_jsonl(manifest):
+            if "path" in row and (folder / str(row["path"])).resolve() == video:
+                return [dict(s) for s in row.get("segments") or []]
+    return None
