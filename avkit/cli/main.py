@@ -23,7 +23,7 @@ from avkit import __version__
 from avkit.errors import AvkitError
 
 # Order is the order shown by ``avkit --help``.
-COMMANDS = ["quickstart", "info", "generate", "models", "weights", "train", "eval", "classify", "select", "separate", "ask",
+COMMANDS = ["quickstart", "info", "generate", "models", "weights", "train", "eval", "classify", "select", "localize", "separate", "ask",
             "caption", "batch", "prepare", "demo", "doctor"]
 
 EPILOG = """examples:
