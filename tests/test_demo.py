@@ -149,8 +149,8 @@ def _wait_up(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
 
 @pytest.mark.slow
 def test_page_in_a_real_browser(run_dir: Path, tmp_path: Path) -> None:
-    """Separate on the bundled duet (or, while the shipped model is missing, the tab's message and Classify with
-    the tiny run), then a text file uploaded: one line in the page, no traceback, and the server still answers."""
+    """Separate on the bundled duet (or, while the shipped model is missing, the tab's message), Classify with the
+    tiny run, then a text file uploaded: one line in the page, no traceback, and the server still answers."""
     chromium = _browser()
     from playwright.sync_api import sync_playwright
 
@@ -178,15 +178,17 @@ def test_page_in_a_real_browser(run_dir: Path, tmp_path: Path) -> None:
                 assert played >= 2, "the mixture and a stem should be playable in the page"
                 assert page.eval_on_selector("#separate-soundmap img", "e => e.naturalWidth") > 0
                 page.screenshot(path=str(tmp_path / "demo.png"))
-                tab = "separate"
             else:
                 assert "is missing" in page.inner_text("#separate-missing")
-                page.get_by_role("tab", name="Classify").click()
-                page.click("#classify-run")
-                page.wait_for_selector("#classify-status :text('top label')", timeout=180_000)
-                assert page.inner_text("#classify-labels").strip()
+            page.get_by_role("tab", name="Classify").click()
+            page.click("#classify-run")
+            page.wait_for_selector("#classify-status :text('top label')", timeout=180_000)
+            assert page.inner_text("#classify-labels").strip()
+            assert page.eval_on_selector_all("#classify-timeline img, #classify-gradcam img",
+                                             "els => els.filter(e => e.naturalWidth > 0).length") == 2
+            if not shipped:
                 page.screenshot(path=str(tmp_path / "demo.png"))
-                tab = "classify"
+            tab = "classify"
             page.set_input_files(f"#{tab}-upload input[type=file]", str(text))
             page.wait_for_selector(f"#{tab}-upload :text('notes.txt')")
             page.click(f"#{tab}-run")

@@ -163,9 +163,10 @@ def build(options: DemoOptions) -> gr.Blocks:
             status = gr.Markdown(elem_id="classify-status")
             with gr.Row():
                 labels = gr.Label(label="top labels (mean over the clips)", elem_id="classify-labels")
-                timeline = gr.Image(label="per-clip scores", type="filepath", interactive=False)
+                timeline = gr.Image(label="per-clip scores", type="filepath", interactive=False,
+                                    elem_id="classify-timeline")
             cam = gr.Image(label="Grad-CAM of the top label (4 frames of the chosen clip)", type="filepath",
-                           interactive=False)
+                           interactive=False, elem_id="classify-gradcam")
             button.click(_guard(do_classify, 3), [upload, example, run, top, clips, cam_clip],
                          [status, labels, timeline, cam])
 
