@@ -81,11 +81,13 @@ def test_the_mixture_and_the_oracles() -> None:
     refs = np.stack([0.5 * np.sin(2 * np.pi * 300 * t), 0.4 * np.sign(np.sin(2 * np.pi * 37 * t)) * 0.3
                      + 0.01 * np.random.default_rng(0).standard_normal(sr)])
     r = evaluate_mixture(Spectral(), refs, oracle_estimates(Spectral(), refs)["irm"])
-    assert set(r) == {"model", "mixture", "irm", "ibm"}
+    assert set(r) == {"model", "mixture", "irm", "ibm", "psm"}
     mix = np.repeat(refs.sum(0, keepdims=True), 2, 0)
     np.testing.assert_allclose(r["mixture"]["sdr"], bss_eval(refs, mix)["sdr"])
     np.testing.assert_allclose(r["model"]["sdr"], r["irm"]["sdr"])
     assert min(r["irm"]["sdr"]) > max(r["mixture"]["sdr"]) + 10
+    # the phase-sensitive mask is the best real mask in [0, 1] on the mixture's phase: at least the IRM's SDR
+    assert min(r["psm"]["sdr"]) > max(r["mixture"]["sdr"]) + 10 and np.mean(r["psm"]["sdr"]) >= np.mean(r["irm"]["sdr"])
     r["num_sources"] = 2
     s = summarize([r, dict(r, num_sources=3)])
     assert list(s) == ["2", "3", "all"]

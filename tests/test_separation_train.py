@@ -236,17 +236,6 @@ def test_separate_refuses_bad_arrays_in_one_line(run_dir: Path, call, expected: 
     assert expected in str(err.value) and "\n" not in str(err.value)
 
 
-def test_the_shipped_model_is_not_there_yet() -> None:
-    from avkit.apps import separation
-    from avkit.errors import AvkitError
-
-    with pytest.raises(AvkitError) as err:
-        separation.load()
-    message = str(err.value)
-    assert str(separation.SHIPPED_MODEL / "config.yaml") in message and "--run RUN" in message
-    assert "recipes/separation_instruments.yaml" in message and "\n" not in message
-
-
 def test_importing_the_package_loads_no_torch() -> None:
     import subprocess
     import sys

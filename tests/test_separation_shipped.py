@@ -1,0 +1,148 @@
+"""The separation model shipped with avkit (assets/separation/): it separates two real recordings it never
+heard, ``avkit separate VIDEO`` uses it without ``--run``, and bad input (no audio, a 5.1 track, too short a
+mixture, ``--regions`` that do not fit, a run of another task, a missing or corrupt shipped file) is one
+line naming the file and the problem, exit code 2, nothing written."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import avkit.apps.separation as separation
+import avkit.cli.main as cli
+from avkit.apps.separation.metrics import bss_eval
+from avkit.data.synthetic import generate, read_manifest
+from avkit.data.synthetic.instruments import draw
+from avkit.errors import AvkitError
+from avkit.io import read_audio, write_video
+
+MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "audio"
+RATE = 16000
+
+
+def run_cli(capsys, *argv: object) -> tuple[int, str, str]:
+    try:
+        code = cli.main([str(a) for a in argv])
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_shipped_model_separates_two_real_recordings() -> None:
+    """Violin + flute scales (FluidR3_GM, a bank the model never heard), pictures from ``draw`` moving at the
+    recordings' 0.5 s note grid: each source comes out better than the mixture by more than 3 dB."""
+    if not (MEDIA / "scale_violin.wav").is_file():
+        pytest.skip("../shared/media is absent")
+    refs = []
+    for name in ("violin", "flute"):
+        wave = read_audio(MEDIA / f"scale_{name}.wav", sample_rate=RATE)[0].numpy()[: int(4.5 * RATE)]
+        refs.append(0.45 * wave / np.abs(wave).max())
+    refs = np.stack(refs).astype(np.float32)
+    onsets = [0.5 * k for k in range(8)]
+    frames = [draw(name, 4.5, onsets=onsets, seed=k) for k, name in enumerate(("violin", "flute"))]
+    stems = separation.separate(refs.sum(0), RATE, frames)  # run=None: the shipped model
+    assert [s.shape for s in stems] == [refs[0].shape] * 2 and all(s.dtype == np.float32 for s in stems)
+    model = bss_eval(refs, np.stack(stems))["sdr"]
+    mixture = bss_eval(refs, np.stack([refs.sum(0)] * 2))["sdr"]
+    assert (model - mixture).mean() > 3.0, (model, mixture)
+    swapped = bss_eval(refs, np.stack(separation.separate(refs.sum(0), RATE, frames[::-1])[::-1]))["sdr"]
+    assert model.mean() > swapped.mean() + 3.0  # the pictures decide which sound comes out where
+
+
+@pytest.fixture(scope="module")
+def duet(tmp_path_factory) -> tuple[Path, dict]:
+    root = tmp_path_factory.mktemp("shipped_duet")
+    generate("gm_instruments", root / "d", 1, seed=4, duets=1.0, duration=3.0)
+    row = read_manifest(root / "d")[0]
+    return root / "d" / row["path"], row
+
+
+def test_separate_without_run_uses_the_shipped_model(duet, tmp_path: Path, capsys) -> None:
+    video, row = duet
+    code, stdout, err = run_cli(capsys, "separate", video, "--out", tmp_path / "out", "--regions", "2x1",
+                                "--no-video", "--json")
+    assert code == 0, err
+    record = json.loads((tmp_path / "out" / "separation.json").read_text())
+    assert Path(record["run"]) == separation.SHIPPED_MODEL and record["sample_rate"] == RATE
+    stems = [read_audio(tmp_path / "out" / f"source_{k}.wav", sample_rate=RATE)[0].numpy() for k in range(2)]
+    assert all(np.abs(s).max() > 1e-3 for s in stems)
+    truth = {s["side"]: read_audio(video.parent.parent / s["stem"], sample_rate=RATE)[0].numpy()
+             for s in row["meta"]["sources"]}
+    n = min(len(stems[0]), len(truth["left"]))
+    refs = np.stack([truth["left"][:n], truth["right"][:n]])
+    sdr = bss_eval(refs, np.stack([s[:n] for s in stems]))["sdr"]
+    mix = bss_eval(refs, np.stack([refs.sum(0)] * 2))["sdr"]
+    assert (sdr - mix).mean() > 1.0, (sdr, mix)  # each half brings out its own player
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory, duet) -> dict[str, Path]:
+    import subprocess
+
+    d = tmp_path_factory.mktemp("shipped_bad")
+    frames = np.full((8, 64, 64, 3), 120, np.uint8)
+    silent = write_video(d / "silent.mp4", frames, fps=8)
+    short = write_video(d / "short.mp4", frames[:1], fps=8, audio=np.zeros(300, np.float32), sample_rate=RATE)
+    surround = d / "surround.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x64:r=8:d=1", "-f", "lavfi",
+                    "-i", "sine=frequency=440:duration=1", "-filter_complex", "[1:a]pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|"
+                    "c4=c0|c5=c0[a]", "-map", "0:v", "-map", "[a]", "-c:v", "libx264", "-c:a", "aac", "-shortest",
+                    str(surround)], check=True)
+    other = d / "classification_run"
+    other.mkdir()
+    (other / "config.yaml").write_text("task: classification\n")
+    return {"silent": silent, "short": short, "surround": surround, "other": other, "video": duet[0], "dir": d}
+
+
+@pytest.mark.parametrize("line,names,expected", [
+    ("{silent} --out {dir}/o1", "silent.mp4", "no audio stream"),
+    ("{surround} --out {dir}/o2", "surround.mp4", "6-channel audio (5.1)"),
+    ("{short} --out {dir}/o3", "short.mp4", "too short to separate"),
+    ("{video} --out {dir}/o4 --regions 0,0,200,64", ".mp4", "does not fit the 64x64 frame"),
+    ("{video} --out {dir}/o5 --regions 100,100,120,120", ".mp4", "lies outside the 64x64 frame"),
+    ("{video} --out {dir}/o6 --run {other}", "classification_run", "not a separation run"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(bad, capsys, line: str, names: str, expected: str) -> None:
+    argv = line.format(**{k: str(v) for k, v in bad.items()}).split()
+    out = Path(argv[argv.index("--out") + 1])
+    code, stdout, err = run_cli(capsys, "separate", *argv)
+    assert code == 2 and stdout == ""
+    assert len(err.strip().splitlines()) == 1 and expected in err and names in err, err
+    assert not out.exists() and not any(p.name.startswith(".o") for p in bad["dir"].iterdir())
+
+
+def _copy_shipped(tmp_path: Path) -> Path:
+    copy = tmp_path / "separation"
+    shutil.copytree(separation.SHIPPED_MODEL, copy)
+    return copy
+
+
+def test_a_corrupt_shipped_checkpoint_is_one_line_naming_it(bad, tmp_path: Path, monkeypatch, capsys) -> None:
+    copy = _copy_shipped(tmp_path)
+    weights = copy / separation.SHIPPED_WEIGHTS
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated
+    monkeypatch.setattr(separation, "SHIPPED_MODEL", copy)
+    with pytest.raises(AvkitError, match="reinstall avkit") as info:
+        separation.load(None)
+    assert str(weights) in str(info.value) and "\n" not in str(info.value)
+    code, stdout, err = run_cli(capsys, "separate", bad["video"], "--out", tmp_path / "o")
+    assert code == 2 and str(weights) in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_missing_shipped_file_says_which_and_how_to_get_it_back(tmp_path: Path, monkeypatch) -> None:
+    copy = _copy_shipped(tmp_path)
+    (copy / separation.SHIPPED_WEIGHTS).unlink()
+    monkeypatch.setattr(separation, "SHIPPED_MODEL", copy)
+    with pytest.raises(AvkitError, match="missing; reinstall avkit") as info:
+        separation.load(None)
+    assert str(copy / separation.SHIPPED_WEIGHTS) in str(info.value)
+
+
+def test_the_shipped_model_card_names_the_bank_and_its_licence() -> None:
+    card = (separation.SHIPPED_MODEL / "MODEL_CARD.md").read_text()
+    assert "TimGM6mb" in card and "GPL-2" in card and "FluidR3_GM" in card
