@@ -81,7 +81,16 @@ class SeparationTask(Task):
         return frames * self.stft.hop - 1
 
     def build_model(self, log: Callable[[str], None] | None = None) -> nn.Module:
-        return self.spec.build_net()
+        """The network of the recipe; ``model.init`` (a run directory or weights file) gives the starting
+        weights of every tensor that matches, e.g. the audio U-Net of an audio-only run (``visual: none``)
+        under a network with pictures, whose visual pathway then starts from scratch."""
+        net = self.spec.build_net()
+        if self.cfg.model.init:
+            from avkit.engine.checkpoint import describe_load, load_into, load_weights
+
+            result = load_into(net, load_weights(self.cfg.model.init), what=self.cfg.model.init)
+            (log or print)(describe_load(self.cfg.model.init, result))
+        return net
 
     def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         from avkit.apps.separation.data import collate

@@ -247,10 +247,11 @@ def read_input(path: str | Path, sep: Separator, *, output_frames: bool = True) 
             raise MediaError(path, f"{channels}-channel audio ({'5.1' if channels == 6 else 'surround'}): avkit separate "
                                    "takes mono or stereo sound; downmix it first (ffmpeg -i IN -ac 2 OUT)")
         duration = reader.duration or 0.0
-        audio = reader.read_audio(0.0, duration, sample_rate=sep.sample_rate).numpy().astype(np.float32)
-        if len(audio) < sep.spectral.cfg.n_fft:
-            raise MediaError(path, f"audio is too short to separate ({len(audio) / sep.sample_rate:.3f} s; one STFT "
+        sound = reader.read_audio(sample_rate=sep.sample_rate)  # the whole audio stream, as long as it is
+        if len(sound) < sep.spectral.cfg.n_fft:
+            raise MediaError(path, f"audio is too short to separate ({len(sound) / sep.sample_rate:.3f} s; one STFT "
                                    f"frame is {sep.spectral.cfg.n_fft / sep.sample_rate:.3f} s)")
+        audio = reader.read_audio(0.0, duration, sample_rate=sep.sample_rate).numpy().astype(np.float32)
         n = max(1, int(np.ceil(duration * sep.opts.fps - 1e-9)))
         net_frames, _ = reader.frames_at(np.arange(n) / sep.opts.fps, size=sep.opts.image_size)
         height, width = int(reader.video.codec_context.height), int(reader.video.codec_context.width)
