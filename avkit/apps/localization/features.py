@@ -74,7 +74,8 @@ class Extractor:
         self.spec = spec
         self.batch_size = batch_size
         torch.manual_seed(spec.seed)
-        self.video = self.audio = None
+        self.video: Any = None
+        self.audio: Any = None
         if spec.modality in ("video", "av"):
             self.video = create_model(spec.video_model, **model_entry(spec.video_model).tiny).eval()
         if spec.modality in ("audio", "av"):

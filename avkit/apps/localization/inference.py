@@ -24,7 +24,7 @@ class Localizer:
         self.class_names: list[str] = list(meta["class_names"])
         self.method = str(meta["method"])
         self.spec = FeatureSpec(**meta["features"])
-        self.model = load_trained(build(self.method, int(meta["in_dim"]), len(self.class_names), **meta["options"]),
+        self.model: Any = load_trained(build(self.method, int(meta["in_dim"]), len(self.class_names), **meta["options"]),
                                   self.run, device).eval()
         self.extractor = Extractor(self.spec)
 

@@ -63,6 +63,9 @@ def nms(segments: list[dict[str, Any]], iou: float = 0.5, soft_sigma: float | No
 class _Normalise(nn.Module):
     """Standardises features with the training set's mean and std (buffers, saved with the weights)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, in_dim: int) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(in_dim))
@@ -256,7 +259,9 @@ class OneStage(nn.Module):
         self.cls_head = nn.Sequential(nn.Conv1d(dim, dim, 3, padding=1), nn.ReLU(), nn.Conv1d(dim, num_classes, 3, padding=1))
         self.reg_head = nn.Sequential(nn.Conv1d(dim, dim, 3, padding=1), nn.ReLU(), nn.Conv1d(dim, 2, 3, padding=1))
         self.scales = nn.Parameter(torch.ones(levels))
-        nn.init.constant_(self.cls_head[-1].bias, -4.6)  # prior 0.01, as in RetinaNet / ActionFormer
+        last = self.cls_head[-1]
+        assert isinstance(last, nn.Conv1d) and last.bias is not None
+        nn.init.constant_(last.bias, -4.6)  # prior 0.01, as in RetinaNet / ActionFormer
         self.levels, self.soft_sigma, self.min_score = levels, soft_sigma, min_score
 
     def forward(self, feats: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -117,7 +117,8 @@ class LocalizationTask(Task):
         self.class_names: list[str] = []
         self.skipped: list[str] = []
         self.in_dim = 0
-        self.mean = self.std = None
+        self.mean: torch.Tensor | None = None
+        self.std: torch.Tensor | None = None
         self._val_rows: dict[int, list[dict[str, Any]]] = {}
         self._val_truth: list[dict[str, Any]] = []
 
@@ -162,7 +163,7 @@ class LocalizationTask(Task):
     def build_model(self, log: Callable[[str], None] | None = None) -> nn.Module:
         from avkit.apps.localization.model import build
 
-        model = build(self.opts.method, self.in_dim, len(self.class_names), **self.model_options())
+        model: Any = build(self.opts.method, self.in_dim, len(self.class_names), **self.model_options())
         if self.mean is not None:
             model.norm.mean.copy_(self.mean)
             model.norm.std.copy_(self.std)
@@ -181,14 +182,14 @@ class LocalizationTask(Task):
                 "segments": item["segments"].to(dev)}
 
     def train_step(self, model: nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, float], int]:
-        net = getattr(model, "module", model)
+        net: Any = getattr(model, "module", model)
         losses = [net.loss(self._on(item, model)) for item in batch["videos"]]
         loss = torch.stack(losses).mean()
         return loss, {"loss": float(loss.detach()) * len(losses)}, len(losses)
 
     def val_outputs(self, model: nn.Module, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         # Detections are lists of dicts, not tensors: kept here by video index (single process) for val_metrics.
-        net = getattr(model, "module", model)
+        net: Any = getattr(model, "module", model)
         losses, index = [], []
         for item in batch["videos"]:
             item = self._on(item, model)
