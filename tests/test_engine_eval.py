@@ -12,8 +12,14 @@ from avkit.engine.build import build_dataset
 from avkit.engine.classify import classify, read_views
 from avkit.engine.config import load_config
 from avkit.engine.evaluate import evaluate, load_run
-from avkit.engine.metrics import (average_precision, classification_metrics, confusion_matrix,
-                                  mean_average_precision, mean_class_accuracy, topk_accuracy)
+from avkit.engine.metrics import (
+    average_precision,
+    classification_metrics,
+    confusion_matrix,
+    mean_average_precision,
+    mean_class_accuracy,
+    topk_accuracy,
+)
 from avkit.engine.trainer import train
 from avkit.errors import AvkitError
 
@@ -140,3 +146,28 @@ def test_load_run_needs_no_starting_weights(run_dir: Path, tmp_path: Path) -> No
     reference, _, _ = load_run(run_dir, device="cpu")
     for (name, a), (_, b) in zip(model.state_dict().items(), reference.state_dict().items()):
         assert torch.equal(a, b), name
+
+
+def test_video_scores_average_every_view(run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Video metrics come from the mean of all the views' softmax, not from one view: each video's
+    first view is confidently wrong and its three others mildly right, so the mean is right on every
+    video (video top-1 100%, clip top-1 75%); the first view alone would be wrong on every video."""
+    import importlib
+
+    engine_evaluate = importlib.import_module("avkit.engine.evaluate")  # the module, not the function
+
+    real = engine_evaluate.forward_views
+
+    def planted(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+        b, k, c = real(model, batch).shape
+        rows, label = torch.arange(b), batch["label"]
+        logits = torch.zeros(b, k, c)
+        logits[rows, 1:, label] = 2.0  # p(label) 0.45 with 10 classes
+        logits[rows, 0, (label + 1) % c] = 5.0  # p(another class) 0.94
+        return logits
+
+    monkeypatch.setattr(engine_evaluate, "forward_views", planted)
+    result = evaluate(run_dir, clips=4, crops=1, write=False)
+    assert result["num_views"] == 4 * result["num_videos"]
+    assert result["clip"]["top1"] == pytest.approx(0.75)
+    assert result["video"]["top1"] == pytest.approx(1.0)
