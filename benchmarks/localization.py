@@ -95,7 +95,7 @@ def main() -> int:
     heads = ["0.3", "0.4", "0.5", "0.6", "0.7"]
     print("\n| seed | features | method | " + " | ".join(f"mAP@{h}" for h in heads)
           + " | avg 0.3:0.7 | vs sliding | sound-defined AP | visual AP | train s |")
-    print("|" + "---|" * (len(heads) + 9))
+    print("|" + "---|" * (len(heads) + 8))
     for seed, modality, method, seconds, r in rows:
         base = next(x[4]["avg"] for x in rows if x[0] == seed and x[1] == modality and x[2] == "sliding")
         print(f"| {seed} | {modality} | {method} | " + " | ".join(f"{100 * r[h]:.1f}" for h in heads)
