@@ -176,3 +176,49 @@ def test_lucas_kanade_blur_is_an_edge_replicated_separable_gaussian():
     torch.testing.assert_close(_blur(x, g), ref, rtol=1e-5, atol=1e-6)
     flat = torch.full((1, 1, 9, 9), 2.5)
     torch.testing.assert_close(_blur(flat, g), flat)  # the taps sum to 1 and the edges are replicated
+
+
+class _ShiftMatcher(torch.nn.Module):
+    """A stand-in for RAFT with its call signature: the whole-image integer shift (within +-4 px)
+    that maps ``img1`` onto ``img2``, as a constant flow field. RAFT's own accuracy needs trained
+    weights, which cannot be had offline (torchvision downloads them); this checks what avkit does
+    around the network: the direction of the flow, which frames are paired, batching, the value
+    range, padding to RAFT's sizes and cropping back, and pixel units."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))  # raft_flow reads the device from it
+        self.sizes: list[tuple[int, int]] = []
+
+    def forward(self, img1: torch.Tensor, img2: torch.Tensor, num_flow_updates: int = 12) -> list[torch.Tensor]:
+        assert img1.min() >= -1 and img1.max() <= 1  # RAFT takes [-1, 1]
+        self.sizes.append(tuple(img1.shape[-2:]))
+        flows = []
+        for a, b in zip(img1, img2):
+            shifts = [(dx, dy) for dx in range(-4, 5) for dy in range(-4, 5)]
+            err = [float((torch.roll(a, (dy, dx), dims=(1, 2)) - b).abs().mean()) for dx, dy in shifts]
+            dx, dy = shifts[int(np.argmin(err))]
+            flows.append(torch.tensor([dx, dy], dtype=torch.float32)[:, None, None].expand(2, *a.shape[-2:]))
+        return [torch.stack(flows)]
+
+
+def test_raft_flow_plumbing_on_a_known_translation():
+    """Each frame is the previous one moved by a known step (different for each pair): raft_flow gives
+    that step, in pixels and in the right direction, for every pair across batch boundaries, at the
+    input's size (see _ShiftMatcher for why this is not RAFT's accuracy)."""
+    rng = np.random.default_rng(0)
+    base = cv2.GaussianBlur(rng.uniform(0, 255, (60, 84, 3)).astype(np.float32), (0, 0), 2.0)
+    base = cv2.normalize(base, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    steps = [(2, -1), (-3, 0), (1, 3), (0, -2), (4, 1)]  # (dx, dy) from frame t to t+1
+    frames, shift = [base], np.zeros(2, int)
+    for dx, dy in steps:
+        shift += (dx, dy)
+        frames.append(np.roll(base, (shift[1], shift[0]), axis=(0, 1)))
+    net = _ShiftMatcher()
+    flow = raft_flow(np.stack(frames), net, batch_size=2)
+    assert flow.shape == (5, 2, 60, 84) and flow.dtype == torch.float32
+    assert all(h >= 128 and w >= 128 and h % 8 == 0 and w % 8 == 0 for h, w in net.sizes)  # padded for RAFT
+    assert len(net.sizes) == 3  # 5 pairs in batches of 2
+    for t, (dx, dy) in enumerate(steps):
+        assert torch.equal(flow[t, 0], torch.full((60, 84), float(dx))), t
+        assert torch.equal(flow[t, 1], torch.full((60, 84), float(dy))), t
