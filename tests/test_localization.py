@@ -216,6 +216,6 @@ def test_cli_localize(long_data: Path, tmp_path: Path) -> None:
     from avkit.io.write import write_video
 
     short = write_video(tmp_path / "short.mp4", np.zeros((4, 16, 16, 3), np.uint8), 8.0)
-    done = subprocess.run(cmd[:3] + [str(short)] + cmd[4:6], capture_output=True, text=True)
+    done = subprocess.run(cmd[:4] + [str(short)] + cmd[5:7], capture_output=True, text=True)
     assert done.returncode == 2 and "shorter than one 1 s window" in done.stderr and str(short) in done.stderr
     assert "Traceback" not in done.stderr
