@@ -14,12 +14,13 @@ import torch
 from safetensors.torch import load_file
 
 import avkit.cli.main as cli
-from avkit.apps.captioning.model import IGNORE, LoRALinear, add_lora, caption_loss, merge_lora
 from avkit.apps import captioning
+from avkit.apps.captioning.model import IGNORE, LoRALinear, add_lora, caption_loss, merge_lora
 from avkit.apps.captioning.task import CaptioningTask
 from avkit.engine.config import config_from_dict
 from avkit.engine.optim import build_optimizer
 from avkit.engine.trainer import train
+
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread():
@@ -335,3 +336,24 @@ def test_caption_cli_module_is_light() -> None:
             "print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_hold_out_leaves_whole_combinations_out_of_training(caption_data, tmp_path) -> None:
+    """task_options.hold_out N: no training (or validation) clip shows a held-out (object, colour,
+    motion) combination, every other clip is kept, and the choice is a fixed function of the
+    combination (the same in every dataset), so a test clip of a held-out combination asks for a
+    caption the captioner never saw whole."""
+    from avkit.apps.captioning.data import CaptionRecord, combination, held_out, read_sources
+    from avkit.errors import AvkitError
+
+    records = read_sources(caption_data["sources"], "train")
+    assert {held_out(r, 3) for r in records} == {True, False}  # this data has both kinds
+    cfg = config_from_dict(recipe(tmp_path / "unused", "lm", caption_data["sources"], hold_out=3))
+    kept = CaptioningTask(cfg).datasets()[0].records
+    assert [r.caption for r in kept] == [r.caption for r in records if not held_out(r, 3)]
+    out = {combination(r) for r in records if held_out(r, 3)}
+    assert out and not out & {combination(r) for r in kept}
+    again = CaptionRecord(path="x", caption="", attributes=dict(records[0].attributes))
+    assert held_out(again, 3) == held_out(records[0], 3) and not held_out(records[0], 0)
+    with pytest.raises(AvkitError, match="hold_out"):
+        CaptioningTask(config_from_dict(recipe(tmp_path / "u2", "lm", caption_data["sources"], hold_out=-1)))

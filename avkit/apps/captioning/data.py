@@ -13,6 +13,13 @@ by ``avkit generate`` into one :class:`CaptionRecord` per captioned clip:
 Each record keeps its attribute truth (:func:`avkit.apps.captioning.metrics.truth_attributes`), so
 evaluation compares parsed captions with the manifest's metadata.
 
+**Held-out combinations.** A generator caption is a template filled in with the clip's attributes,
+so held-out clips of the same generator mostly repeat training captions word for word. With
+``task_options.hold_out: N`` the captioner trains on none of the clips whose visual combination
+(:func:`combination`: object, colour, motion) is among about 1 in N of all combinations
+(:func:`held_out`, a fixed hash: a red triangle sliding left is left out whatever the seed), so
+the test clips of those combinations ask for captions it has never seen whole.
+
 **Clips.** :class:`CaptionDataset` reads ``data.num_frames`` frames at ``data.fps`` (the engine's
 transforms: random crop in training, centre crop otherwise) and the waveform of the same window.
 A whole-clip record uses a random window in training and the centre window otherwise; a segment
@@ -27,10 +34,12 @@ whitespace and punctuation) over the training captions and the prompt, with ``<p
 from __future__ import annotations
 
 import re
+import zlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,7 +101,7 @@ def read_caption_records(source: str | Path, split: str | None = None) -> list[C
         file = file if file.is_absolute() else path.parent / file
         meta = row.get("meta") or {}
         kind = str(meta.get("kind") or "")
-        common = {"path": str(file), "kind": kind, "label": str(row.get("label", "")), "split": row.get("split"),
+        common: dict[str, Any] = {"path": str(file), "kind": kind, "label": str(row.get("label", "")), "split": row.get("split"),
                   "source": str(path), "row": i}
         if kind == "longvideo":
             for k, seg in enumerate(meta.get("segments") or []):
@@ -118,6 +127,25 @@ def _truth(row: dict[str, Any], segment: int | None) -> dict[str, Any]:
         return truth_attributes(row, segment)
     except (KeyError, TypeError, ValueError):
         return {}
+
+
+def combination(record: CaptionRecord) -> tuple[str, ...] | None:
+    """What the caption says the clip shows: ``(object, colour, motion)`` from its attribute truth
+    (motion ``""`` for a static object); None for a record without truth (not a generator clip)."""
+    a = record.attributes
+    if not a or a.get("object") is None:
+        return None
+    return str(a.get("object")), str(a.get("colour")), str(a.get("motion") or "")
+
+
+def held_out(record: CaptionRecord, every: int) -> bool:
+    """Whether ``record``'s combination is one of about 1 in ``every`` left out of training
+    (module docstring); the choice is a hash of the combination, the same in every dataset and run.
+    ``every`` 0 holds nothing out."""
+    combo = combination(record)
+    if every <= 0 or combo is None:
+        return False
+    return zlib.crc32("|".join(combo).encode()) % every == 0
 
 
 def read_sources(sources: Sequence[str], split: str | None, *, allow_empty: bool = False) -> list[CaptionRecord]:

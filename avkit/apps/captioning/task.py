@@ -43,15 +43,23 @@ config and tokenizer, plus at the end the best LM weights, LoRA merged) and ``va
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from avkit.apps.captioning.language_model import (
-    LM_FOLDER, CaptionTokens, is_caption_run, load_lm, load_tokenizer, run_weights, save_folder, special_ids,
+    LM_FOLDER,
+    CaptionTokens,
+    is_caption_run,
+    load_lm,
+    load_tokenizer,
+    run_weights,
+    save_folder,
+    special_ids,
     tied_keys,
 )
 from avkit.engine.config import Config, parse_options
@@ -79,6 +87,9 @@ class CaptioningOptions:
     stage: str = "1"  # lm | 1 | 2
     sources: list[str] = field(default_factory=list)
     val_sources: list[str] = field(default_factory=list)
+    # Leave out of training and validation every clip whose (object, colour, motion) is one of about
+    # 1 in N combinations (data.held_out), so test clips of those ask for unseen captions; 0: none.
+    hold_out: int = 0
     language_model: str = ""
     lm: LMOptions = field(default_factory=LMOptions)
     prompt: str = "Describe the clip."
@@ -97,6 +108,8 @@ class CaptioningOptions:
         stage = self.stage.strip().lower()
         if stage not in STAGES:
             raise AvkitError(f"task_options.stage must be lm, 1 or 2, got {self.stage!r}")
+        if self.hold_out < 0:
+            raise AvkitError(f"task_options.hold_out must be >= 0 (0 = hold nothing out), got {self.hold_out}")
         self.stage = stage
 
 
@@ -142,17 +155,26 @@ class CaptioningTask(Task):
             raise AvkitError("no captioned data: set task_options.sources (generator dataset folders) or data.source")
         val_sources = self.opts.val_sources or ([data.val_source] if data.val_source else sources)
         media = self.stage != "lm"
-        train_records = read_sources(sources, data.train_split or None)
+        train_records = self._kept(read_sources(sources, data.train_split or None), sources)
         train = CaptionDataset(train_records, data, train=True, audio=self.use_audio, media=media,
                                seed=self.cfg.train.seed)
         val = None
         if data.val_split or data.val_source or self.opts.val_sources:
-            val_records = read_sources(val_sources, data.val_split or None, allow_empty=True)
+            val_records = self._kept(read_sources(val_sources, data.val_split or None, allow_empty=True), val_sources)
             if val_records:
                 val = CaptionDataset(val_records, data, train=False, audio=self.use_audio, media=media,
                                      seed=self.cfg.train.seed)
         self.train_set, self.val_set = train, val
         return train, val
+
+    def _kept(self, records: list[Any], sources: list[str]) -> list[Any]:
+        """``records`` without the held-out combinations (``task_options.hold_out``)."""
+        from avkit.apps.captioning.data import held_out
+
+        kept = [r for r in records if not held_out(r, self.opts.hold_out)]
+        if records and not kept:
+            raise AvkitError(f"task_options.hold_out {self.opts.hold_out} leaves no clip of {', '.join(sources)}")
+        return kept
 
     def setup(self, train_set: Any) -> None:
         """Load or build the language model and its tokenizer (the captions need the tokenizer)."""
@@ -160,7 +182,7 @@ class CaptioningTask(Task):
         self._use_language_model(*self.language_model(getattr(train_set, "captions", [])))
 
     @classmethod
-    def for_trained_run(cls, cfg: Config, folder: Path) -> "CaptioningTask":
+    def for_trained_run(cls, cfg: Config, folder: Path) -> CaptioningTask:
         """The task of a trained run, with the tokenizer and LM architecture of its ``folder``
         (``RUN/language_model/``) and no starting weights: the run's checkpoint holds them all."""
         task = cls(cfg)
