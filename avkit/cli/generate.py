@@ -50,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="motion, longvideo: what a moving object may be (bar ellipse triangle cross; default: the first three)")
     p.add_argument("--shape-labels", action="store_true", default=argparse.SUPPRESS,
                    help="motion: one class per motion and shape (move_left_cross, ...), for classifiers that must see the shape")
+    p.add_argument("--sound-pair", action="store_true", default=argparse.SUPPRESS,
+                   help="motion: add still_low / still_high, a look-alike pair that only the sound tells apart")
     p.add_argument("--jobs", type=int, default=0, help="processes rendering clips (0 = one per CPU core)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from avkit.utils import cpu_cores
 
     # Options left out keep the kind's own defaults (e.g. 40 s for longvideo).
-    params = {k: getattr(args, k) for k in ("size", "fps", "duration", "sample_rate", "shape_labels") if hasattr(args, k)}
+    params = {k: getattr(args, k) for k in ("size", "fps", "duration", "sample_rate", "shape_labels",
+                                      "sound_pair") if hasattr(args, k)}
     if hasattr(args, "shapes"):
         params["shapes"] = tuple(args.shapes)
     if args.jobs < 0:

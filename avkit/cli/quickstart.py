@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d = QuickstartConfig()
     p.add_argument("--out", default=d.out, help="run directory (data, one run per model, results)")
     p.add_argument("--num", type=int, default=d.num, help="number of generated clips")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per model (c3d+audio trains a third of them)")
+    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs per model (late_fusion_concat trains 2/3 of them, early_fusion twice, "
+                   "c3d and c3d+audio 1.5x)")
     p.add_argument("--no-train", action="store_true", help="stop after generating and reading back the data")
     p.add_argument("--models", nargs="+", default=None, metavar="NAME", help="train only these models")
     p.add_argument("--workers", type=int, default=d.num_workers, help="DataLoader worker processes; 0 keeps the decoded clips cached in this process, "

@@ -53,10 +53,11 @@ def results_table(rows: list[dict[str, Any]], cfg: QuickstartConfig) -> Table:
                         f"({cfg.num_frames}x{cfg.size}x{cfg.size} at {cfg.fps:g} fps)",
                   box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("model", no_wrap=True, min_width=max(len(r["model"]) for r in rows))
-    for col in ("motion", "appearance", "overall", "params", "GFLOPs", "train s"):
+    for col in ("motion", "appearance", "sound", "overall", "params", "GFLOPs", "train s"):
         table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
-        table.add_row(r["model"], _pct(r["motion_acc"]), _pct(r["appearance_acc"]), _pct(r["overall_acc"]),
+        table.add_row(r["model"], _pct(r["motion_acc"]), _pct(r["appearance_acc"]), _pct(r.get("sound_acc")),
+                      _pct(r["overall_acc"]),
                       f"{r['params'] / 1e3:.0f}k", f"{r['gflops']:.4f}", f"{r['train_seconds']:.0f}")
     counts = Counter(r["epochs"] for r in rows)
     if len(counts) > 1:  # results.md has a column for it
@@ -81,18 +82,21 @@ def results_markdown(summary: dict[str, Any]) -> str:
              f"at {cfg['fps']:g} fps; video accuracy on the val split averaged over {cfg['test_clips']} clips; "
              f"up to {cfg['epochs']} epochs (column 'epochs'); device {summary['device']}; chance {summary['motion_chance']:.0%} on the motion "
              f"classes, {summary['chance']:.0%} overall; {_jobs_text(summary)}.", "",
-             "| model | what | motion classes | appearance classes | overall | params | GFLOPs | epochs | train s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             *(["Sound classes: still_low / still_high, the same still shape with a low or a high tone "
+                "(chance 50% between the two; only the sound tells them apart).", ""] if cfg.get("sound_pair") else []),
+             "| model | what | motion classes | appearance classes | sound classes | overall | params | GFLOPs | epochs "
+             "| train s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in summary["results"]:
         lines.append(f"| {r['model']} | {r['what']} | {_pct(r['motion_acc'])} | {_pct(r['appearance_acc'])} | "
-                     f"{_pct(r['overall_acc'])} | {r['params'] / 1e3:.0f}k | {r['gflops']:.4f} | {r['epochs']} | "
-                     f"{r['train_seconds']:.0f} |")
+                     f"{_pct(r.get('sound_acc'))} | {_pct(r['overall_acc'])} | {r['params'] / 1e3:.0f}k | "
+                     f"{r['gflops']:.4f} | {r['epochs']} | {r['train_seconds']:.0f} |")
     lines += ["", "![comparison](comparison.png)", ""]
     return "\n".join(lines)
 
 
 def plot_results(rows: list[dict[str, Any]], path: Path, chance: float) -> None:
-    """Grouped bars of motion-class and appearance-class accuracy per model; ``chance`` on the motion classes."""
+    """Grouped bars of accuracy per class group (motion, appearance, sound) per model; ``chance`` on the motion classes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -103,13 +107,17 @@ def plot_results(rows: list[dict[str, Any]], path: Path, chance: float) -> None:
     names = [r["model"] for r in rows]
     x = range(len(rows))
     fig, ax = plt.subplots(figsize=(1.3 * len(rows) + 2, 3.6))
-    ax.bar([i - 0.2 for i in x], [100 * (r["motion_acc"] or 0) for r in rows], 0.4, label="motion classes")
-    ax.bar([i + 0.2 for i in x], [100 * (r["appearance_acc"] or 0) for r in rows], 0.4, label="appearance classes")
+    groups = [("motion_acc", "motion classes"), ("appearance_acc", "appearance classes"), ("sound_acc", "sound classes")]
+    groups = [(k, label) for k, label in groups if any(r.get(k) is not None for r in rows)]
+    width = 0.8 / len(groups)
+    for j, (key, label) in enumerate(groups):
+        offset = (j - (len(groups) - 1) / 2) * width
+        ax.bar([i + offset for i in x], [100 * (r.get(key) or 0) for r in rows], width, label=label)
     ax.axhline(100 * chance, color="gray", ls="--", lw=1, label="chance on motion classes")
     ax.set_xticks(list(x), names, rotation=20, ha="right")
     ax.set_ylabel("video accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, fontsize=8, frameon=False)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4, fontsize=8, frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)

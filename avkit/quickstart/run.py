@@ -102,7 +102,7 @@ def _run(cfg: QuickstartConfig, work: Path, out: Path, quiet: bool) -> dict[str,
     console.rule("[bold]avkit quickstart")
 
     gen = generate("motion", work / "data", num=cfg.num, seed=cfg.seed, size=cfg.size, fps=cfg.fps,
-                   appearance=tuple(cfg.appearance), jobs=cpu_cores())
+                   appearance=tuple(cfg.appearance), sound_pair=cfg.sound_pair, jobs=cpu_cores())
     groups = {c["name"]: c["group"] for c in json.loads((gen.out / "classes.json").read_text())}
     console.print(f"1. generated {gen.num} motion clips in {gen.seconds:.1f}s ({gen.clips_per_second:.1f} clips/s): "
                   f"{', '.join(f'{n} ({g})' for n, g in groups.items())}")
@@ -120,7 +120,7 @@ def _run(cfg: QuickstartConfig, work: Path, out: Path, quiet: bool) -> dict[str,
     _relocate_runs(work / "runs", out)
 
     data = {**gen.to_dict(), "out": str(out / "data"), "manifest": str(out / "data" / "manifest.jsonl")}
-    summary = {"config": asdict(cfg), "data": data, "read_back": read, "results": rows,
+    summary: dict[str, Any] = {"config": asdict(cfg), "data": data, "read_back": read, "results": rows,
                "chance": 1 / len(groups), "motion_chance": 1 / max(1, list(groups.values()).count("motion")),
                "jobs": {"parallel": jobs, "threads_each": threads},
                "seconds": round(time.perf_counter() - t_start, 1),

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from avkit.quickstart.config import QuickstartConfig, recipe
 from avkit.quickstart.models import QuickModel, default_models
@@ -87,7 +88,7 @@ def train_one(cfg: QuickstartConfig, data: Path, runs: Path, name: str, groups: 
     acc = group_accuracy(ev["confusion"], ev["class_names"], groups)
     params, gflops = _cost(run_dir, cfg, bool(qm.model.get("audio")))
     return {"model": qm.name, "what": qm.lecture, "motion_acc": acc.get("motion"),
-            "appearance_acc": acc.get("appearance"), "overall_acc": acc["overall"],
+            "appearance_acc": acc.get("appearance"), "sound_acc": acc.get("sound"), "overall_acc": acc["overall"],
             "clip_acc": ev["clip"]["top1"], "params": params, "gflops": gflops,
             "epochs": run_cfg.train.epochs, "train_seconds": round(train_s, 1), "run_dir": str(run_dir)}
 
@@ -111,7 +112,7 @@ def train_models(cfg: QuickstartConfig, data: Path, runs: Path, chosen: list[Qui
     (:func:`plan_jobs`; one job trains in this process); rows in the order of ``chosen``."""
     def done_line(row: dict[str, Any]) -> str:
         return (f"    {row['model']}: motion {_pct(row['motion_acc'])}  appearance {_pct(row['appearance_acc'])}  "
-                f"overall {_pct(row['overall_acc'])}  ({row['train_seconds']:.0f}s)")
+                f"sound {_pct(row.get('sound_acc'))}  overall {_pct(row['overall_acc'])}  ({row['train_seconds']:.0f}s)")
 
     if jobs > 1:
         return _train_in_workers(cfg, data, runs, chosen, groups, jobs, console, quiet, done_line)

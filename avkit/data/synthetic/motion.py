@@ -26,6 +26,11 @@ Sounds, synchronised with the motion (see docs/synthetic.md):
   rings: a pulsing mid tone (440 Hz, 4 Hz tremolo); dots: a high whistle (1320 Hz).
 So audio alone separates {left, right}, {up, down}, rotate_cw, rotate_ccw and each appearance
 class; vision alone (two or more frames) separates everything.
+
+Sound classes (``sound_pair``, off by default): ``still_low`` and ``still_high``, a flat-coloured
+shape drawn as for the motion classes but still, with a steady low (330 Hz) or high (990 Hz) tone.
+They look the same, so only the sound tells them apart: a video-only model is at chance (50%)
+between them, an audio-visual one need not be.
 """
 from __future__ import annotations
 
@@ -35,15 +40,38 @@ from typing import Any
 import numpy as np
 
 from avkit.data.synthetic.common import (
-    ClassInfo, Generator, SyntheticClip, article, chirp, click, composite, coverage, crossing_times,
-    half_extent, harmonic_tone, inside_range, local_coords, noise_floor, pick_colour, pick_texture_colours,
-    place, shape_inside, smooth_background, texture_parity, thud, to_uint8, SUPERSAMPLE, _downsample,
+    SUPERSAMPLE,
+    ClassInfo,
+    Generator,
+    SyntheticClip,
+    _downsample,
+    article,
+    chirp,
+    click,
+    composite,
+    coverage,
+    crossing_times,
+    half_extent,
+    harmonic_tone,
+    inside_range,
+    local_coords,
+    noise_floor,
+    pick_colour,
+    pick_texture_colours,
+    place,
+    shape_inside,
+    smooth_background,
+    texture_parity,
+    thud,
+    to_uint8,
 )
 from avkit.errors import AvkitError
 
 MOTION_CLASSES = ["move_left", "move_right", "move_up", "move_down", "rotate_cw", "rotate_ccw"]
 APPEARANCE_CLASSES = ["stripes", "checker", "rings", "dots"]
 CLASSES = MOTION_CLASSES + APPEARANCE_CLASSES
+SOUND_CLASSES = ["still_low", "still_high"]  # MotionConfig.sound_pair: the same look, told apart by sound only
+_STILL_TONES = {"still_low": (330.0, "a steady low tone"), "still_high": (990.0, "a steady high tone")}
 SHAPES = ["bar", "ellipse", "triangle"]  # the default shapes, all elongated: orientation (and rotation) is visible
 # Every shape a moving object can have (MotionConfig.shapes): the cross is a fourth elongated shape,
 # unlike the other three.
@@ -67,6 +95,8 @@ DESCRIPTIONS = {
     "checker": "a static two-tone 3x3 checkerboard square; a steady high tone",
     "rings": "a static two-tone ring (annulus) of two concentric bands; a pulsing mid tone",
     "dots": "a static triangle with 3 round spots of the other tone; a high whistle",
+    "still_low": "a still flat-coloured shape; a steady low tone (330 Hz)",
+    "still_high": "a still flat-coloured shape (as still_low); a steady high tone (990 Hz)",
 }
 _DIRECTIONS = {"move_left": (-1, 0), "move_right": (1, 0), "move_up": (0, -1), "move_down": (0, 1)}
 
@@ -89,6 +119,7 @@ class MotionConfig:
     shapes: tuple[str, ...] = tuple(SHAPES)  # what a moving object may be (from ALL_SHAPES), drawn uniformly
     # One class per motion and shape ("move_left_cross"), for classifiers that must see the shape too.
     shape_labels: bool = False
+    sound_pair: bool = False  # add SOUND_CLASSES (group "sound"): a look-alike pair that only the sound tells apart
 
 
 def classes(cfg: MotionConfig) -> list[ClassInfo]:
@@ -101,7 +132,8 @@ def classes(cfg: MotionConfig) -> list[ClassInfo]:
     if cfg.shape_labels:
         motion = [ClassInfo(f"{c.name}_{shape}", "motion", c.description.replace("a shape", f"a {shape}", 1))
                   for c in motion for shape in cfg.shapes]
-    return motion + [ClassInfo(name, "appearance", DESCRIPTIONS[name]) for name in cfg.appearance]
+    sound = [ClassInfo(name, "sound", DESCRIPTIONS[name]) for name in SOUND_CLASSES] if cfg.sound_pair else []
+    return motion + [ClassInfo(name, "appearance", DESCRIPTIONS[name]) for name in cfg.appearance] + sound
 
 
 def split_label(label: str) -> tuple[str, str | None]:
@@ -149,6 +181,11 @@ def draw_object(cfg: MotionConfig, label: str, rng: np.random.Generator, times: 
     drawn = cfg.shapes[rng.integers(len(cfg.shapes))]  # drawn even when fixed: the random stream stays the same
     shape = shape or drawn
     meta: dict[str, Any] = {"shape": shape, "colour": colour_name, "length_px": length}
+    if label in _STILL_TONES:
+        alpha = coverage(shape, size, np.full(n, cx0), np.full(n, cy0), np.full(n, angle0), length)
+        meta.update(center=[cx0, cy0], angle_deg=np.degrees(angle0))
+        visual = f"{article(colour_name).lower()} {colour_name} {shape} stands still"
+        return ObjectTrack(alpha, colour, np.zeros(0), meta, visual, f"with {_STILL_TONES[label][1]}")
     if label in _DIRECTIONS:
         dx, dy = _DIRECTIONS[label]
         speed = rng.uniform(*cfg.speed) * size  # px / s
@@ -225,6 +262,8 @@ def object_sound(cfg: MotionConfig, label: str, rng: np.random.Generator, events
         out += (0.6 * tremolo * harmonic_tone(sr, duration, 440.0, [1, 0.5, 0.25])[: len(out)]).astype(np.float32)
     elif label == "dots":
         out += 0.4 * harmonic_tone(sr, duration, 1320.0, [1])[: len(out)]
+    elif label in _STILL_TONES:
+        out += 0.5 * harmonic_tone(sr, duration, _STILL_TONES[label][0], [1, 0.5])[: len(out)]
     else:
         if label in ("move_left", "move_right"):
             wave = click(sr, rng)
@@ -243,8 +282,8 @@ def render(cfg: MotionConfig, label: str, rng: np.random.Generator) -> Synthetic
     """One ``motion`` clip of class ``label``."""
     name = label
     label, shape = split_label(name)
-    if label not in CLASSES:
-        raise ValueError(f"unknown motion class {name!r}; expected one of {CLASSES}")
+    if label not in CLASSES + SOUND_CLASSES:
+        raise ValueError(f"unknown motion class {name!r}; expected one of {CLASSES + SOUND_CLASSES}")
     num_frames = max(1, int(round(cfg.duration * cfg.fps)))
     times = np.arange(num_frames) / cfg.fps
     background = smooth_background(rng, cfg.size, times[:1])
