@@ -65,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from avkit.utils import cpu_cores
 
     # Options left out keep the kind's own defaults (e.g. 40 s for longvideo).
-    params = {k: getattr(args, k) for k in ("size", "fps", "duration", "sample_rate", "shape_labels",
-                                      "sound_pair") if hasattr(args, k)}
+    names = ("size", "fps", "duration", "sample_rate", "shape_labels", "sound_pair")
+    params = {k: getattr(args, k) for k in names if hasattr(args, k)}
     if hasattr(args, "shapes"):
         params["shapes"] = tuple(args.shapes)
     if args.jobs < 0:
