@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Sequence
 
 
 def _remove(path: Path) -> None:
@@ -66,7 +66,7 @@ class StagedOutput:
         """Delete the staged output; the target stays as it was."""
         shutil.rmtree(self.path, ignore_errors=True)
 
-    def __enter__(self) -> "StagedOutput":
+    def __enter__(self) -> StagedOutput:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

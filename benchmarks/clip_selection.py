@@ -370,10 +370,10 @@ def main() -> int:
     from rich.progress import Progress
 
     from avkit.apps.clip_selection.data import read_long_manifest
-    from avkit.apps.clip_selection.plots import plot_timeline, plot_tradeoff
-    from avkit.apps.clip_selection.sampler import LearnedSampler
-    from avkit.apps.clip_selection.preview import EnergyPreview, NetPreview
     from avkit.apps.clip_selection.inference import ClipSelector, HeavyModel
+    from avkit.apps.clip_selection.plots import plot_timeline, plot_tradeoff
+    from avkit.apps.clip_selection.preview import EnergyPreview, NetPreview
+    from avkit.apps.clip_selection.sampler import LearnedSampler
     from avkit.utils import atomic_write_json, atomic_write_text
 
     made = {} if args.no_prepare else prepare(args)

@@ -50,8 +50,8 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=32)
     args = ap.parse_args()
 
-    print(f"| kind | clip | clips | render ms/clip | encode ms/clip | encode-only clips/s (baseline) "
-          f"| generate clips/s | video s per s |")
+    print("| kind | clip | clips | render ms/clip | encode ms/clip | encode-only clips/s (baseline) "
+          "| generate clips/s | video s per s |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for kind in args.kinds:
         num = max(2, args.num // 4) if kind == "longvideo" else args.num

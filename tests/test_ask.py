@@ -13,13 +13,13 @@ import wave
 
 import numpy as np
 import pytest
+from conftest import MEDIA_DIR
+from tiny_vlm import FAMILIES, build_llava_image_only, build_text_only, build_tiny_vlm
 
 import avkit.cli.main as cli
 from avkit.apps.video_llm.token_budget import plan_budget, round_frames
 from avkit.errors import AvkitError
 from avkit.io import write_video
-from conftest import MEDIA_DIR
-from tiny_vlm import FAMILIES, build_llava_image_only, build_text_only, build_tiny_vlm
 
 pytest.importorskip("transformers")
 

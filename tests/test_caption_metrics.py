@@ -7,7 +7,14 @@ import pytest
 
 from avkit.apps.captioning.data import build_tokenizer, clip_caption, detokenize
 from avkit.apps.captioning.metrics import (
-    attribute_accuracy, caption_scores, cider_d, corpus_bleu, parse_attributes, truth_attributes, vocabulary, words,
+    attribute_accuracy,
+    caption_scores,
+    cider_d,
+    corpus_bleu,
+    parse_attributes,
+    truth_attributes,
+    vocabulary,
+    words,
 )
 
 

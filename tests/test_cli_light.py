@@ -35,7 +35,7 @@ def run_cli(*args: str) -> tuple[int, str, str, list[str]]:
     report = [line for line in lines if line.startswith("HEAVY=")]
     assert report, proc.stderr
     heavy = [m for m in report[-1][len("HEAVY="):].split(",") if m]
-    return proc.returncode, proc.stdout, "\n".join(l for l in lines if not l.startswith("HEAVY=")), heavy
+    return proc.returncode, proc.stdout, "\n".join(line for line in lines if not line.startswith("HEAVY=")), heavy
 
 
 @pytest.fixture(scope="module")

@@ -16,15 +16,21 @@ import pytest
 import torch
 
 from avkit.apps.clip_selection.data import find_truth, overlap_fraction, read_long_manifest, write_segment_manifest
-from avkit.apps.clip_selection.policies import (
-    POLICIES, aggregate, candidate_windows, centres, choose, consensus_scores, temporal_nms,
-)
-from avkit.apps.clip_selection.sampler import ranking_loss
-from avkit.apps.clip_selection.preview import SILENT_DB, EnergyPreview, audio_status, read_inputs
-from avkit.models.flops import count_gflops_call
 from avkit.apps.clip_selection.inference import ClipSelector, HeavyModel, format_selection
+from avkit.apps.clip_selection.policies import (
+    POLICIES,
+    aggregate,
+    candidate_windows,
+    centres,
+    choose,
+    consensus_scores,
+    temporal_nms,
+)
+from avkit.apps.clip_selection.preview import SILENT_DB, EnergyPreview, audio_status, read_inputs
+from avkit.apps.clip_selection.sampler import ranking_loss
 from avkit.data.sampling import uniform_clips
 from avkit.errors import AvkitError
+from avkit.models.flops import count_gflops_call
 
 ROOT = Path(__file__).resolve().parents[1]
 DURATION = 10.0

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from avkit.engine.config import (Config, apply_overrides, config_diff, config_from_dict, dump_config,
-                                 load_config)
+from avkit.engine.config import Config, apply_overrides, config_diff, config_from_dict, dump_config, load_config
 from avkit.errors import AvkitError
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))

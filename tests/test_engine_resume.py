@@ -12,10 +12,9 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset
 
-from avkit.engine.checkpoint import (load_into, load_train_state, load_weights, match_state_dict,
-                                     save_train_state)
-from avkit.engine.optim import build_optimizer, build_scheduler
+from avkit.engine.checkpoint import load_into, load_train_state, load_weights, match_state_dict, save_train_state
 from avkit.engine.config import OptimConfig
+from avkit.engine.optim import build_optimizer, build_scheduler
 from avkit.engine.trainer import train
 from avkit.errors import AvkitError
 

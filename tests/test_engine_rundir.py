@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_safety_train import Net, Toy
 
 from avkit.cli.main import main
 from avkit.engine.config import load_config
 from avkit.engine.trainer import train
 from avkit.errors import AvkitError
 from avkit.utils import TEMP_MARK
-from test_safety_train import Net, Toy
 
 
 def _cfg(out: Path, epochs: int = 2, **train_kw) -> dict:

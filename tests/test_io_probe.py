@@ -6,10 +6,10 @@ import json
 import av
 import numpy as np
 import pytest
+from conftest import shared_audio, shared_videos
 
 from avkit.errors import MediaError
 from avkit.io import probe, write_video
-from conftest import shared_audio, shared_videos
 
 
 @pytest.fixture(scope="session")

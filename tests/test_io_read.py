@@ -9,10 +9,10 @@ import av
 import numpy as np
 import pytest
 import torch
+from conftest import shared_videos
 
 from avkit.errors import AvkitError, MediaError
 from avkit.io import VideoReader, probe, read_audio, read_clip
-from conftest import shared_videos
 
 FPS = 24
 N = 72  # 3 s

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_helpers import motion_clips, overfit, tiny
 
 from avkit.errors import AvkitError
 from avkit.models.conv_recurrent import ConvGRUCell, ConvLSTMCell
-from model_helpers import motion_clips, overfit, tiny
 
 
 @pytest.fixture(scope="module")

@@ -220,7 +220,7 @@ def test_tiny_variant_overfits_16_clips(name: str) -> None:
     model = create_model(name, **model_entry(name).tiny, num_classes=4)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     start, acc = time.perf_counter(), 0.0
-    for step in range(100):
+    for step in range(100):  # noqa: B007  (read after the loop)
         model.train()
         logits = model(x)
         if (logits.argmax(1) == y).all():  # perfect in train mode: confirm with eval-mode statistics

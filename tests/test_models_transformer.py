@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_helpers import motion_clips, overfit, tiny
 
 from avkit.errors import AvkitError
 from avkit.models import create_model
 from avkit.models.video_transformer import Block
-from model_helpers import motion_clips, overfit, tiny
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from model_helpers import motion_clips, overfit
+from model_helpers import tiny as tiny_model
 
 from avkit.errors import AvkitError
 from avkit.flow import FlowStack, build_raft, lucas_kanade_flow, stack_flow
-from model_helpers import motion_clips, overfit
-from model_helpers import tiny as tiny_model
 
 
 def tiny(**options):

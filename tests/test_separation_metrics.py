@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from avkit.apps.separation.metrics import (
-    bss_eval, bss_eval_sets, evaluate_mixture, format_table, oracle_estimates, si_sdr, summarize,
+    bss_eval,
+    bss_eval_sets,
+    evaluate_mixture,
+    format_table,
+    oracle_estimates,
+    si_sdr,
+    summarize,
 )
 from avkit.apps.separation.stft import Spectral
 from avkit.errors import AvkitError

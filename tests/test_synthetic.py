@@ -433,10 +433,10 @@ def test_long_video_distractors_defeat_an_energy_threshold(long_data):
         floor = np.median(rms)
         f = frames.astype(np.float32)
 
-        def onset_energy(start: float) -> float:
+        def onset_energy(start: float, rms: np.ndarray = rms) -> float:
             return float(rms[int(start * 20):int(start * 20) + 4].max())
 
-        def change(start: float) -> float:
+        def change(start: float, f: np.ndarray = f) -> float:
             """How much of the picture changed between half a second before ``start`` (background
             only) and a quarter second after it: the 95th percentile of the pixel change."""
             return float(np.percentile(np.abs(f[int((start + 0.25) * 8)] - f[int((start - 0.5) * 8)]).max(-1), 95))

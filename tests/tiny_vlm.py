@@ -18,8 +18,8 @@ plain words: a random model still answers ``max_new_tokens`` words, deterministi
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -112,9 +112,15 @@ def build_llava_next_video(folder: str | Path, seed: int = 0) -> Path:
     The video processor resizes and centre-crops every frame to 28x28; 4x4 patches pooled 2x2
     give 4 visual tokens per frame (``<video>`` is repeated 4 x frames times).
     """
-    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaNextImageProcessor,
-                              LlavaNextVideoConfig, LlavaNextVideoForConditionalGeneration,
-                              LlavaNextVideoProcessor, LlavaNextVideoVideoProcessor)
+    from transformers import (
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaNextImageProcessor,
+        LlavaNextVideoConfig,
+        LlavaNextVideoForConditionalGeneration,
+        LlavaNextVideoProcessor,
+        LlavaNextVideoVideoProcessor,
+    )
 
     special = ["<unk>", "<s>", "</s>", "<pad>", "<image>", "<video>", "USER", "ASSISTANT"]
     tok = word_tokenizer(special, bos="<s>", eos="</s>", pad="<pad>", unk="<unk>")
@@ -145,8 +151,13 @@ def build_qwen2_vl(folder: str | Path, seed: int = 0) -> Path:
     A 32x32 video is resized to 56x56 (the processor's minimum), so 8 frames give 4 x 4 = 16
     ``<|video_pad|>`` tokens; larger videos grow up to 112x112 (16 tokens per pair of frames).
     """
-    from transformers import (Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLImageProcessor,
-                              Qwen2VLProcessor, Qwen2VLVideoProcessor)
+    from transformers import (
+        Qwen2VLConfig,
+        Qwen2VLForConditionalGeneration,
+        Qwen2VLImageProcessor,
+        Qwen2VLProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                "<|image_pad|>", "<|video_pad|>", "[UNK]", "system", "user", "assistant"]
@@ -175,8 +186,13 @@ def build_qwen2_5_vl(folder: str | Path, seed: int = 0) -> Path:
     """Qwen2.5-VL: as :func:`build_qwen2_vl` (same tokenizer, template and frame sizes), plus the
     window-attention vision tower and absolute-time position ids (``second_per_grid_ts``, which
     the processor derives from the video metadata avkit passes)."""
-    from transformers import (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor,
-                              Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
 
     special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                "<|image_pad|>", "<|video_pad|>", "[UNK]", "system", "user", "assistant"]

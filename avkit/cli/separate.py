@@ -5,7 +5,8 @@ import argparse
 import contextlib
 import json
 import sys
-from typing import TYPE_CHECKING, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from avkit.apps.separation.video import SeparationResult

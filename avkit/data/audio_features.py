@@ -119,7 +119,7 @@ class LogMel:
         return 1 + n // self.hop_length if self.center else 1 + (n - self.n_fft) // self.hop_length
 
     def module(self, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
-               ) -> "torchaudio.transforms.MelSpectrogram":  # noqa: F821
+               ) -> torchaudio.transforms.MelSpectrogram:  # noqa: F821
         """The ``MelSpectrogram`` module with float64-accurate window and filterbank, cast to ``dtype``."""
         key = (dtype, str(device))
         if key not in self._cache:

@@ -6,7 +6,8 @@ that use sound, ``audio [K, S]`` and ``spectrogram [K, 1, F, T']``. This is the 
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch

@@ -54,9 +54,10 @@ import csv
 import json
 import logging
 import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import av
 import numpy as np
@@ -613,7 +614,7 @@ class VideoDataset(Dataset):
         return "\n".join(lines)
 
     def loader(self, batch_size: int = 8, *, shuffle: bool | None = None, num_workers: int = 0,
-               drop_last: bool = False, **kwargs: Any) -> "SkipTrackingLoader":
+               drop_last: bool = False, **kwargs: Any) -> SkipTrackingLoader:
         """A DataLoader with :func:`collate` whose batches' skip records land in ``self.skipped``.
 
         ``shuffle`` defaults to True in train mode; the shuffle order is seeded by

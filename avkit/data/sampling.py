@@ -19,8 +19,8 @@ so a sampler is deterministic for a given generator state.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

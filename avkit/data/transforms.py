@@ -11,7 +11,7 @@ jittering crops. Random transforms take an optional ``rng`` (``numpy.random.Gene
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -183,7 +183,7 @@ class ThreeCrop:
         h, w = self.size
         _fits(frames, h, w, "ThreeCrop")
         H, W = frames.shape[-3], frames.shape[-2]
-        return torch.stack([_crop(frames, t, l, h, w) for t, l in self.positions(H, W)])
+        return torch.stack([_crop(frames, top, left, h, w) for top, left in self.positions(H, W)])
 
     def __repr__(self) -> str:
         return f"ThreeCrop({self.size})"

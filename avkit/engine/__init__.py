@@ -4,8 +4,17 @@
 ``classify(video, run_dir) -> list`` are what ``avkit train`` / ``eval`` / ``classify`` call.
 """
 from avkit.engine.classify import classify
-from avkit.engine.config import (Config, DataConfig, ModelConfig, OptimConfig, TrainConfig, apply_overrides,
-                                 config_from_dict, dump_config, load_config)
+from avkit.engine.config import (
+                                 Config,
+                                 DataConfig,
+                                 ModelConfig,
+                                 OptimConfig,
+                                 TrainConfig,
+                                 apply_overrides,
+                                 config_from_dict,
+                                 dump_config,
+                                 load_config,
+)
 from avkit.engine.evaluate import evaluate, load_run
 from avkit.engine.step import forward_batch
 from avkit.engine.trainer import RunResult, train

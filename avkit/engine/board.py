@@ -1,8 +1,9 @@
 """TensorBoard events of a training run (``RUN/tensorboard/``), or nothing when turned off."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 class Board:

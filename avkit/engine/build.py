@@ -4,7 +4,8 @@ frozen parts). Shared by training, evaluation and ``classify`` so all three see 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch.nn as nn
 

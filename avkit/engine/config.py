@@ -11,9 +11,10 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence, TypeVar, Union
+from typing import Any, TypeVar, Union
 
 import yaml
 

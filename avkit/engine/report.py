@@ -5,8 +5,9 @@ no display is needed.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from avkit.utils import atomic_path, atomic_write_text
 

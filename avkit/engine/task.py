@@ -19,8 +19,9 @@ are named by ``task:`` in the recipe; they are found through the ``avkit.tasks``
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn

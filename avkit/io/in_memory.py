@@ -11,7 +11,7 @@ Audio is one mono waveform at a fixed sample rate, sliced by sample index.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ class InMemoryVideo:
 
     @classmethod
     def decode(cls, path: str, *, size: Size = None, sample_rate: int = 16000, audio: bool = True
-               ) -> "InMemoryVideo":
+               ) -> InMemoryVideo:
         """Decode all of ``path``: frames at ``size`` (as ``frames_at(size=...)``), audio at ``sample_rate``."""
         with VideoReader(path) as reader:
             duration = reader.duration
@@ -48,7 +48,7 @@ class InMemoryVideo:
         return cls(frames, stamps, wave, sample_rate, duration, str(path), size)
 
     # The context-manager protocol lets the dataset use it where it would open a VideoReader.
-    def __enter__(self) -> "InMemoryVideo":
+    def __enter__(self) -> InMemoryVideo:
         return self
 
     def __exit__(self, *exc) -> None:

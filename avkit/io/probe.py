@@ -95,12 +95,12 @@ def display_size(height: int, width: int, sar: float, rotation: int) -> tuple[in
     return height, width
 
 
-def open_media(path: str | Path) -> "av.container.InputContainer":
+def open_media(path: str | Path) -> av.container.InputContainer:
     """``av.open`` with one clear ``MediaError`` for every way a file can be unreadable."""
     return open_media_estimate(path)[0]
 
 
-def open_media_estimate(path: str | Path) -> tuple["av.container.InputContainer", bool]:
+def open_media_estimate(path: str | Path) -> tuple[av.container.InputContainer, bool]:
     """``open_media``, and whether FFmpeg guessed the durations from the bit rate.
 
     A file whose header gives no length (an mp3 without a Xing header, raw AAC or H.264) gets

@@ -16,9 +16,9 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
@@ -100,7 +100,7 @@ class VideoReader:
             self.video.codec_context.thread_count = self.threads
 
     # -- context manager -------------------------------------------------------------------
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -294,7 +294,7 @@ class VideoReader:
             if not self.lenient:
                 raise MediaError(self.path, f"corrupt or truncated file ({_msg(err)})") from None
 
-    def _timed_frames(self, t: float) -> Iterator[tuple["av.VideoFrame", float]]:
+    def _timed_frames(self, t: float) -> Iterator[tuple[av.VideoFrame, float]]:
         """(frame, seconds) from the keyframe at or before ``t``; timestamps made monotonic."""
         stream = self.video
         tb = stream.time_base
@@ -314,7 +314,7 @@ class VideoReader:
         while waiting:
             yield waiting.popleft(), float(heapq.heappop(heap) * tb) - self.origin
 
-    def _frames_from(self, t: float) -> Iterator[tuple["av.VideoFrame", float]]:
+    def _frames_from(self, t: float) -> Iterator[tuple[av.VideoFrame, float]]:
         """Like ``_timed_frames`` but guarantees the first frame is at or before ``t``.
 
         A seek can land after ``t`` (index granularity, B-frame reordering, damaged data); then
@@ -598,7 +598,7 @@ class _Converter:
         # swscale context per frame, which costs more than converting a small frame.
         self._reformatter = VideoReformatter()
 
-    def __call__(self, frame: "av.VideoFrame") -> np.ndarray:
+    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
         if self._last_id is not None and frame is self._last_id:
             return self._last
         rotation = int(frame.rotation or 0)

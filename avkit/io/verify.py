@@ -52,7 +52,7 @@ class _Log:
     """Collect FFmpeg's error-level messages while the block runs (decoders that conceal damage
     only log it). Captures every thread's messages: frame-threaded decoders log from workers."""
 
-    def __enter__(self) -> "_Log":
+    def __enter__(self) -> _Log:
         self._level, self._skip = av.logging.get_level(), av.logging.get_skip_repeated()
         av.logging.set_level(av.logging.ERROR)
         av.logging.set_skip_repeated(False)

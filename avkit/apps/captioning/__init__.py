@@ -26,7 +26,7 @@ _LAZY = {"CaptionerRun": "inference", "CaptioningTask": "task", "CaptioningOptio
          "caption_scores": "metrics"}
 
 
-def load(run_dir: str | Path, checkpoint: str = "best", device: "str | torch.device | None" = None) -> "CaptionerRun":
+def load(run_dir: str | Path, checkpoint: str = "best", device: str | torch.device | None = None) -> CaptionerRun:
     """The captioner trained in ``run_dir`` (:func:`avkit.apps.captioning.inference.load`)."""
     from avkit.apps.captioning.inference import load as load_run
 

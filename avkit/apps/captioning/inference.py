@@ -15,9 +15,10 @@ centre crop; the sound of the same window when the run has an audio encoder).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

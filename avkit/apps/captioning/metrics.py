@@ -42,8 +42,9 @@ import functools
 import math
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 ATTRIBUTES = ("object", "colour", "motion", "sound")
 _WORD = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")

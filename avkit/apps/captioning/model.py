@@ -34,7 +34,8 @@ mode (BatchNorm statistics fixed) whatever ``train()`` is called with.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -101,7 +102,7 @@ def add_lora(lm: nn.Module, rank: int = 8, alpha: float = 16.0, targets: Sequenc
     names = []
     for name, module in list(lm.named_modules()):
         leaf = name.rsplit(".", 1)[-1]
-        if leaf in targets and hasattr(module, "weight") and getattr(module, "weight").ndim == 2:
+        if leaf in targets and hasattr(module, "weight") and module.weight.ndim == 2:
             parent = lm.get_submodule(name.rsplit(".", 1)[0]) if "." in name else lm
             setattr(parent, leaf, LoRALinear(module, rank, alpha))
             names.append(name)
@@ -222,7 +223,7 @@ class Captioner(nn.Module):
             self._frozen.append(self.lm)
         self.train(self.training)
 
-    def train(self, mode: bool = True) -> "Captioner":
+    def train(self, mode: bool = True) -> Captioner:
         super().train(mode)
         for m in self._frozen:
             m.eval()

@@ -32,7 +32,7 @@ _LAZY = {"ClipSelector": "inference", "Selection": "inference", "HeavyModel": "i
 
 
 def load(run_dir: str | Path, preview: str | Path | None = None, sampler: str | Path | None = None,
-         checkpoint: str = "best", device: "str | torch.device | None" = None, **options: Any) -> "ClipSelector":
+         checkpoint: str = "best", device: str | torch.device | None = None, **options: Any) -> ClipSelector:
     """Clip selection in front of the classifier trained in ``run_dir``: ``preview`` a preview run (None:
     the analytic energy preview), ``sampler`` a learned-sampler run (for ``policy="learned"``);
     ``options``: ``stride``, ``min_gap``, ``consensus`` (:class:`~avkit.apps.clip_selection.inference.ClipSelector`).

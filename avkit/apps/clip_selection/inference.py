@@ -24,21 +24,28 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from avkit.apps.clip_selection.policies import (
-    DEFAULT_STRIDE, GUIDED, POLICIES, aggregate, candidate_windows, check_budget, choose,
+    DEFAULT_STRIDE,
+    GUIDED,
+    POLICIES,
+    aggregate,
+    candidate_windows,
+    check_budget,
+    choose,
 )
 from avkit.apps.clip_selection.preview import EnergyPreview, NetPreview, PreviewResult, make_preview
-from avkit.models.flops import FlopCache
 from avkit.data.sampling import ClipWindow
 from avkit.errors import AvkitError, MediaError
+from avkit.models.flops import FlopCache
 
 DENSE_CLIPS = 10  # the dense reference: the heavy model on 10 uniformly spaced clips, averaged
 

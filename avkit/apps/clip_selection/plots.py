@@ -4,8 +4,9 @@ global backend, no display), written atomically, like :mod:`avkit.engine.report`
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from avkit.engine.report import new_figure, save_figure
 

@@ -32,8 +32,8 @@ or with ``weights`` (the clips' saliency) a weighted mean.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

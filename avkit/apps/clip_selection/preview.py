@@ -26,9 +26,9 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -311,7 +311,7 @@ class NetPreview:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | torch.device | None = "cpu",
-                 checkpoint: str = "best") -> "NetPreview":
+                 checkpoint: str = "best") -> NetPreview:
         """The preview trained in ``run_dir`` (``task: clip_selection``, ``task_options.model: preview``),
         rebuilt from the network options stored with its weights."""
         from avkit.engine.checkpoint import load_trained, open_run

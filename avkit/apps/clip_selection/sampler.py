@@ -29,8 +29,8 @@ import torch
 import torch.nn as nn
 
 from avkit.apps.clip_selection.preview import NetPreview, PreviewResult
-from avkit.models.flops import FlopCache
 from avkit.errors import AvkitError
+from avkit.models.flops import FlopCache
 
 
 class SamplerNet(nn.Module):
@@ -78,7 +78,7 @@ class LearnedSampler:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str | torch.device | None = "cpu",
-                 checkpoint: str = "best") -> "LearnedSampler":
+                 checkpoint: str = "best") -> LearnedSampler:
         """The sampler trained in ``run_dir`` (``task_options.model: sampler``) with the preview it ranks."""
         from avkit.engine.checkpoint import load_trained, open_run
 

@@ -25,9 +25,10 @@ the sampler: the heavy model is right on it); it picks ``best.safetensors``.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -167,9 +168,9 @@ class ClipSelectionTask(Task):
         return items
 
     def _sampler_items(self, videos: Sequence[Any]) -> list[dict[str, Any]]:
-        from avkit.apps.clip_selection.sampler import sampler_features
-        from avkit.apps.clip_selection.preview import NetPreview
         from avkit.apps.clip_selection.inference import HeavyModel
+        from avkit.apps.clip_selection.preview import NetPreview
+        from avkit.apps.clip_selection.sampler import sampler_features
         from avkit.io.in_memory import InMemoryVideo
 
         opts = self.opts

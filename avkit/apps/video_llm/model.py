@@ -30,9 +30,10 @@ import functools
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from avkit.apps.video_llm.hub import from_pretrained, looks_like_path, one_line
 from avkit.apps.video_llm.token_budget import BudgetPlan, plan_budget
@@ -98,7 +99,7 @@ class Answer:
 # loading
 
 
-def resolve_dtype(dtype: str | None, device: "torch.device") -> "torch.dtype":
+def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
     """``None``/``"auto"``: bfloat16 on CUDA (float16 where bf16 is unsupported), float32 elsewhere."""
     import torch
 
@@ -149,7 +150,7 @@ class VideoLLM:
     @classmethod
     def from_pretrained(cls, model: str | Path, *, device: str | None = None, dtype: str | None = None,
                         attn_implementation: str | None = None, trust_remote_code: bool = False,
-                        local_files_only: bool | None = None) -> "VideoLLM":
+                        local_files_only: bool | None = None) -> VideoLLM:
         """Load a video-capable model and its processor from a local folder or a hub id.
 
         ``local_files_only``: None = only for local folders (hub ids: cache first, then the hub);

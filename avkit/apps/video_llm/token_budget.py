@@ -19,8 +19,9 @@ knows nothing about models: the caller measures ``tokens_per_frame`` with its pr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 from avkit.errors import AvkitError
 

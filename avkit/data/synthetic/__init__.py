@@ -16,15 +16,23 @@ import dataclasses
 import functools
 import json
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
 from avkit.data.synthetic import gm_instruments, instruments, longvideo, motion
 from avkit.data.synthetic.common import (
-    ClassInfo, Generator, SyntheticClip, clip_label, read_wav, rounded, stratified_split, write_wav,
+    ClassInfo,
+    Generator,
+    SyntheticClip,
+    clip_label,
+    read_wav,
+    rounded,
+    stratified_split,
+    write_wav,
 )
 from avkit.errors import AvkitError, OutputExistsError
 from avkit.io.write import write_video

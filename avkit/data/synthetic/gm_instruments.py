@@ -25,7 +25,15 @@ import numpy as np
 
 from avkit.data.synthetic import soundfont
 from avkit.data.synthetic.common import (
-    ClassInfo, Generator, SyntheticClip, article, noise_floor, pick_colour, place, smooth_background, to_uint8,
+    ClassInfo,
+    Generator,
+    SyntheticClip,
+    article,
+    noise_floor,
+    pick_colour,
+    place,
+    smooth_background,
+    to_uint8,
 )
 from avkit.data.synthetic.music import BY_NAME, GM_INSTRUMENTS, GMInstrument, Note, compose_part, compose_song, register
 from avkit.data.synthetic.sprites import draw_player

@@ -22,8 +22,18 @@ from typing import Any
 import numpy as np
 
 from avkit.data.synthetic.common import (
-    ClassInfo, Generator, SyntheticClip, article, composite, coverage, half_extent, inside_range, noise_floor,
-    pick_colour, smooth_background, to_uint8,
+    ClassInfo,
+    Generator,
+    SyntheticClip,
+    article,
+    composite,
+    coverage,
+    half_extent,
+    inside_range,
+    noise_floor,
+    pick_colour,
+    smooth_background,
+    to_uint8,
 )
 from avkit.data.synthetic.music import BY_NAME, GM_INSTRUMENTS, Note
 from avkit.data.synthetic.sprites import draw_player
