@@ -83,9 +83,11 @@ class Task:
     # -- evaluation of a trained run (``avkit eval``) -------------------------------------------------
 
     def evaluate(self, run_dir: Path, *, checkpoint: str = "best", split: str | None = None, device: str = "auto",
-                 progress: bool = False, **options: Any) -> dict[str, Any]:
+                 progress: bool = False, log: Callable[[str], None] | None = None,
+                 **options: Any) -> dict[str, Any]:
         """Score the trained run in ``run_dir`` on its validation data; written to ``RUN/eval.json``.
-        ``options`` are the command's task-specific settings (e.g. ``clips``, ``crops``), None = the recipe's."""
+        ``log`` hears progress lines (e.g. the expected cost); ``options`` are the command's task-specific
+        settings (e.g. ``clips``, ``crops``), None = the recipe's."""
         raise AvkitError(f"{run_dir}: avkit eval cannot score a {self.name!r} run yet")
 
     def format_evaluation(self, result: Mapping[str, Any]) -> str:
@@ -247,12 +249,13 @@ class ClassificationTask(Task):
                      curves=("loss", "acc"), confusion=confusion, class_names=self.class_names)
 
     def evaluate(self, run_dir: Path, *, checkpoint: str = "best", split: str | None = None, device: str = "auto",
-                 progress: bool = False, **options: Any) -> dict[str, Any]:
+                 progress: bool = False, log: Callable[[str], None] | None = None,
+                 **options: Any) -> dict[str, Any]:
         """Clip and video accuracy over ``clips`` x ``crops`` views (:func:`avkit.engine.evaluate.evaluate`)."""
         from avkit.engine.evaluate import evaluate
 
         return evaluate(run_dir, options.get("clips"), options.get("crops"), split=split, checkpoint=checkpoint,
-                        batch_size=options.get("batch_size"), device=device, progress=progress, log=options.get("log"))
+                        batch_size=options.get("batch_size"), device=device, progress=progress, log=log)
 
     def format_evaluation(self, result: Mapping[str, Any]) -> str:
         from avkit.engine.evaluate import format_table

@@ -232,7 +232,8 @@ class LocalizationTask(Task):
         return text
 
     def evaluate(self, run_dir: Path, *, checkpoint: str = "best", split: str | None = None, device: str = "auto",
-                 progress: bool = False, **options: Any) -> dict[str, Any]:
+                 progress: bool = False, log: Callable[[str], None] | None = None,
+                 **options: Any) -> dict[str, Any]:
         """mAP at tIoU 0.3:0.1:0.7 and 0.5:0.05:0.95 on ``split`` (default: the recipe's val split)."""
         from avkit.apps.localization.inference import Localizer
 
