@@ -78,6 +78,8 @@ def test_recipes_load_and_start_with_a_comment(recipe: Path) -> None:
             assert cfg.model.video
     elif cfg.task == "clip_selection":  # preview or sampler, built from task_options
         assert cfg.task_options["model"] in ("preview", "sampler") and cfg.data.source
+    elif cfg.task == "localization":  # trains on per-window features; the method is in task_options
+        assert cfg.task_options["method"] in ("sliding", "proposals", "onestage") and cfg.data.source
     else:
         assert cfg.model.video or cfg.model.audio
         assert cfg.data.source

@@ -27,7 +27,7 @@ class OverridesAnywhere(argparse.ArgumentParser):
     from the words right after the recipe only; words of the form ``key=value`` it leaves over
     are overrides too, in the order given. Anything else left over is still an error."""
 
-    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[Any, list[str]]:
         namespace, extras = super().parse_known_args(args, namespace)
         late = [a for a in extras if "=" in a and not a.startswith("-")]
         if late:

@@ -70,7 +70,7 @@ def head_modules(model: nn.Module) -> list[nn.Module]:
     ``*_head`` children of a zoo model, else its last ``nn.Linear``."""
     model = unwrap(model)
     if hasattr(model, "fusion") and hasattr(model, "encoders"):
-        return [model.fusion]
+        return [model.get_submodule("fusion")]
     heads = [m for name, m in model.named_children() if m is not None and (name == "head" or name.endswith("_head"))]
     if heads:
         return heads

@@ -236,7 +236,7 @@ def _from_dict(cls: type, data: dict[str, Any], prefix: str) -> Any:
         if key not in hints:
             raise _unknown(prefix + str(key), list(hints))
         tp = hints[key]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             kwargs[key] = _from_dict(tp, value or {}, f"{prefix}{key}.")
         else:
             kwargs[key] = _convert(value, tp, prefix + key)

@@ -19,7 +19,8 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     Decaying 1-D parameters (biases, BatchNorm/LayerNorm scales) only shrinks them towards zero,
     which hurts; this is the usual split.
     """
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for _, p in model.named_parameters():
         if not p.requires_grad:
             continue

@@ -113,13 +113,13 @@ class _Trainer:
     """State of one run; :func:`train` is the public entry point."""
 
     def __init__(self, cfg: Config, info: D.DistInfo, task: Task, model: nn.Module | None,
-                 train_set: Dataset | None, val_set: Dataset | None, log: Callable[[str], None]) -> None:
+                 train_set: Any, val_set: Any, log: Callable[[str], None]) -> None:
         self.cfg, self.info, self.task, self.log = cfg, info, task, log
         self.out = Path(cfg.train.output_dir)  # where files are written: train() sets it once the folder is ready
         self.device = info.device
         if train_set is None:
             train_set, val_set = task.datasets()
-        if len(train_set) == 0:  # type: ignore[arg-type]
+        if len(train_set) == 0:
             raise AvkitError("the training set is empty")
         self.train_set, self.val_set = train_set, val_set if val_set is not None and len(val_set) else None
         if getattr(self.val_set, "mode", None) == "test" and hasattr(self.val_set, "set_on_unreadable"):
@@ -158,7 +158,7 @@ class _Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch, cfg.train.epochs)
         if info.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ddp: nn.Module = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            self.ddp: Any = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         else:
             self.ddp = self.model
         torch.manual_seed(cfg.train.seed + info.rank)  # dropout etc. differ between ranks
@@ -179,14 +179,14 @@ class _Trainer:
     # -- data -----------------------------------------------------------------------------------
 
     def _train_sampler(self, epoch: int) -> DistributedSampler:
-        sampler = DistributedSampler(self.train_set, num_replicas=self.info.world_size, rank=self.info.rank,
+        sampler: DistributedSampler = DistributedSampler(self.train_set, num_replicas=self.info.world_size, rank=self.info.rank,
                                      shuffle=True, seed=self.cfg.train.seed, drop_last=False)
         sampler.set_epoch(epoch)
         return sampler
 
     def _train_loader(self, epoch: int, skip_batches: int) -> DataLoader:
         if hasattr(self.train_set, "set_epoch"):
-            self.train_set.set_epoch(epoch)  # type: ignore[attr-defined]
+            self.train_set.set_epoch(epoch)
         sampler = D.SkipSampler(self._train_sampler(epoch), skip_batches * self.rank_batch)
         gen = torch.Generator()
         gen.manual_seed(self.cfg.train.seed * 100003 + epoch * 1009 + self.info.rank)
@@ -287,7 +287,7 @@ class _Trainer:
         assert self.val_set is not None
         model = self.model
         model.eval()
-        sampler = D.ShardSampler(len(self.val_set), self.info.rank, self.info.world_size)  # type: ignore[arg-type]
+        sampler = D.ShardSampler(len(self.val_set), self.info.rank, self.info.world_size)
         loader = DataLoader(self.val_set, batch_size=self.rank_batch, sampler=sampler, collate_fn=self.task.val_collate,
                             num_workers=self.workers, worker_init_fn=worker_init)
         outputs: list[dict[str, torch.Tensor]] = []
@@ -309,7 +309,7 @@ class _Trainer:
             local = ({k: torch.cat([o[k] for o in outputs]) for k in outputs[0]}, torch.cat(indices))
         parts = [p for p in D.all_gather_objects(self.info, local) if p is not None]
         if not parts:
-            raise AvkitError(f"none of the {len(self.val_set)} validation videos can be read")  # type: ignore[arg-type]
+            raise AvkitError(f"none of the {len(self.val_set)} validation videos can be read")
         order = torch.argsort(torch.cat([p[1] for p in parts]))  # dataset order, whatever the world size
         gathered = {k: torch.cat([p[0][k] for p in parts])[order] for k in parts[0][0]}
         return self.task.val_metrics(gathered)

@@ -87,7 +87,7 @@ def tied_keys(lm: nn.Module) -> set[str]:
     return set(keys) | ({"lm_head.weight"} if getattr(lm.config, "tie_word_embeddings", False) else set())
 
 
-def save_folder(folder: Path, lm: nn.Module | None, config: Any, tokenizer: Any) -> None:
+def save_folder(folder: Path, lm: Any, config: Any, tokenizer: Any) -> None:
     """Write a Hugging Face folder (config, tokenizer, weights when ``lm``), swapped in whole
     (:class:`~avkit.staging.StagedOutput`): a reader never sees half a folder."""
     from transformers.utils import logging as hf_logging

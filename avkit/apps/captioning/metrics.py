@@ -346,6 +346,8 @@ def truth_attributes(row: Mapping[str, Any], segment: int | None = None, vocab: 
     else:
         obj_meta, sounded = meta, True
     texture = obj_meta.get("texture")
+    obj: str | None
+    colour: str | None
     if texture:
         obj = vocab.texture_noun.get(texture, obj_meta.get("shape"))
         colour = f"{obj_meta.get('colour')} and {obj_meta.get('second_colour')}"

@@ -138,7 +138,7 @@ class CaptioningTask(Task):
         self.use_audio = bool(cfg.model.audio) and self.stage != "lm"
         self.tokenizer: Any = None
         self.captions: CaptionTokens | None = None
-        self.lm: nn.Module | None = None  # made by build_model (after the trainer seeds torch)
+        self.lm: Any = None  # a transformers causal LM, made by build_model (after the trainer seeds torch)
         self.make_lm: Callable[[], nn.Module] | None = None
         self.lm_weights: Path | None = None  # a run whose best "lm." weights go into the LM
         self.train_set: Any = None
@@ -326,7 +326,8 @@ class CaptioningTask(Task):
                   "index": batch["index"]}
         if self.stage != "lm" and self.opts.val_generate:
             limit = self.opts.max_new_tokens
-            ids = unwrap(model).generate(batch, max_new_tokens=limit, num_beams=self.opts.num_beams)
+            captioner: Any = unwrap(model)
+            ids = captioner.generate(batch, max_new_tokens=limit, num_beams=self.opts.num_beams)
             gen = torch.full((len(ids), limit), -1, dtype=torch.long)
             for i, x in enumerate(ids):
                 gen[i, :len(x)] = torch.tensor(x, dtype=torch.long)
