@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ import torch
 from avkit.data.sampling import as_rng
 from avkit.environment import import_module
 from avkit.errors import AvkitError
+
+if TYPE_CHECKING:  # only for annotations: torchaudio is imported lazily, where it is used
+    import torchaudio
 
 
 def hz_to_mel(freq: np.ndarray | float, mel_scale: str = "slaney") -> np.ndarray:
@@ -119,7 +122,7 @@ class LogMel:
         return 1 + n // self.hop_length if self.center else 1 + (n - self.n_fft) // self.hop_length
 
     def module(self, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu"
-               ) -> torchaudio.transforms.MelSpectrogram:  # noqa: F821
+               ) -> torchaudio.transforms.MelSpectrogram:
         """The ``MelSpectrogram`` module with float64-accurate window and filterbank, cast to ``dtype``."""
         key = (dtype, str(device))
         if key not in self._cache:

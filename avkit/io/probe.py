@@ -284,7 +284,8 @@ def probe(path: str | Path) -> MediaInfo:
                 bit_rate=(cc.bit_rate or None) if cc is not None else None,
                 language=s.language,
             )
-            if s.type == "video":
+            if isinstance(s, av.VideoStream):  # s.type == "video"; narrows codec_context to the video one
+                cc = s.codec_context
                 info.width, info.height = cc.width, cc.height
                 rate = s.average_rate or s.guessed_rate or s.base_rate
                 info.fps = _as_float(rate)
@@ -299,7 +300,8 @@ def probe(path: str | Path) -> MediaInfo:
                 info.sample_aspect_ratio = float(sar) if sar else 1.0
                 if frame is not None:
                     info.width, info.height = frame.width, frame.height
-            elif s.type == "audio":
+            elif isinstance(s, av.AudioStream):  # s.type == "audio"
+                cc = s.codec_context
                 info.sample_rate = cc.sample_rate
                 info.channels = cc.channels
             streams.append(info)

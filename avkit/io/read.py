@@ -187,7 +187,7 @@ class VideoReader:
             return True
         k = self._known_keyframes()
         i = np.searchsorted(k, position, side="right")
-        return i < len(k) and k[i] <= t
+        return bool(i < len(k) and k[i] <= t)
 
     # -- decoding --------------------------------------------------------------------------
     def _seek(self, stream, t: float) -> bool:
@@ -459,7 +459,7 @@ class VideoReader:
             want = len(wave)
         got_until = start + len(wave) / sample_rate
         stream_end = self._stream_end(stream)
-        if (not self.lenient and stream_end is not None and len(wave) < want
+        if (not self.lenient and stream_end is not None and end is not None and len(wave) < want
                 and min(end, stream_end) - got_until > 0.5):
             raise MediaError(self.path, f"truncated or corrupt: audio data ends at {got_until:.2f} s but "
                                         f"the header says {stream_end:.2f} s (pass lenient=True)")
@@ -539,6 +539,7 @@ class VideoReader:
                 frames, stamps = self.frames_at_indices(frame_indices, size=size)
                 span = stamps.numpy()
             else:
+                assert times is not None  # this branch is taken for times or frame_indices
                 frames, stamps = self.frames_at(times, size=size)
                 span = np.asarray(times, dtype=np.float64)
             clip_start = float(span.min()) if span.size else 0.0
@@ -550,9 +551,10 @@ class VideoReader:
             clip_end = max(self.duration or last, last)
         else:
             clip_start = self._stream_start(self.video) if start is None else float(start)
-            clip_end = self.duration if end is None else float(end)
-            if clip_end is None:
+            stop = self.duration if end is None else float(end)
+            if stop is None:
                 raise MediaError(self.path, "unknown duration: pass end")
+            clip_end = stop
             if clip_end < clip_start:
                 raise AvkitError(f"end ({clip_end}) is before start ({clip_start})")
             if fps is not None:
@@ -592,15 +594,14 @@ class _Converter:
         self.size = size
         self.sar = sar
         self.shape: tuple[int, int] | None = None  # display (H, W)
-        self._last_id = None
-        self._last = None
+        self._last: tuple[av.VideoFrame, np.ndarray] | None = None  # (frame, its array)
         # One reformatter for the whole stream: ``frame.to_ndarray(format=...)`` builds a new
         # swscale context per frame, which costs more than converting a small frame.
         self._reformatter = VideoReformatter()
 
     def __call__(self, frame: av.VideoFrame) -> np.ndarray:
-        if self._last_id is not None and frame is self._last_id:
-            return self._last
+        if self._last is not None and frame is self._last[0]:
+            return self._last[1]
         rotation = int(frame.rotation or 0)
         rotation = int(round(rotation / 90.0)) * 90 % 360
         if self.shape is None:
@@ -608,6 +609,7 @@ class _Converter:
         h, w = self.shape
         if rotation % 180:
             h, w = w, h  # size before rotating
+        arr: np.ndarray
         if (h, w) == (frame.height, frame.width):
             arr = self._reformatter.reformat(frame, format="rgb24").to_ndarray()
         else:
@@ -615,7 +617,7 @@ class _Converter:
                                              interpolation="BILINEAR").to_ndarray()
         if rotation:
             arr = np.ascontiguousarray(np.rot90(arr, k=rotation // 90))
-        self._last_id, self._last = frame, arr
+        self._last = frame, arr
         return arr
 
 

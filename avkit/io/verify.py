@@ -101,7 +101,7 @@ def _compare(path: Path, container, ends: dict[int, float | None]) -> None:
             _truncated(path, streams[index].type, got, stated, origin)
     rest = [i for i in streams if i not in own]
     if rest and total is not None:
-        got = max((ends[i] for i in rest if ends.get(i) is not None), default=None)
+        got = max((end for end in (ends.get(i) for i in rest) if end is not None), default=None)
         if got is None or total - got > max(_tolerance(streams[i]) for i in rest):
             _truncated(path, "media", got, total, origin)
 
@@ -126,6 +126,7 @@ def _tail_end(path: Path, stream_index: int, stated: float | None) -> tuple[floa
             start = _seconds(stream.start_time, stream.time_base) if stream.start_time is not None else None
             from_start = stated is None or start is None or stated - back <= start
             if not from_start:  # a fresh container is at the start already
+                assert stated is not None and stream.time_base is not None  # from_start otherwise
                 try:
                     container.seek(int((stated - back) / stream.time_base), stream=stream, backward=True)
                 except av.FFmpegError:  # unseekable: read it all from the start

@@ -349,8 +349,9 @@ def chime(sample_rate: int) -> np.ndarray:
     """A loud onset marker: 250 ms bell-like partials with a sharp attack."""
     n = int(0.25 * sample_rate)
     t = np.arange(n) / sample_rate
-    wave = sum(a * np.exp(-t / (0.09 / r)) * np.sin(2 * np.pi * 660 * r * t)
-               for r, a in ((1.0, 1.0), (2.76, 0.5), (5.4, 0.25)))
+    wave = np.zeros_like(t)
+    for r, a in ((1.0, 1.0), (2.76, 0.5), (5.4, 0.25)):
+        wave += a * np.exp(-t / (0.09 / r)) * np.sin(2 * np.pi * 660 * r * t)
     return (wave / 1.75).astype(np.float32)
 
 

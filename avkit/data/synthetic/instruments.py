@@ -140,7 +140,7 @@ def _pitches(inst: Instrument, rng: np.random.Generator, count: int) -> np.ndarr
     octaves = int(np.ceil(np.log2(hi / lo)))
     scale = np.array([lo * 2 ** ((12 * o + s) / 12) for o in range(octaves + 1) for s in steps])
     scale = scale[scale <= hi]
-    idx = rng.integers(len(scale))
+    idx = int(rng.integers(len(scale)))
     out = []
     for _ in range(count):
         out.append(scale[idx])
@@ -266,9 +266,9 @@ def render(cfg: InstrumentsConfig, label: str, rng: np.random.Generator) -> Synt
         caption = (f"A duet: {article(left['colour']).lower()} {left['colour']} {left['shape']} ({left['label']}) "
                    f"on the left and {article(right['colour']).lower()} {right['colour']} {right['shape']} "
                    f"({right['label']}) on the right, each pulsing with its own notes.")
-    notes = [(src["label"], n) for src in sources for n in src["notes"]]
+    labelled = [(src["label"], n) for src in sources for n in src["notes"]]
     segments = [{"label": name, "start": n["onset"], "end": min(n["onset"] + n["duration"], cfg.duration)}
-                for name, n in sorted(notes, key=lambda item: item[1]["onset"])]
+                for name, n in sorted(labelled, key=lambda item: item[1]["onset"])]
     meta: dict[str, Any] = {"shape": main["shape"], "colour": main["colour"], "notes": main["notes"],
                             "loudness_per_frame": main["loudness_per_frame"], "num_frames": num_frames,
                             "duet": len(sources) > 1, "sources": sources}

@@ -161,16 +161,16 @@ class Palette:
 
     def __init__(self, body: np.ndarray) -> None:
         self.body = np.asarray(body, np.float32)
-        self.ink = np.float32([25, 22, 20]) if luma(self.body) > 100 else np.float32([235, 232, 225])
+        self.ink = np.array([25, 22, 20] if luma(self.body) > 100 else [235, 232, 225], np.float32)
         self.dark = self.body * 0.45
         self.light = np.clip(self.body * 0.5 + 127, 0, 255)
-        self.metal = np.float32([205, 205, 212])
-        self.wood = np.float32([70, 40, 20])
-        self.skin = np.float32([225, 180, 140])
+        self.metal = np.array([205, 205, 212], np.float32)
+        self.wood = np.array([70, 40, 20], np.float32)
+        self.skin = np.array([225, 180, 140], np.float32)
 
     def flash(self, level: np.ndarray, base: np.ndarray, to: np.ndarray | None = None) -> np.ndarray:
         """Per-frame colour ``[T, 3]``: ``base`` lit towards ``to`` (white) by ``level`` in [0, 1]."""
-        to = np.float32([255, 250, 225]) if to is None else to
+        to = np.array([255, 250, 225], np.float32) if to is None else to
         return base + (to - base) * np.asarray(level, np.float32)[:, None]
 
 
@@ -212,7 +212,7 @@ def _bowed(canvas, box, inst, notes, times, pal) -> Pen:
     cu, cv = -travel * du, 0.1 - travel * dv
     half = 0.36
     a, b = (cu - half * du, cv - half * dv), (cu + half * du, cv + half * dv)
-    pen.paint(pen.seg(a, b, 0.018), np.float32([235, 228, 205]))  # hair
+    pen.paint(pen.seg(a, b, 0.018), np.array([235, 228, 205], np.float32))  # hair
     pen.paint(pen.seg((a[0] - 0.02 * dv, a[1] + 0.02 * du), (b[0] - 0.02 * dv, b[1] + 0.02 * du), 0.016), pal.wood)
     pen.paint(pen.ell((a[0] + 0.01 * du, a[1] + 0.01 * dv), 0.035), pal.wood)  # frog
     return pen
@@ -227,7 +227,7 @@ def _plucked(canvas, box, inst, notes, times, pal) -> Pen:
     pen = _pen(canvas, box, 0.95, -1.2, num_frames=len(times))
     if banjo:
         pen.paint(pen.ell((0, 0.2), 0.2), pal.body)
-        pen.paint(pen.ell((0, 0.2), 0.165), np.float32([236, 230, 214]))
+        pen.paint(pen.ell((0, 0.2), 0.165), np.array([236, 230, 214], np.float32))
     else:
         pen.paint(np.maximum.reduce([pen.ell((0, 0.2), 0.19, 0.16), pen.ell((0, -0.01), 0.15, 0.12),
                                      pen.ell((0, 0.09), 0.13, 0.08)]), pal.body)
@@ -264,7 +264,7 @@ def _harp(canvas, box, inst, notes, times, pal) -> Pen:
     slot = lambda n: int(round((n.key - inst.low) / (inst.high - inst.low) * (count - 1)))  # noqa: E731
     vib = note_strikes(notes, times, slot, count, tau=0.16)
     for i, u in enumerate(us):
-        colour = np.float32([200, 40, 40]) if i % 7 == 0 else pal.light  # the C strings are red on a harp
+        colour = np.array([200, 40, 40], np.float32) if i % 7 == 0 else pal.light  # the C strings are red on a harp
         pen.paint(_band(pen, float(u), float(board(u)), -0.36, 0.01 + 0.035 * vib[:, i]), colour)
     pen.paint(pen.seg((-0.28, 0.42), (0.3, -0.3), 0.13, 0.05), pal.body)  # soundboard
     pen.paint(pen.seg((-0.33, 0.45), (-0.33, -0.38), 0.06), pal.dark)  # column
@@ -447,8 +447,9 @@ def _keys(canvas, box, inst, notes, times, pal) -> Pen:
     pen = _pen(canvas, box, 1.0, 0.0, num_frames=len(times))
     octaves = 2
     start = _window(notes, inst, octaves)
-    ivory, ebony = np.float32([240, 236, 225]), np.float32([20, 20, 20])
-    press = np.float32([120, 200, 255]) if luma(pal.body) > 150 else pal.light * 0.6 + np.float32([0, 60, 100])
+    ivory, ebony = np.array([240, 236, 225], np.float32), np.array([20, 20, 20], np.float32)
+    press = (np.array([120, 200, 255], np.float32) if luma(pal.body) > 150
+             else pal.light * 0.6 + np.array([0, 60, 100], np.float32))
     press = np.clip(press, 0, 255)
     if inst.name == "piano":
         pen.paint(pen.seg((-0.36, 0.14), (-0.36, 0.44), 0.04), pal.dark)  # legs
@@ -522,7 +523,7 @@ def _mallets(canvas, box, inst, notes, times, pal) -> Pen:
         rest = (-0.3 if h == 0 else 0.3, -0.05)
         lastn = last_note(own, times)
         hu = np.array([place.get(own[i].key, rest)[0] if i >= 0 else rest[0] for i in lastn], np.float32)
-        hv = np.array([place.get(own[i].key, rest)[1] if i >= 0 else rest[1] for i in lastn], np.float32)
+        hv: np.ndarray = np.array([place.get(own[i].key, rest)[1] if i >= 0 else rest[1] for i in lastn], np.float32)
         hv = hv - 0.13 * (1 - strike(own, times, 0.2))  # on the bar at the onset, then lifted
         pen.paint(pen.seg((hu, hv), (hu + (0.12 if h else -0.12), hv - 0.3), 0.018), pal.wood)
         pen.paint(pen.ell((hu, hv), 0.035), pal.ink)
