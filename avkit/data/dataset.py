@@ -292,6 +292,20 @@ def load_records(source: str | Path, split: str | None = None, *, format: str = 
 
 # -- the dataset ----------------------------------------------------------------------------
 
+class ItemsDataset(Dataset):
+    """Ready-made items (dicts) as a dataset: tasks that compute their items up front (features of
+    long videos, ranked windows) hand them to the training loop with this."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
 class VideoDataset(Dataset):
     """Clips of ``num_frames`` at ``fps`` with their sound, label and metadata.
 

@@ -33,8 +33,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
+from avkit.data.dataset import ItemsDataset
 from avkit.engine.config import parse_options
 from avkit.engine.task import Task
 from avkit.errors import AvkitError, MediaError
@@ -65,17 +65,6 @@ class SamplerOptions:
     dropout: float = 0.1
     stride: float = 0.5
     min_diff: float = 0.05
-
-
-class _Items(Dataset):
-    def __init__(self, items: list[dict[str, Any]]) -> None:
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.items[i]
 
 
 def _progress(total: int, what: str) -> tuple[Callable[[], None], Callable[[], None]]:
@@ -129,7 +118,7 @@ class ClipSelectionTask(Task):
                 val_videos = []
         prepare = self._preview_items if self.kind == "preview" else self._sampler_items
         everything = prepare(list(train_videos) + list(val_videos))
-        return _Items(everything[:len(train_videos)]), (_Items(everything[len(train_videos):]) if val_videos else None)
+        return ItemsDataset(everything[:len(train_videos)]), (ItemsDataset(everything[len(train_videos):]) if val_videos else None)
 
     def _windows(self, duration: float, clip_seconds: float, fps: float = 8.0) -> list:
         from avkit.apps.clip_selection.policies import candidate_windows

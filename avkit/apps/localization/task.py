@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn as nn
-from torch.utils.data import Dataset
 
+from avkit.data.dataset import ItemsDataset
 from avkit.engine.config import parse_options
 from avkit.engine.task import Task
 from avkit.errors import AvkitError
@@ -43,16 +43,6 @@ class LocalizationOptions:
     levels: int = 3  # onestage pyramid levels
     attention_window: int = 4  # onestage: steps seen on each side
     dropout: float = 0.1
-
-class _Items(Dataset):
-    def __init__(self, items: list[dict[str, Any]]) -> None:
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.items[i]
 
 def feature_spec(opts: LocalizationOptions) -> Any:
     from avkit.apps.localization.features import FeatureSpec
@@ -144,7 +134,7 @@ class LocalizationTask(Task):
         feats = features_for([v.path for v in train + val], self.spec, self.opts.cache)
         items = [make_item(feats[v.path], v.segments, names, self.spec) for v in train + val]
         self._val_truth = ground_truth_rows(val)
-        return _Items(items[:len(train)]), (_Items(items[len(train):]) if val else None)
+        return ItemsDataset(items[:len(train)]), (ItemsDataset(items[len(train):]) if val else None)
 
     def setup(self, train_set: Any) -> None:
         allf = torch.cat([item["feats"] for item in train_set.items])
