@@ -1,177 +1,232 @@
-"""Visually guided separation: SDR/SIR/SAR of the model vs the mixture and the ideal-mask oracles, and
-the real-time factor of ``avkit separate`` on CPU.
+"""Visually guided separation: the shipped model (recipes/separation_gm.yaml) on real instrument recordings,
+on held-out synthetic mixtures and on same-instrument duets, against the ideal masks, the same network
+with no pictures and the synthetic-trained model; speed and memory of ``avkit separate`` on CPU.
 
-Four parts, each with its baselines measured in the same run:
+Parts, each with its baselines measured in the same run:
 
-1. Held-out synthetic mixtures of 2 and 3 solo clips of a generator seed the model never saw
-   (``--test``), scored for the model, the unprocessed mixture and the ideal ratio / binary masks on
-   the same STFT (the upper bound of a mixture-phase mask).
-2. The same on real instrument recordings (``../shared/media/audio/scale_*.wav``): 3 s windows,
-   each normalised like a synthetic solo (peak 0.45), mixed with recordings shown by a *different*
-   synthetic sprite (generated pictures: the sprite of the synthetic instrument closest in role).
-   They say how far the synthetic timbres are from the real thing.
-3. Duets: ``separate_video`` on generated two-instrument videos, by halves and by found sources,
-   scored against their stems.
-4. Speed: ``separate_video`` on a generated two-instrument video of ``--rtf-seconds`` seconds,
-   separation alone (analysis, finding the sources, separating them, the sound map) and the whole
-   command (reading, separating, writing WAVs, the sound-map image and the videos).
+1. Real recordings (``../shared/media/audio/scale_*.wav``: guitar, cello, flute, piano, trumpet, violin,
+   rendered with FluidR3_GM, a bank the model never heard): 16 kHz mono, the first ``WINDOW`` s (the
+   eight notes of the C-major scale, one every 0.5 s, and the last one's release), each normalised to
+   peak 0.45 like a training solo; every 2-source pair and 3-source mixture. Each source's pictures
+   are ``instruments.draw(name, ...)`` moving at the recordings' **known note grid** (0, 0.5, ..., 3.5 s;
+   SOURCES.md: "0.5 s a note"; no onset detection). Scored: the model(s) with pictures, the audio-only
+   network (its outputs put in the best order, an advantage it gets for free), the synthetic-trained
+   model of recipes/separation_instruments.yaml (with the synthetic sprites it learnt), the mixture, and
+   the ideal ratio, binary and phase-sensitive masks on the model's STFT.
+2. Held-out synthetic mixtures of gm_instruments solos (generator seed 3: melodies never heard; the
+   held-out duet pairs appear), 2 and 3 different instruments, whole 3 s clips.
+3. Same-instrument duets of the held-out gm_instruments set (two players of one instrument, different
+   parts, side by side in one video): ``separate_video --regions 2x1``, each half scored against the stem
+   of the player on that side; the audio-only network (best order) beside it.
+4. Speed and memory: a 10 s two-instrument gm_instruments video; ``separate_video`` in process (separation
+   alone, the faster of two runs) and the whole ``avkit separate`` command in a fresh process (wall
+   time, peak RSS of that process).
 
-    python benchmarks/separation.py --run runs/separation_instruments --test avkit_data/separation/test
-    python benchmarks/separation.py --mixtures 20 --no-real --json out.json
+    python benchmarks/separation.py --threads 1 --seed-runs runs/separation_gm_seed1 \\
+        --audio-run runs/separation_gm_audio --old-run /tmp/sepbench/run30 --json docs/benchmarks/separation_gm.json
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import json
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-# real recording -> the synthetic instrument whose sprite stands for it in the generated picture
-REAL_TO_SPRITE = {"flute": "flute", "violin": "violin", "trumpet": "violin", "cello": "clarinet",
-                  "piano": "bell", "acoustic_guitar": "bell"}
-WINDOWS = ((0.5, 3.5), (3.5, 6.5))  # seconds of each recording
+REAL = ("acoustic_guitar", "cello", "flute", "piano", "trumpet", "violin")
+WINDOW = 4.5  # s: the eight notes and the last one's release
+NOTE_GRID = tuple(0.5 * k for k in range(8))  # the recordings' note onsets (SOURCES.md: 0.5 s a note)
+PEAK = 0.45
+RATE = 16000
+# the synthetic-trained model's sprites: the synthetic instrument closest in role (as in its benchmark)
+OLD_SPRITES = {"flute": "flute", "violin": "violin", "trumpet": "violin", "cello": "clarinet", "piano": "bell",
+               "acoustic_guitar": "bell"}
+METRICS = ("sdr", "sir", "sar", "si_sdr")
 
 
-def synthetic_part(sep, test: str, per_n: int) -> dict:
-    from avkit.apps.separation.evaluate import mixtures_of, score_mixtures
-    from avkit.apps.separation.metrics import summarize
+def load_recordings(folder: Path) -> dict[str, np.ndarray]:
+    """The six scale recordings, 16 kHz mono, the first ``WINDOW`` s, peak ``PEAK``."""
+    from avkit.io import read_audio
 
-    mixtures = mixtures_of(test, sep.opts, num_mix=[2, 3], length=2 * per_n, seed=1)
-    t0 = time.perf_counter()
-    rows = score_mixtures(sep, mixtures, progress=_bar("synthetic held-out"))
-    return {"source": test, "num_mixtures": len(rows), "seconds": round(time.perf_counter() - t0, 1),
-            "summary": summarize(rows)}
+    out = {}
+    for name in REAL:
+        path = folder / f"scale_{name}.wav"
+        if path.is_file():
+            wave = read_audio(path, sample_rate=RATE)[0].numpy()[: int(WINDOW * RATE)]
+            out[name] = (PEAK * wave / max(float(np.abs(wave).max()), 1e-6)).astype(np.float32)
+    return out
 
 
-def sprite_frames(label: str, sep, seed: int = 99) -> np.ndarray:
-    """Frames of a generated clip of ``label`` (the run's fps and size)."""
+def pictures(name: str, seed: int) -> np.ndarray:
+    """``instruments.draw`` of ``name`` moving at the known note grid (64 px, 8 fps)."""
+    from avkit.data.synthetic.instruments import draw
+
+    return draw(name, WINDOW, fps=8, size=64, onsets=NOTE_GRID, seed=seed)
+
+
+def old_sprites(label: str, sep: Any, seed: int = 99) -> np.ndarray:
+    """Frames of a generated synthetic ``instruments`` clip of ``label`` (for the synthetic-trained model)."""
     from avkit.data.synthetic import render_clip
 
     for index in range(200):
-        clip = render_clip("instruments", index, seed=seed, sample_rate=sep.sample_rate, duration=3.0,
+        clip = render_clip("instruments", index, seed=seed, sample_rate=sep.sample_rate, duration=WINDOW,
                            fps=sep.opts.fps, size=sep.opts.image_size)
         if clip.label == label:
             return clip.frames
     raise RuntimeError(f"no {label} clip found")
 
 
-def real_part(sep, folder: Path) -> dict | None:
-    from avkit.apps.separation.metrics import evaluate_mixture, summarize
-    from avkit.apps.separation.stft import Spectral
-    from avkit.io import read_audio
+def audio_only(sep: Any, mixture: np.ndarray, refs: np.ndarray) -> np.ndarray | None:
+    """The audio-only network's estimates (in the order that suits ``refs`` best), or None when it
+    separates another number of sources."""
+    from avkit.apps.separation.evaluate import best_order
 
-    files = sorted(folder.glob("scale_*.wav"))
-    if not files:
+    n = len(refs)
+    if n != sep.net.net_cfg.slots:
         return None
-    sr = sep.sample_rate
-    recordings = {}
-    for path in files:
-        name = path.stem[len("scale_"):]
-        if name not in REAL_TO_SPRITE:
-            continue
-        wave = read_audio(path, sample_rate=sr)[0].numpy()
-        for w, (a, b) in enumerate(WINDOWS):
-            piece = wave[int(a * sr):int(b * sr)]
-            if len(piece) < int((b - a) * sr) or np.abs(piece).max() < 1e-3:
-                continue
-            recordings[(name, w)] = (0.45 * piece / np.abs(piece).max()).astype(np.float32)
-    frames = {label: sprite_frames(label, sep) for label in set(REAL_TO_SPRITE.values())}
-    spectral = Spectral(sep.spectral.cfg)
-    rows = []
-    names = sorted({n for n, _ in recordings})
-    combos = [c for n in (2, 3) for c in itertools.combinations(names, n)
-              if len({REAL_TO_SPRITE[x] for x in c}) == n]
-    bar = _bar("real recordings")
-    total = len(combos) * len(WINDOWS)
-    done = 0
-    for combo in combos:
-        for w in range(len(WINDOWS)):
-            done += 1
-            if not all((x, w) in recordings for x in combo):
-                continue
-            refs = np.stack([recordings[(x, w)] for x in combo])
-            est = sep.separate_clips(refs.sum(0), [frames[REAL_TO_SPRITE[x]] for x in combo])
-            r = evaluate_mixture(spectral, refs, est)
-            r["num_sources"] = len(combo)
-            r["names"] = list(combo)
-            rows.append(r)
-            bar(done, total)
-    per_pair = {}
-    for r in rows:
-        if r["num_sources"] == 2:
-            per_pair.setdefault("+".join(r["names"]), []).append(np.mean(np.subtract(r["model"]["sdr"],
-                                                                                     r["mixture"]["sdr"])))
-    return {"folder": str(folder), "mapping": REAL_TO_SPRITE, "num_mixtures": len(rows), "summary": summarize(rows),
-            "sdri_per_pair": {k: round(float(np.mean(v)), 2) for k, v in sorted(per_pair.items())}}
+    with torch.no_grad():
+        dummy = torch.zeros(1, n, 1, 3, 8, 8, dtype=torch.uint8)
+        est = sep.net.separate(torch.as_tensor(mixture)[None], dummy)[0].numpy()
+    return best_order(refs, est)
 
 
-def speed_part(sep, seconds: float) -> dict:
-    from avkit.apps.separation import separate_video
-    from avkit.data.synthetic import generate, read_manifest
+def score(refs: np.ndarray, sets: dict[str, np.ndarray]) -> dict[str, dict[str, list[float]]]:
+    """BSS-eval SDR/SIR/SAR and SI-SDR of every estimate set ``[N, S]`` against ``refs [N, S]``, plus the
+    improvements over the unprocessed mixture (``sdri``, ``si_sdri``), per source."""
+    from avkit.apps.separation.metrics import bss_eval_sets, si_sdr
 
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "duet"
-        generate("instruments", data, 1, seed=5, sample_rate=sep.sample_rate, duration=seconds, duets=1.0,
-                 fps=sep.opts.fps, size=sep.opts.image_size)
-        video = data / read_manifest(data)[0]["path"]
-        out = {}
-        for name, videos in (("wavs_and_png", False), ("everything", True)):
-            times = []
-            for rep in range(2):  # the first run warms up (imports, allocator)
-                r = separate_video(video, sep, Path(tmp) / f"out_{name}_{rep}", videos=videos)
-                times.append(r.seconds)
-            best = min(times, key=lambda s: s["total"])
-            out[name] = {"duration": round(r.duration, 2), "sources": len(r.sources),
-                         **{k: round(v, 3) for k, v in best.items()},
-                         "rtf_separation": round(r.duration / best["separate"], 1),
-                         "rtf_total": round(r.duration / best["total"], 1)}
+    refs = refs.astype(np.float64)
+    sets = {"mixture": np.repeat(refs.sum(0, keepdims=True), len(refs), axis=0), **sets}
+    out = {}
+    for name, result in zip(sets, bss_eval_sets(refs, [np.asarray(v, np.float64) for v in sets.values()])):
+        out[name] = {**{k: np.asarray(result[k]) for k in ("sdr", "sir", "sar")},
+                     "si_sdr": si_sdr(refs, np.asarray(sets[name], np.float64))}
+    for name in out:
+        out[name]["sdri"] = out[name]["sdr"] - out["mixture"]["sdr"]
+        out[name]["si_sdri"] = out[name]["si_sdr"] - out["mixture"]["si_sdr"]
+    return {k: {m: [round(float(x), 3) for x in v] for m, v in d.items()} for k, d in out.items()}
+
+
+def means(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Mean of every metric of every method over the sources of ``rows`` (methods missing in a row: left out)."""
+    methods = sorted({m for r in rows for m in r["scores"]})
+    out = {}
+    for method in methods:
+        have = [r["scores"][method] for r in rows if method in r["scores"]]
+        out[method] = {m: round(float(np.mean(np.concatenate([h[m] for h in have]))), 2)
+                       for m in (*METRICS, "sdri", "si_sdri")}
+        out[method]["mixtures"] = len(have)
     return out
 
 
-def duet_part(sep, num: int = 6, seed: int = 9) -> dict:
-    """``separate_video`` on generated duets (two sprites side by side, 3 s), scored against the duet's
-    WAV stems: left/right halves (``--regions 2x1``) and sources the model finds (``auto``). Each
-    stem is scored against the estimate that suits it best (distinct estimates per stem)."""
+def real_part(models: dict[str, Any], audio: Any, old: Any, folder: Path) -> dict | None:
+    from avkit.apps.separation.metrics import oracle_estimates
+
+    recordings = load_recordings(folder)
+    if len(recordings) < 2:
+        return None
+    first = next(iter(models.values()))
+    frames = {name: pictures(name, seed=k) for k, name in enumerate(REAL)}
+    rows = []
+    combos = [c for n in (2, 3) for c in itertools.combinations(sorted(recordings), n)]
+    bar = _bar("real recordings")
+    for i, combo in enumerate(combos):
+        refs = np.stack([recordings[x] for x in combo])
+        mix = refs.sum(0)
+        sets = {name: np.stack(sep.separate(mix, RATE, [frames[x] for x in combo])) for name, sep in models.items()}
+        oracles = oracle_estimates(first.spectral, refs)
+        sets.update({k: oracles[k] for k in ("irm", "ibm", "psm")})
+        if audio is not None:
+            est = audio_only(audio, mix, refs)
+            if est is not None:
+                sets["audio_only"] = est
+        if old is not None:
+            sets["synthetic_trained"] = np.stack(old.separate(mix, RATE, [old_sprites(OLD_SPRITES[x], old)
+                                                                          for x in combo]))
+        rows.append({"names": list(combo), "num_sources": len(combo), "scores": score(refs, sets)})
+        bar(i + 1, len(combos))
+    return {"folder": str(folder), "window_s": WINDOW, "onsets": "known note grid " + ", ".join(map(str, NOTE_GRID)),
+            "summary": {str(n): means([r for r in rows if r["num_sources"] == n]) for n in (2, 3)},
+            "mixtures": rows}
+
+
+def synthetic_part(sep: Any, test: str, per_n: int, audio: Any = None) -> dict:
+    from avkit.apps.separation.evaluate import mixtures_of, score_mixtures
+    from avkit.apps.separation.metrics import summarize
+
+    out = {"source": test}
+    mixtures = mixtures_of(test, sep.opts, num_mix=[2, 3], length=2 * per_n, seed=1)
+    out["summary"] = summarize(score_mixtures(sep, mixtures, progress=_bar(f"held-out {Path(test).name}")))
+    if audio is not None:
+        two = mixtures_of(test, audio.opts, num_mix=[2], length=per_n, seed=1)
+        out["audio_only_2"] = summarize(score_mixtures(audio, two, oracles=False, progress=_bar("audio only")))["2"]
+    return out
+
+
+def same_duets_part(sep: Any, audio: Any, test: Path, limit: int) -> dict:
+    """Same-instrument duet videos of ``test``: ``--regions 2x1``, each half against its side's stem."""
     from avkit.apps.separation import separate_video
-    from avkit.apps.separation.metrics import bss_eval
-    from avkit.data.synthetic import generate, read_manifest
+    from avkit.data.synthetic import read_manifest
     from avkit.io import read_audio
 
-    out: dict = {}
+    rows = [r for r in read_manifest(test) if (r.get("meta") or {}).get("same_instrument")][:limit]
+    out_rows = []
+    bar = _bar("same-instrument duets")
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "duets"
-        generate("instruments", data, num, seed=seed, sample_rate=sep.sample_rate, duration=3.0, duets=1.0,
-                 fps=sep.opts.fps, size=sep.opts.image_size)
-        rows = read_manifest(data)
-        for regions in ("2x1", "auto"):
-            sdr, sdri, found = [], [], []
-            for i, row in enumerate(rows):
-                r = separate_video(data / row["path"], sep, Path(tmp) / f"out_{regions}_{i}", regions=regions, videos=False)
-                stems = np.stack([read_audio(data / src["stem"], sample_rate=sep.sample_rate)[0].numpy()
-                                  for src in row["meta"]["sources"]])
-                ests = [read_audio(Path(tmp) / f"out_{regions}_{i}" / f"source_{k}.wav", sample_rate=sep.sample_rate)[0].numpy()
-                        for k in range(len(r.sources))]
-                n = min(stems.shape[1], *(len(e) for e in ests))
-                stems, ests = stems[:, :n], [e[:n] for e in ests]
-                found.append(len(ests))
-                if len(ests) < len(stems):
-                    continue  # fewer sources found than the duet has: not scored
-                base = bss_eval(stems, np.stack([stems.sum(0)] * len(stems)))["sdr"]
-                best = max((bss_eval(stems, np.stack([ests[k] for k in pick]))["sdr"]
-                            for pick in itertools.permutations(range(len(ests)), len(stems))),
-                           key=lambda score: score.mean())
-                sdr.append(best.mean())
-                sdri.append((best - base).mean())
-            out[regions] = {"duets": len(rows), "scored": len(sdr), "sources_found": found,
-                            "sdr": round(float(np.mean(sdr)), 2) if sdr else None,
-                            "sdri": round(float(np.mean(sdri)), 2) if sdri else None}
+        for i, row in enumerate(rows):
+            r = separate_video(test / row["path"], sep, Path(tmp) / str(i), regions="2x1", videos=False)
+            srcs = sorted(row["meta"]["sources"], key=lambda s: s["side"] != "left")  # left half, right half
+            stems = np.stack([read_audio(test / s["stem"], sample_rate=sep.sample_rate)[0].numpy() for s in srcs])
+            ests = [read_audio(Path(tmp) / str(i) / f"source_{k}.wav", sample_rate=sep.sample_rate)[0].numpy()
+                    for k in range(len(r.sources))]
+            n = min(stems.shape[1], *(len(e) for e in ests))
+            stems, est = stems[:, :n], np.stack([e[:n] for e in ests])
+            sets = {"model": est}
+            if audio is not None:
+                sets["audio_only"] = audio_only(audio, stems.sum(0), stems)
+            out_rows.append({"path": row["path"], "instrument": srcs[0]["label"], "scores": score(stems, sets)})
+            bar(i + 1, len(rows))
+    return {"source": str(test), "duets": len(out_rows), "summary": means(out_rows), "rows": out_rows}
+
+
+def speed_part(run: str | None, sep: Any, seconds: float) -> dict:
+    """In-process ``separate_video`` timings and the whole command in a fresh process (wall, peak RSS)."""
+    from avkit.apps.separation import separate_video
+    from avkit.data.synthetic import generate, read_manifest
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "duet"
+        generate("gm_instruments", data, 1, seed=5, duration=seconds, duets=1.0)
+        video = data / read_manifest(data)[0]["path"]
+        times = []
+        for rep in range(2):  # the first run pays the one-off warm-up
+            r = separate_video(video, sep, Path(tmp) / f"in_process_{rep}", videos=True)
+            times.append(r.seconds)
+        best = min(times, key=lambda s: s["total"])
+        out["in_process"] = {"duration": round(r.duration, 2), "sources": len(r.sources),
+                             **{k: round(v, 3) for k, v in best.items()},
+                             "rtf_separation": round(r.duration / best["separate"], 1),
+                             "rtf_total": round(r.duration / best["total"], 1)}
+        cmd = [sys.executable, "-m", "avkit.cli.main", "separate", str(video), "--out", str(Path(tmp) / "cli")]
+        if run:
+            cmd += ["--run", run]
+        probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+                 "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+                 "print(rc, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        rc, wall, rss = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True,
+                                       check=True).stdout.split()
+        out["command"] = {"rc": int(rc), "wall_s": round(float(wall), 2), "duration": round(r.duration, 2),
+                          "rtf": round(r.duration / float(wall), 1), "peak_rss_mb": round(int(rss) / 1024, 1),
+                          "argv": "avkit separate VIDEO --out DIR" + (f" --run {run}" if run else "")}
     return out
 
 
@@ -181,60 +236,107 @@ def _bar(what: str):
     return show
 
 
+def _table(summary: dict[str, dict[str, float]], title: str) -> str:
+    cols = (*METRICS, "sdri", "si_sdri")
+    lines = [title, f"{'method':<18}" + "".join(f"{c:>9}" for c in cols) + f"{'n':>5}"]
+    for method, entry in summary.items():
+        lines.append(f"{method:<18}" + "".join(f"{entry[c]:9.2f}" for c in cols) + f"{entry['mixtures']:5d}")
+    return "\n".join(lines)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The docs' tables (docs/separation.md) from a ``--json`` file of this benchmark."""
+    def row(name: str, e: dict[str, float]) -> str:
+        return f"| {name} | " + " | ".join(f"{e[c]:.2f}" for c in (*METRICS, "sdri", "si_sdri")) + f" | {e['mixtures']} |"
+
+    head = "| method | SDR | SIR | SAR | SI-SDR | SDRi | SI-SDRi | mixtures |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+    out = []
+    real = results.get("real")
+    if real:
+        for n in ("2", "3"):
+            out += [f"\nReal recordings, {n} sources (dB, means over sources):\n", head]
+            out += [row(name, e) for name, e in real["summary"][n].items()]
+        out += ["\nSDRi per 2-source mixture (dB):\n", "| pair | " + " | ".join(
+            k for k in real["mixtures"][0]["scores"] if k != "mixture") + " |",
+            "|---|" + "---:|" * (len(real["mixtures"][0]["scores"]) - 1)]
+        for r in real["mixtures"]:
+            if r["num_sources"] == 2:
+                out.append(f"| {' + '.join(r['names'])} | " + " | ".join(
+                    f"{np.mean(v['sdri']):+.2f}" for k, v in r["scores"].items() if k != "mixture") + " |")
+    if results.get("same_duets"):
+        d = results["same_duets"]
+        out += [f"\nSame-instrument duets ({d['duets']} videos, --regions 2x1; dB):\n", head]
+        out += [row(name, e) for name, e in d["summary"].items()]
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     from avkit.apps.separation import load
     from avkit.apps.separation.metrics import format_table
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", default=str(ROOT / "runs" / "separation_instruments"))
-    p.add_argument("--test", default=str(ROOT / "avkit_data" / "separation" / "test"),
-                   help="held-out solo clips (a generator seed not used for training or validation)")
-    p.add_argument("--mixtures", type=int, default=100, help="held-out mixtures per number of sources")
+    p.add_argument("--run", default=None, help="the model with pictures (default: the shipped model)")
+    p.add_argument("--seed-runs", nargs="*", default=[], help="trainings of the same recipe with other seeds")
+    p.add_argument("--audio-run", default="", help="the same network trained with no pictures (visual: none)")
+    p.add_argument("--old-run", default="", help="a run of recipes/separation_instruments.yaml")
+    p.add_argument("--gm-test", default=str(ROOT / "runs" / "gm" / "gm_test"), help="held-out gm_instruments clips")
+    p.add_argument("--mixtures", type=int, default=50, help="held-out synthetic mixtures per number of sources")
+    p.add_argument("--same-duets", type=int, default=24, help="same-instrument duets scored")
     p.add_argument("--real", default=str(ROOT.parent / "shared" / "media" / "audio"))
-    p.add_argument("--no-real", action="store_true")
-    p.add_argument("--rtf-seconds", type=float, default=30.0, help="length of the video timed for the RTF")
+    p.add_argument("--rtf-seconds", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--skip", nargs="*", default=[], choices=["real", "synthetic", "duets", "speed"])
     p.add_argument("--json", default="", help="also write the results here")
+    p.add_argument("--markdown", default="", help="only print the docs' tables of this --json file")
     args = p.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(Path(args.markdown).read_text())))
+        return 0
     if args.threads:
         torch.set_num_threads(args.threads)
     sep = load(args.run, device="cpu")
-    results = {"run": args.run, "torch_threads": torch.get_num_threads(),
-               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    results["synthetic"] = synthetic_part(sep, args.test, args.mixtures)
-    print(format_table(results["synthetic"]["summary"],
-                       title=f"held-out synthetic mixtures ({args.test}, {results['synthetic']['num_mixtures']} "
-                             "mixtures; dB)"))
-    if not args.no_real:
-        real = real_part(sep, Path(args.real))
+    models = {"model": sep, **{f"model_seed_run{k + 1}": load(r, device="cpu") for k, r in enumerate(args.seed_runs)}}
+    audio = load(args.audio_run, device="cpu") if args.audio_run else None
+    old = load(args.old_run, device="cpu") if args.old_run else None
+    results: dict[str, Any] = {"run": args.run or "shipped", "seed_runs": args.seed_runs, "audio_run": args.audio_run,
+                               "old_run": args.old_run, "torch_threads": torch.get_num_threads(),
+                               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    if "real" not in args.skip:
+        real = real_part(models, audio, old, Path(args.real))
         if real is None:
-            print(f"\n(no real recordings in {args.real}: skipped)")
+            print(f"(no real recordings in {args.real}: skipped)")
         else:
             results["real"] = real
-            print()
-            print(format_table(real["summary"], title=f"real recordings ({real['num_mixtures']} mixtures; "
-                                                      "generated sprite pictures; dB)"))
-            print("SDRi per pair:", ", ".join(f"{k} {v:+.1f}" for k, v in real["sdri_per_pair"].items()))
-    results["duets"] = duet_part(sep)
-    print()
-    for regions, d in results["duets"].items():
-        print(f"duets, --regions {regions}: {d['scored']} of {d['duets']} scored (sources found {d['sources_found']}), "
-              f"SDR {d['sdr']} dB, SDRi {d['sdri']} dB")
-    results["speed"] = speed_part(sep, args.rtf_seconds)
-    print()
-    for name, s in results["speed"].items():
-        print(f"speed ({name}): {s['duration']} s video, {s['sources']} sources found; separation {s['separate']} s "
-              f"= {s['rtf_separation']}x real time; whole command {s['total']} s = {s['rtf_total']}x "
-              f"(read {s['read']} s, write {s['write']} s, load {s['load']} s)")
-    s2 = results["synthetic"]["summary"].get("2", {})
-    if s2:
-        gap = s2["irm"]["sdr"] - s2["model"]["sdr"]
-        print(f"\ntargets (2 sources): SDRi {s2['model']['sdri']:.2f} dB (>= 8: {s2['model']['sdri'] >= 8}), "
-              f"IRM - model {gap:.2f} dB (<= 3: {gap <= 3}), separation "
-              f"{results['speed']['everything']['rtf_separation']}x real time (>= 20: "
-              f"{results['speed']['everything']['rtf_separation'] >= 20})")
+            for n in ("2", "3"):
+                print(_table(real["summary"][n], f"\nreal recordings, {n} sources (dB, means over sources)"))
+            print("\nSDRi per 2-source pair (model | audio only | best oracle):")
+            for r in real["mixtures"]:
+                if r["num_sources"] == 2:
+                    s = r["scores"]
+                    best = max(np.mean(s[o]["sdri"]) for o in ("irm", "ibm", "psm"))
+                    ao = f"{np.mean(s['audio_only']['sdri']):+.2f}" if "audio_only" in s else "-"
+                    print(f"  {'+'.join(r['names']):<24} {np.mean(s['model']['sdri']):+.2f} | {ao} | {best:+.2f}")
+    if "synthetic" not in args.skip and Path(args.gm_test).is_dir():
+        results["synthetic"] = synthetic_part(sep, args.gm_test, args.mixtures, audio)
+        print()
+        print(format_table(results["synthetic"]["summary"], title=f"held-out gm_instruments mixtures ({args.gm_test}; dB)"))
+        if "audio_only_2" in results["synthetic"]:
+            a2 = results["synthetic"]["audio_only_2"]["model"]
+            print(f"audio only, 2 sources: SDR {a2['sdr']:.2f} SDRi {a2['sdri']:.2f} SI-SDR {a2['si_sdr']:.2f}")
+    if "duets" not in args.skip and Path(args.gm_test).is_dir():
+        results["same_duets"] = same_duets_part(sep, audio, Path(args.gm_test), args.same_duets)
+        print(_table(results["same_duets"]["summary"], f"\nsame-instrument duets ({results['same_duets']['duets']}, "
+                                                       "--regions 2x1 against each side's stem; dB)"))
+    if "speed" not in args.skip:
+        results["speed"] = speed_part(args.run, sep, args.rtf_seconds)
+        s, c = results["speed"]["in_process"], results["speed"]["command"]
+        print(f"\nspeed: {s['duration']} s two-instrument video, {s['sources']} sources found; separation "
+              f"{s['separate']} s = {s['rtf_separation']}x real time; separate_video with the videos {s['total']} s = "
+              f"{s['rtf_total']}x; the whole command in a fresh process {c['wall_s']} s = {c['rtf']}x (rc {c['rc']}), "
+              f"peak RSS {c['peak_rss_mb']} MB")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 
