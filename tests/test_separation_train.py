@@ -91,8 +91,8 @@ def test_a_short_training_run_lowers_the_loss_and_the_picture_picks_the_source(d
 
 def test_the_engine_trains_separation_with_its_own_metrics(run_dir: Path) -> None:
     rows = (run_dir / "metrics.csv").read_text().splitlines()
-    assert rows[0] == ("epoch,step,train_loss,val_loss,val_sdr,val_sir,val_sar,val_sdri,val_si_sdr,val_si_sdri,"
-                       "lr,seconds")
+    assert rows[0].startswith("epoch,step,train_loss,val_loss,val_sdr,val_sir,val_sar,val_sdri,val_si_sdr,val_si_sdri,"
+                              "lr,seconds")  # then the engine's timing columns (s/step, clips/s, memory)
     assert len(rows) == 3
     report = (run_dir / "report.md").read_text()
     assert "per number of sources" in report and "| 3 |" in report and (run_dir / "sdr.png").is_file()
