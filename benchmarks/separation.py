@@ -22,8 +22,14 @@ Parts, each with its baselines measured in the same run:
    alone, the faster of two runs) and the whole ``avkit separate`` command in a fresh process (wall
    time, peak RSS of that process).
 
-    python benchmarks/separation.py --threads 1 --seed-runs runs/separation_gm_seed1 \\
-        --audio-run runs/separation_gm_audio --old-run /tmp/sepbench/run30 --json docs/benchmarks/separation_gm.json
+The figures of docs/separation.md (three processes; the speed part alone, after the others):
+
+    python benchmarks/separation.py --threads 1 --seed-runs runs/separation_gm_seed1 --audio-run runs/separation_gm_audio \\
+        --old-run /tmp/sepbench/run30 --skip speed synthetic duets --json docs/benchmarks/separation_gm_real.json
+    python benchmarks/separation.py --threads 1 --audio-run runs/separation_gm_audio --skip speed real --mixtures 25 \\
+        --same-duets 16 --json docs/benchmarks/separation_gm_synthetic.json
+    python benchmarks/separation.py --threads 1 --skip real synthetic duets --json docs/benchmarks/separation_gm_speed.json
+    python benchmarks/separation.py --markdown docs/benchmarks/separation_gm_real.json      # the docs' tables
 """
 from __future__ import annotations
 
