@@ -215,7 +215,8 @@ class SeparationTask(Task):
     # -- evaluation of a trained run (``avkit eval``) -------------------------------------------------
 
     def evaluate(self, run_dir: Path, *, checkpoint: str = "best", split: str | None = None, device: str = "auto",
-                 progress: bool = False, **options: Any) -> dict[str, Any]:
+                 progress: bool = False, log: Callable[[str], None] | None = None,
+                 **options: Any) -> dict[str, Any]:
         """SDR / SIR / SAR and SI-SDR per number of sources of the run's validation mixtures, beside the
         unprocessed mixture and the ideal-mask oracles (:func:`~avkit.apps.separation.evaluate.evaluate_separation`;
         writes ``RUN/eval.json`` and ``RUN/eval.md``). Classification's view settings do not apply."""
