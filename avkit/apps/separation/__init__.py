@@ -17,8 +17,9 @@ package loads no torch.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from avkit.errors import AvkitError
 

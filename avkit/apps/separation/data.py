@@ -19,9 +19,10 @@ alike. Items hold ``audio [N_max, S]`` (the sources; padded with zeros), ``frame
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -159,7 +160,8 @@ class MixDataset(Dataset):
             raise AvkitError(f"num_mix must list numbers of sources >= 1, got {list(num_mix)}")
         self.max_sources = max(self.num_mix)
         self.distinct = distinct and library.labelled
-        labels = sorted(set(library.labels)) if self.distinct else []
+        # distinct implies every clip is labelled; the filter only tells mypy the labels are str
+        labels = sorted({lab for lab in library.labels if lab is not None}) if self.distinct else []
         if self.distinct and len(labels) < self.max_sources:
             raise AvkitError(f"{library.source}: {len(labels)} label(s) cannot make mixtures of "
                              f"{self.max_sources} different sources (set distinct: false)")

@@ -11,8 +11,9 @@ sources, and the improvements (SDRi, SI-SDRi) over the mixture. ``avkit eval RUN
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -51,8 +52,7 @@ def score_mixtures(separator: Any, items: Sequence[dict[str, Any]] | Any, *, ora
         est = net.separate(mix, frames, separator.opts.mask_threshold)[0].cpu().numpy()
         if net.visual_net is None:  # audio only: its outputs are in no particular order
             est = best_order(refs.numpy(), est)
-        r = evaluate_mixture(spectral, refs.numpy(), est, oracles=oracles, bss=bss)
-        r["num_sources"] = k
+        r: dict[str, Any] = {**evaluate_mixture(spectral, refs.numpy(), est, oracles=oracles, bss=bss), "num_sources": k}
         results.append(r)
         if progress is not None:
             progress(i + 1, total)

@@ -20,9 +20,10 @@ Reading videos and writing the outputs is :mod:`avkit.apps.separation.video`; ``
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -103,9 +104,7 @@ class Separator:
         """``audio`` float [S] at :attr:`sample_rate`; ``frames`` uint8 [T, H, W, 3] at ``fps``
         (default: the run's fps) covering the same time span."""
         fps = fps or self.opts.fps
-        if self.net.visual_net is None:
-            raise AvkitError(f"{self.run_dir or 'this model'}: an audio-only model (task_options.visual: none) cannot "
-                             "tell which sound belongs to which picture; use a model trained with pictures")
+        self._visual_net()  # refuse an audio-only model before any work
         wave = torch.as_tensor(np.asarray(audio, np.float32)).to(self.device)
         frames = torch.as_tensor(np.asarray(frames, np.uint8))
         if wave.ndim != 1 or wave.numel() < self.spectral.cfg.n_fft:
@@ -118,15 +117,22 @@ class Separator:
         feats = self._audio_features(self.spectral.log_magnitude(mag))
         t = spec.shape[-1]
         maps, lo, hi, weight = self._visual_maps(frames, t, fps)
-        return Analysis(wave.numel(), spec, mag, feats, maps, lo, hi, weight, tuple(maps.shape[-2:]),
-                        tuple(frames.shape[1:3]))
+        return Analysis(wave.numel(), spec, mag, feats, maps, lo, hi, weight,
+                        (int(maps.shape[-2]), int(maps.shape[-1])), (int(frames.shape[1]), int(frames.shape[2])))
 
     @torch.no_grad()
     def analyse_frames(self, frames: Any, a: Analysis, fps: float | None = None) -> Analysis:
         """``a`` with the visual maps of other ``frames`` over the same audio."""
         maps, lo, hi, weight = self._visual_maps(frames, a.mix_spec.shape[-1], fps or self.opts.fps)
         return Analysis(a.length, a.mix_spec, a.mix_mag, a.audio_features, maps, lo, hi, weight,
-                        tuple(maps.shape[-2:]), a.image_size)
+                        (int(maps.shape[-2]), int(maps.shape[-1])), a.image_size)
+
+    def _visual_net(self) -> torch.nn.Module:
+        """The network's visual pathway; an audio-only model has none and cannot analyse pictures."""
+        if self.net.visual_net is None:
+            raise AvkitError(f"{self.run_dir or 'this model'}: an audio-only model (task_options.visual: none) cannot "
+                             "tell which sound belongs to which picture; use a model trained with pictures")
+        return self.net.visual_net
 
     def _visual_maps(self, frames: Any, stft_frames: int, fps: float
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -139,13 +145,14 @@ class Separator:
         frames = torch.as_tensor(np.asarray(frames, np.uint8))
         if self.net.temporal:
             return self._motion_maps(frames, stft_frames, fps)
+        visual_net = self._visual_net()
         hop_s = self.hop_s
         maps = []
         for c in range(max(1, int(np.ceil(stft_frames / CHUNK_FRAMES)))):
             start, stop = c * CHUNK_FRAMES, min(stft_frames, (c + 1) * CHUNK_FRAMES)
             idx = frame_indices(start * hop_s, (stop - start) * hop_s, fps, len(frames), self.opts.num_frames)
             f = frames[idx].permute(0, 3, 1, 2).unsqueeze(0).to(self.device)  # [1, T', 3, H, W]
-            maps.append(self.net.visual_net(f)[0])
+            maps.append(visual_net(f)[0])
         chunk_of = (torch.arange(stft_frames, device=self.device) // CHUNK_FRAMES).clamp(max=len(maps) - 1)
         return torch.stack(maps), chunk_of, chunk_of, torch.zeros(stft_frames, device=self.device)
 
@@ -156,6 +163,7 @@ class Separator:
         side (its temporal receptive field), and each STFT frame's place between two of them."""
         from avkit.apps.separation.model import frame_weights
 
+        visual_net = self._visual_net()
         rate = self.opts.fps
         duration = stft_frames * self.hop_s
         count = max(1, int(np.ceil(duration * rate - 1e-9)))
@@ -164,7 +172,7 @@ class Separator:
         pieces = []
         for start in range(0, count, MOTION_FRAMES):
             lo, hi = max(0, start - MOTION_CONTEXT), min(count, start + MOTION_FRAMES + MOTION_CONTEXT)
-            piece = self.net.visual_net(x[:, lo:hi])[0]
+            piece = visual_net(x[:, lo:hi])[0]
             pieces.append(piece[start - lo:start - lo + min(MOTION_FRAMES, count - start)])
         lo_i, hi_i, weight = frame_weights(stft_frames, count, self.hop_s, rate, self.device)
         return torch.cat(pieces), lo_i, hi_i, weight
@@ -243,9 +251,9 @@ class Separator:
             sums += v.sum(1)
             cells += v.shape[1]
         per_frame = torch.cat(claimed, dim=-1)  # [P, T / stride]
-        sub = energy[::MAP_STRIDE, ::MAP_STRIDE]
-        share = (per_frame.sum(1) / sub.sum().clamp_min(1e-12)).view(h, w)
-        frame_share = (per_frame / sub.sum(0).clamp_min(1e-12)).view(h, w, -1)
+        sub_energy = energy[::MAP_STRIDE, ::MAP_STRIDE]
+        share = (per_frame.sum(1) / sub_energy.sum().clamp_min(1e-12)).view(h, w)
+        frame_share = (per_frame / sub_energy.sum(0).clamp_min(1e-12)).view(h, w, -1)
         frame_share = frame_share.repeat_interleave(MAP_STRIDE, dim=-1)[..., :energy.shape[-1]]
         cov = gram.double() - torch.outer(sums.double(), sums.double()) / max(cells, 1)
         d = cov.diagonal().clamp_min(1e-20).sqrt()
@@ -269,7 +277,7 @@ class Separator:
         flat = share.reshape(-1)
         active = np.flatnonzero((flat >= min_share) & (flat >= 0.5 * flat.max()))
         left = set(active.tolist())
-        regions = []
+        regions: list[np.ndarray] = []
         for seed in active[np.argsort(-flat[active])]:
             if seed not in left or len(regions) >= max_sources:
                 continue
@@ -311,7 +319,7 @@ class Separator:
                        fps: float | Sequence[float] | None = None) -> np.ndarray:
         """The mix-and-separate case: ``[N, S]`` waveforms of the sources whose own frames are given
         (each source's whole picture is pooled, as in training); ``fps`` one rate for all, or one per source."""
-        rates = list(fps) if isinstance(fps, (list, tuple)) else [fps] * len(frames_per_source)
+        rates: list[float | None] = list(fps) if isinstance(fps, Sequence) else [fps] * len(frames_per_source)
         a = self.analyse(mixture, frames_per_source[0], rates[0])
         out = []
         for frames, rate in zip(frames_per_source, rates):

@@ -19,7 +19,8 @@ estimates through the same STFT path as the model (:meth:`avkit.apps.separation.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.linalg import toeplitz

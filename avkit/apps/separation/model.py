@@ -132,6 +132,8 @@ class VisualNet(nn.Module):
     """
 
     stride = 4
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, out_channels: int = 16, width: int = 16) -> None:
         super().__init__()
@@ -159,6 +161,8 @@ class MotionNet(nn.Module):
     """
 
     stride = 4
+    mean: torch.Tensor  # buffers, registered in __init__
+    std: torch.Tensor
 
     def __init__(self, out_channels: int = 16, width: int = 16) -> None:
         super().__init__()

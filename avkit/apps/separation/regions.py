@@ -8,8 +8,8 @@ found itself (``auto``, :meth:`avkit.apps.separation.inference.Separator.find_so
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -94,6 +94,10 @@ def unwarp_matrix(linear_bins: int, warped_bins: int) -> np.ndarray:
 class Spectral(torch.nn.Module):
     """STFT / inverse STFT / warp / unwarp for one :class:`STFTConfig` (a module so buffers follow ``.to``)."""
 
+    window: torch.Tensor  # buffers, registered in __init__
+    warp_m: torch.Tensor | None  # None without warping
+    unwarp_m: torch.Tensor | None
+
     def __init__(self, cfg: STFTConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg or STFTConfig()

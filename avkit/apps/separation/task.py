@@ -21,14 +21,16 @@ without BSS-eval).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from avkit.apps.separation.model import SeparationNet
 from avkit.apps.separation.options import SeparationSpec
 from avkit.engine.config import Config
 from avkit.engine.task import Task
@@ -37,6 +39,16 @@ from avkit.errors import AvkitError
 
 def _no_autocast(device: torch.device) -> contextlib.AbstractContextManager:
     return torch.autocast(device.type, enabled=False) if device.type in ("cuda", "cpu") else contextlib.nullcontext()
+
+
+def _separation_net(model: nn.Module) -> SeparationNet:
+    """The :class:`SeparationNet` inside ``model`` (without DistributedDataParallel / DataParallel wrappers)."""
+    from avkit.engine.checkpoint import unwrap
+
+    net = unwrap(model)
+    if not isinstance(net, SeparationNet):
+        raise AvkitError(f"the separation task runs a SeparationNet, got a {type(net).__name__}")
+    return net
 
 
 class SeparationTask(Task):
@@ -104,9 +116,7 @@ class SeparationTask(Task):
 
     def _losses(self, model: nn.Module, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, dict]:
         """Per-item losses ``[B]``, the mask logits and the spectra of a batch."""
-        from avkit.engine.checkpoint import unwrap
-
-        spectral = unwrap(model).spectral
+        spectral = _separation_net(model).spectral
         audio, valid = batch["audio"].float(), batch["valid"]
         with _no_autocast(audio.device):
             mix = audio.sum(1)
@@ -158,9 +168,8 @@ class SeparationTask(Task):
 
     def val_outputs(self, model: nn.Module, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         from avkit.apps.separation.metrics import bss_eval_sets, si_sdr
-        from avkit.engine.checkpoint import unwrap
 
-        inner = unwrap(model)
+        inner = _separation_net(model)
         per_item, logits, extra = self._losses(model, batch)
         with _no_autocast(logits.device):
             est = inner.spectral.apply_warped_mask(extra["mix_spec"], inner.masks(logits, self.opts.mask_threshold),

@@ -17,9 +17,10 @@ from __future__ import annotations
 import errno
 import json
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -108,8 +109,8 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
     with _staged(out, files, previous) as staged:
         d = staged.path
         _write_wav(d / "mixture.wav", mixture, sr)
-        for k, src in enumerate(sources):
-            _write_wav(d / f"source_{k}.wav", src.audio, sr)
+        for k, est in enumerate(estimates):  # each source's audio
+            _write_wav(d / f"source_{k}.wav", est, sr)
         _write_wav(d / "residual.wav", residual, sr)
         mid = clip.net_frames[len(clip.net_frames) // 2]
         plot_sound_map(d / "soundmap.png", mid, share, sources, clip.frame_size,
@@ -125,14 +126,15 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
             hop_s = sep.spectral.cfg.hop / sr
             write_video(d / "soundmap.mp4", sound_map_video(frames, clip.fps, frame_share, hop_s), clip.fps, mixture, sr)
         seconds = _timings(t0, t_read, t_sep, t_write)
+        entries = [dict(s.to_dict(), wav=f"source_{k}.wav", **({"video": f"source_{k}.mp4"} if videos else {}))
+                   for k, s in enumerate(sources)]
+        written = files + [JSON_NAME]
         record = {"video": str(video), "run": str(sep.run_dir), "regions": regions, "sample_rate": sr,
-                  "duration": clip.duration, "frame_size": list(clip.frame_size),
-                  "sources": [dict(s.to_dict(), wav=f"source_{k}.wav", **({"video": f"source_{k}.mp4"} if videos else {}))
-                              for k, s in enumerate(sources)],
+                  "duration": clip.duration, "frame_size": list(clip.frame_size), "sources": entries,
                   "residual_energy": round(float((residual.astype(np.float64) ** 2).sum() / energy), 4),
-                  "seconds": {k: round(v, 4) for k, v in seconds.items()}, "files": files + [JSON_NAME]}
+                  "seconds": {k: round(v, 4) for k, v in seconds.items()}, "files": written}
         atomic_write_json(d / JSON_NAME, record)
-    return SeparationResult(Path(out), record["sources"], record["files"], seconds, None, clip.duration)
+    return SeparationResult(Path(out), entries, written, seconds, None, clip.duration)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,8 +163,8 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
     estimates = sep.separate_clips(mixture, [c.net_frames for c in clips])
     t_write = time.perf_counter()
     step("scoring")
-    scores = evaluate_mixture(Spectral(sep.spectral.cfg), refs, estimates)
-    scores["num_sources"] = 2
+    # summarize() groups by num_sources; the key is also kept in the written per_source scores
+    scores: dict[str, Any] = {**evaluate_mixture(Spectral(sep.spectral.cfg), refs, estimates), "num_sources": 2}
     summary = summarize([scores])["2"]
     sr = sep.sample_rate
     step("writing")
@@ -189,12 +191,13 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
             sources.append(entry)
         _write_wav(d / "residual.wav", mixture - estimates.sum(0), sr)
         seconds = _timings(t0, t_read, t_sep, t_write)
+        written = files + [JSON_NAME]
         metrics = {"per_source": scores, "mean": summary}
         record = {"videos": [str(video_a), str(video_b)], "run": str(sep.run_dir), "mode": "mix", "sample_rate": sr,
                   "duration": n / sr, "sources": sources, "metrics": metrics,
-                  "seconds": {k: round(v, 4) for k, v in seconds.items()}, "files": files + [JSON_NAME]}
+                  "seconds": {k: round(v, 4) for k, v in seconds.items()}, "files": written}
         atomic_write_json(d / JSON_NAME, record)
-    return SeparationResult(Path(out), sources, record["files"], seconds, metrics, n / sr)
+    return SeparationResult(Path(out), sources, written, seconds, metrics, n / sr)
 
 
 def _timings(t0: float, t_read: float, t_sep: float, t_write: float) -> dict[str, float]:
