@@ -190,7 +190,7 @@ def test_page_in_a_real_browser(run_dir: Path, tmp_path: Path) -> None:
                 page.screenshot(path=str(tmp_path / "demo.png"))
             tab = "classify"
             page.set_input_files(f"#{tab}-upload input[type=file]", str(text))
-            page.wait_for_selector(f"#{tab}-upload :text('notes.txt')")
+            page.wait_for_selector(f"#{tab}-upload :text('notes.txt')", timeout=120_000)  # slow under load
             page.click(f"#{tab}-run")
             page.wait_for_selector(f"#{tab}-status :text('Error')", timeout=60_000)
             status = page.inner_text(f"#{tab}-status").strip()
