@@ -36,8 +36,8 @@ from avkit.apps.separation.stft import Spectral, STFTConfig
 from avkit.errors import AvkitError
 
 # ImageNet-like statistics; the network is trained from scratch, this only centres the input.
-_MEAN = (0.45, 0.45, 0.45)
-_STD = (0.225, 0.225, 0.225)
+_MEAN = 0.45  # the same for every channel
+_STD = 0.225
 _DIFF_STD = 0.05  # frame differences are mostly 0; the moving parts change by a few tenths
 VISUALS = ("appearance", "motion", "none")
 
@@ -132,21 +132,17 @@ class VisualNet(nn.Module):
     """
 
     stride = 4
-    mean: torch.Tensor  # buffers, registered in __init__
-    std: torch.Tensor
 
     def __init__(self, out_channels: int = 16, width: int = 16) -> None:
         super().__init__()
         w = width
         self.features = nn.Sequential(_block(3, w, 3, 2), _block(w, 2 * w, 3, 2), _block(2 * w, 2 * w),
                                       _block(2 * w, 2 * w, 1), nn.Conv2d(2 * w, out_channels, 1))
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, t = frames.shape[:2]
         x = frames.reshape(b * t, *frames.shape[2:]).float() / 255.0
-        x = (x - self.mean) / self.std
+        x = (x - _MEAN) / _STD
         maps = torch.sigmoid(self.features(x))
         return maps.view(b, t, *maps.shape[1:]).amax(dim=1)
 
@@ -161,8 +157,6 @@ class MotionNet(nn.Module):
     """
 
     stride = 4
-    mean: torch.Tensor  # buffers, registered in __init__
-    std: torch.Tensor
 
     def __init__(self, out_channels: int = 16, width: int = 16) -> None:
         super().__init__()
@@ -175,14 +169,12 @@ class MotionNet(nn.Module):
             nn.Conv3d(2 * w, 2 * w, (3, 1, 1), padding=(2, 0, 0), dilation=(2, 1, 1), bias=False),
             nn.BatchNorm3d(2 * w), nn.ReLU(inplace=True))
         self.head = nn.Conv3d(4 * w, out_channels, 1)
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_STD).view(1, 1, 3, 1, 1), persistent=False)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         b, t = frames.shape[:2]
         x = frames.float() / 255.0
         diff = torch.cat([torch.zeros_like(x[:, :1]), x[:, 1:] - x[:, :-1]], dim=1) / _DIFF_STD
-        x = torch.cat([(x - self.mean) / self.std, diff], dim=2)
+        x = torch.cat([(x - _MEAN) / _STD, diff], dim=2)
         y = self.spatial(x.flatten(0, 1))  # [B*T, C, h, w]
         y = y.view(b, t, *y.shape[1:]).transpose(1, 2)  # [B, C, T, h, w]
         y = self.head(torch.cat([y, self.temporal(y)], dim=1))  # the frame's own features and their context
