@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import av
 import numpy as np
@@ -113,6 +115,15 @@ def test_bit_flips_need_verify(damaged, capsys):
     assert cli.main(["info", str(damaged["flipped"]), "--verify"]) == 2
     line = one_line_error(capsys, damaged["flipped"])
     assert "corrupt" in line and " s (" in line
+
+
+def test_verify_again_and_again_does_not_hang(damaged):
+    """FFmpeg's decoder threads logging through PyAV while the main thread waits for them
+    deadlocked the second --verify of a damaged file in one process (and hung CI)."""
+    code = ("import sys\nfrom avkit.errors import MediaError\nfrom avkit.io.verify import verify_decode\n"
+            "for _ in range(10):\n    try:\n        verify_decode(sys.argv[1])\n"
+            "    except MediaError:\n        pass\n")
+    subprocess.run([sys.executable, "-c", code, str(damaged["flipped"])], check=True, timeout=120)
 
 
 def test_real_files_pass_both_checks(media_dir, capsys):

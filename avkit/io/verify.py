@@ -176,7 +176,10 @@ def verify_decode(path: str | Path) -> None:
         streams = _media_streams(container)
         origin = container_start(container)
         for s in streams:
-            s.thread_type = "AUTO"
+            # Decode on this thread only: with the log captured, FFmpeg's frame/slice threads log
+            # through PyAV's callback, which needs the GIL, while this thread holds it waiting for
+            # them (closing the decoder, say): a deadlock (PyAV issue 751; it hung CI).
+            s.codec_context.thread_count = 1
         ends: dict[int, float | None] = {}
         seen = 0
         packet = None
