@@ -94,9 +94,7 @@ def test_nms_hard_and_soft() -> None:
 def test_sliding_windows_merge_into_segments() -> None:
     net = WindowClassifier(2, 2)
     top = torch.tensor([0, 1, 1, 1, 0, 2, 2, 0])
-    with torch.no_grad():  # a network whose logits are the one-hot of ``top`` (times 10)
-        net.net[0].weight.zero_(), net.net[0].bias.zero_()
-        net.net[3].weight.zero_(), net.net[3].bias.zero_()
+    # a network whose logits are the one-hot of ``top`` (times 10)
     net.forward = lambda feats: 10 * torch.nn.functional.one_hot(top, 3).float()  # type: ignore[method-assign]
     item = {"feats": torch.zeros(8, 2), "centres": torch.arange(8) * 0.5 + 0.5, "stride": 0.5, "duration": 5.0}
     got = sorted((d["label"], d["start"], d["end"]) for d in net.detect(item))
@@ -151,6 +149,40 @@ def test_longvideo_actions(tmp_path: Path) -> None:
         silent = [d for d in r["meta"]["segments"] if not d["sound"]]
         assert all(d["label"] == "rotate_cw" for d in silent)  # silence cannot show a sound-defined class
         assert all(0 <= s["start"] < s["end"] <= r["duration"] for s in r["segments"])
+
+
+def _avkit(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "avkit", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_cli_generate_actions(tmp_path: Path) -> None:
+    """``avkit generate longvideo --actions ... --segments --segment-duration``: localisation data from the CLI."""
+    out = tmp_path / "d"
+    done = _avkit("generate", "longvideo", str(out), "--num", "2", "--size", "16", "--duration", "20", "--jobs", "1",
+                  "--actions", "rotate_cw", "still_low", "--segments", "2", "2", "--segment-duration", "1.5", "2",
+                  "--json")
+    assert done.returncode == 0, done.stderr
+    assert [c["name"] for c in json.loads((out / "classes.json").read_text())] == ["rotate_cw", "still_low"]
+    for r in (json.loads(line) for line in open(out / "manifest.jsonl")):
+        assert len(r["segments"]) == 3  # 2 sounded + 1 silent
+        assert all(s["label"] in ("rotate_cw", "still_low") for s in r["segments"])
+        assert all(1.5 - 1e-6 <= s["end"] - s["start"] <= 2 + 1e-6 for s in r["segments"])
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--actions", "rotate_cw", "jump"], "unknown action(s) jump; choose from"),
+    (["--actions", "rotate_cw"], "at least two different classes"),
+    (["--actions", "rotate_cw", "rotate_cw"], "at least two different classes"),
+    (["--segments", "3", "2"], "segments must be 0 <= MIN <= MAX, got 3 2"),
+    (["--segment-duration", "0", "2"], "segment duration must be 0 < MIN <= MAX"),
+])
+def test_cli_generate_bad_actions(tmp_path: Path, capsys: pytest.CaptureFixture, args: list[str], problem: str) -> None:
+    import avkit.cli.main as cli
+
+    assert cli.main(["generate", "longvideo", str(tmp_path / "d"), "--num", "1", *args]) == 2  # in process: no traceback
+    err = capsys.readouterr().err
+    assert problem in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "d").exists()
 
 
 # ------------------------------------------------------------------------------------------ end to end

@@ -22,6 +22,9 @@ examples:
   avkit generate instruments data/solo --num 100 --json
   avkit generate gm_instruments data/gm --num 190 --seed 1
   avkit generate longvideo data/long --num 20 --duration 60 --overwrite
+  avkit generate longvideo data/localize --num 40 --duration 30 --val-fraction 0.2 \
+      --actions move_left rotate_cw stripes still_low still_high --segments 3 4 --segment-duration 1.5 4
+                           # several actions per video, for 'avkit train recipes/localize_*.yaml'
 
 Writes OUT/clips/*.mp4 (H.264 + AAC), OUT/manifest.jsonl (label, caption, split, segments, meta)
 and OUT/classes.json. The same --seed gives identical files. See docs/synthetic.md.
@@ -52,6 +55,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="motion: one class per motion and shape (move_left_cross, ...), for classifiers that must see the shape")
     p.add_argument("--sound-pair", action="store_true", default=argparse.SUPPRESS,
                    help="motion: add still_low / still_high, a look-alike pair that only the sound tells apart")
+    p.add_argument("--actions", nargs="+", default=argparse.SUPPRESS, metavar="CLASS",
+                   help="longvideo: each action segment draws its class from these (motion classes, still_low, "
+                        "still_high), so one video holds several actions: data for temporal localisation")
+    p.add_argument("--segments", nargs=2, type=int, default=argparse.SUPPRESS, metavar=("MIN", "MAX"),
+                   help="longvideo: how many sounded action segments per video (kind default: 2 4)")
+    p.add_argument("--segment-duration", nargs=2, type=float, default=argparse.SUPPRESS, metavar=("MIN", "MAX"),
+                   help="longvideo: seconds per action segment (kind default: 1 2)")
     p.add_argument("--jobs", type=int, default=0, help="processes rendering clips (0 = one per CPU core)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty OUT")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -67,8 +77,9 @@ def run(args: argparse.Namespace) -> int:
     # Options left out keep the kind's own defaults (e.g. 40 s for longvideo).
     names = ("size", "fps", "duration", "sample_rate", "shape_labels", "sound_pair")
     params = {k: getattr(args, k) for k in names if hasattr(args, k)}
-    if hasattr(args, "shapes"):
-        params["shapes"] = tuple(args.shapes)
+    for name in ("shapes", "actions", "segments", "segment_duration"):
+        if hasattr(args, name):
+            params[name] = tuple(getattr(args, name))
     if args.jobs < 0:
         raise AvkitError(f"--jobs must be >= 0 (0 = one per CPU core), got {args.jobs}")
     params["jobs"] = args.jobs or cpu_cores()

@@ -36,6 +36,7 @@ from avkit.data.synthetic.common import (
     smooth_background,
     to_uint8,
 )
+from avkit.errors import AvkitError
 
 
 @dataclass
@@ -63,11 +64,27 @@ class LongVideoConfig:
     actions: tuple[str, ...] = ()  # localisation: each visible segment's class drawn from these (module docstring)
 
 
-def classes(cfg: LongVideoConfig) -> list[ClassInfo]:
+def check(cfg: LongVideoConfig) -> None:
+    """One line per bad parameter (they come from the command line too), before anything is rendered."""
     if cfg.actions:
-        unknown = [a for a in cfg.actions if a not in motion.CLASSES + motion.SOUND_CLASSES]
+        known = motion.CLASSES + motion.SOUND_CLASSES
+        unknown = [a for a in cfg.actions if a not in known]
         if unknown:
-            raise ValueError(f"unknown action(s) {unknown}; expected from {motion.CLASSES + motion.SOUND_CLASSES}")
+            raise AvkitError(f"unknown action(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+        if len(set(cfg.actions)) != len(cfg.actions) or len(cfg.actions) < 2:
+            # sound-only distractors play another action's sound, so there must be another
+            raise AvkitError(f"actions must name at least two different classes, got {' '.join(cfg.actions)}")
+    lo, hi = cfg.segments
+    if not 0 <= lo <= hi:
+        raise AvkitError(f"segments must be 0 <= MIN <= MAX, got {lo} {hi}")
+    shortest, longest = cfg.segment_duration
+    if not 0 < shortest <= longest:
+        raise AvkitError(f"segment duration must be 0 < MIN <= MAX seconds, got {shortest:g} {longest:g}")
+
+
+def classes(cfg: LongVideoConfig) -> list[ClassInfo]:
+    check(cfg)
+    if cfg.actions:
         return [ClassInfo(a, "sound" if a in motion.SOUND_CLASSES else "action", motion.DESCRIPTIONS[a])
                 for a in cfg.actions]
     return [ClassInfo(c.name, "action", c.description) for c in motion.classes(motion.MotionConfig())]
