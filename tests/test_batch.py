@@ -1,4 +1,5 @@
-"""``avkit batch`` on a local Ray: result and error rows, resume, per-window features, bad input.
+"""``avkit batch`` on a local Ray: result and error rows, resume, per-window features, the applications
+(caption, select, separate: each row equal to the application run directly), bad input.
 
 Ray starts once for the module (several seconds); the tests that need it run the CLI in this
 process, which uses that Ray. The corpus: 6 generated 1 s videos, 2 of 2 s and 2 broken files.
@@ -8,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -138,6 +140,7 @@ def test_embed_windows_match_direct(ray_local: object, run_dir: Path, corpus: Pa
                            "--stride", "0.25", "--batch-size", "1")
     assert code == 0, summary
     table = pq.read_table(out / "results")
+    model: Any
     model, cfg, _ = load_run(run_dir, device="cpu")
     data = cfg.data
     assert str(table.schema.field("features").type).startswith(f"fixed_size_list<element: float>[{model.out_dim}]")
@@ -146,6 +149,7 @@ def test_embed_windows_match_direct(ray_local: object, run_dir: Path, corpus: Pa
     for video in videos:
         rows = frame[frame["path"] == str(video.absolute())].sort_values("window").to_dict("records")
         with VideoReader(video) as reader:
+            assert reader.duration is not None
             windows = sliding_windows(reader.duration, data.num_frames, data.fps, 0.25)
             batch = clip_batch(reader, windows, num_frames=data.num_frames, size=short_side_of(data),
                                transform=clip_transform(data, train=False), audio=data.audio)
@@ -183,3 +187,94 @@ def test_cli_tasks_match_package() -> None:
     from avkit.cli import batch
 
     assert batch.TASKS == TASKS
+
+
+@pytest.fixture(scope="module")
+def caption_run(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny stage-1 captioner (new 1-layer LM, C3D of width 4) trained one epoch on the classifier's clips."""
+    out = tmp_path_factory.mktemp("caption_run") / "run"
+    train({"task": "captioning",
+           "task_options": {"stage": 1, "sources": [str(load_config(run_dir).data.source)], "max_new_tokens": 8,
+                            "lm": {"kind": "llama", "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                                   "intermediate_size": 64}, "val_generate": False},
+           "data": {"num_frames": 8, "fps": 8.0, "size": 16, "batch_size": 4, "flip": False, "val_split": ""},
+           "model": {"video": "c3d", "video_options": {"width": 4, "fc_dim": None}, "audio": ""},
+           "optim": {"optimizer": "adamw", "lr": 0.003, "warmup_epochs": 0},
+           "train": {"output_dir": str(out), "epochs": 1, "progress": False, "tensorboard": False, "seed": 0}},
+          quiet=True)
+    return out
+
+
+def test_caption_from_a_manifest_without_labels(ray_local: object, caption_run: Path, corpus: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    import pandas as pd
+
+    from avkit.apps import captioning
+
+    videos = sorted(corpus.glob("0*.mp4"))[:2] + [corpus / "junk.mp4"]
+    manifest = tmp_path / "corpus.jsonl"  # a path column only: a corpus to caption has no labels
+    manifest.write_text("".join(json.dumps({"path": str(v)}) + "\n" for v in videos))
+    out = tmp_path / "captions"
+    code, summary = _batch(capsys, "caption", str(manifest), "--run", str(caption_run), "--out", str(out))
+    assert code == 0, summary
+    assert isinstance(summary, dict) and (summary["done"], summary["errors"]) == (3, 1)
+    rows = pd.read_parquet(out / "results").sort_values("path").to_dict("records")
+    assert [r["path"] for r in rows] == [str(v) for v in videos[:2]]
+    captioner = captioning.load(caption_run, device="cpu")
+    for r in rows:
+        direct = captioner.caption(r["path"])
+        assert r["caption"] == direct["caption"] and r["caption"].strip()
+        assert (r["start"], r["end"]) == pytest.approx((direct["frame_times"][0], direct["frame_times"][-1]))
+    errors = pd.read_parquet(out / "errors")
+    assert list(errors["path"]) == [str(videos[2])] and "junk.mp4" in errors["error"][0]
+
+
+def test_select_rows_are_the_selection(ray_local: object, run_dir: Path, corpus: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture) -> None:
+    import pandas as pd
+
+    from avkit.apps import clip_selection
+
+    out = tmp_path / "picks"
+    code, summary = _batch(capsys, "select", str(corpus / "long_*.mp4"), "--run", str(run_dir), "--out", str(out),
+                           "--budget", "2", "--policy", "uniform")
+    assert code == 0, summary
+    rows = pd.read_parquet(out / "results").sort_values("path").to_dict("records")
+    assert [Path(r["path"]).name for r in rows] == ["long_0.mp4", "long_1.mp4"]
+    selector = clip_selection.load(str(run_dir), device="cpu")
+    for r in rows:
+        sel = selector.select(r["path"], budget=2, policy="uniform")
+        assert (r["label"], r["policy"]) == (sel.top_label, "uniform")
+        assert r["score"] == pytest.approx(sel.prediction[0]["score"], abs=1e-5)
+        assert list(r["clip_starts"]) == pytest.approx([c["start"] for c in sel.clips]) and len(r["clip_starts"]) == 2
+        assert r["gflops"] == pytest.approx(sel.gflops["total"]) and r["gflops"] > 0
+
+
+def test_separate_with_the_shipped_model(ray_local: object, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import pandas as pd
+
+    from avkit.apps.separation import separate_video
+    from avkit.data.synthetic import generate
+    from avkit.io import read_audio
+
+    folder = tmp_path / "duets"
+    generate("gm_instruments", folder, 1, seed=4, duets=1.0, duration=2.0)
+    (folder / "clips" / "broken.mp4").write_bytes(b"\0" * 3000)
+    (folder / "manifest.jsonl").unlink()  # every video of the folder, the broken one too
+    out = tmp_path / "sep"
+    code, summary = _batch(capsys, "separate", str(folder), "--out", str(out))  # no --run: the shipped model
+    assert code == 0, summary
+    assert isinstance(summary, dict) and (summary["done"], summary["errors"]) == (2, 1)
+    [row] = pd.read_parquet(out / "results").to_dict("records")
+    direct = separate_video(row["path"], None, tmp_path / "direct", overwrite=True, videos=False)
+    assert row["sources"] == len(direct.sources) == len(row["stems"]) >= 2
+    record = json.loads((out / row["json"]).read_text())
+    assert [s["wav"] for s in record["sources"]] == [s["wav"] for s in direct.sources]
+    for stem, source in zip(row["stems"], direct.sources):
+        assert stem == f"{row['folder']}/{source['wav']}"
+        ours = read_audio(out / stem)[0].numpy()
+        np.testing.assert_allclose(ours, read_audio(tmp_path / "direct" / source["wav"])[0].numpy(), atol=1e-4)
+        assert np.abs(ours).max() > 1e-3
+    assert "broken.mp4" in pd.read_parquet(out / "errors")["error"][0]
+    code, err = _batch(capsys, "caption", str(folder), "--out", str(tmp_path / "x"))
+    assert code == 2 and "--run is required for caption" in err

@@ -17,6 +17,7 @@ EPILOG = """examples:
   avkit batch caption clips/ --run runs/caption_av_s2 --out captions
   avkit batch select long/ --run runs/longvideo_c3d --out picks --budget 2 --preview runs/longvideo_preview
   avkit batch separate duets/ --run runs/separation --out stems                      stems in OUT/stems/
+  avkit batch separate duets/ --out stems                         the separation model shipped with avkit
   avkit batch embed clips/ --run runs/motion_c3d --out feats --address auto --gpus-per-worker 1   on a cluster
 
 SOURCE is a folder (every video under it, or its manifest.jsonl/.csv), a glob pattern (quote it)
@@ -36,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                               epilog=EPILOG)
     p.add_argument("task", choices=TASKS, help="what to compute for each video")
     p.add_argument("source", help="folder, glob pattern or manifest (.jsonl/.csv)")
-    p.add_argument("--run", required=True, help="run directory written by 'avkit train' for TASK")
+    p.add_argument("--run", default=None, help="run directory written by 'avkit train' for TASK "
+                                               "(required, except for separate: default the shipped model)")
     p.add_argument("--out", required=True, help="output folder (created; a rerun continues it)")
     p.add_argument("--clips", type=int, default=None,
                    help="classify/embed: uniform clips per video averaged (default: recipe's data.test_clips)")

@@ -208,7 +208,7 @@ def _float_or_none(value: Any, what: str, where: str) -> float | None:
 
 def load_records(source: str | Path, split: str | None = None, *, format: str = "auto",
                  format_options: FormatOptions | None = None, allow_outside: bool = False,
-                 duplicates: str = "drop") -> tuple[list[VideoRecord], list[str], Path]:
+                 duplicates: str = "drop", labels: bool = True) -> tuple[list[VideoRecord], list[str], Path]:
     """Validate ``source`` and return its records, the class names and the manifest (or root) path.
 
     ``format``: ``"auto"`` (found from the path), ``"manifest"``, ``"folder"`` or a standard layout
@@ -216,7 +216,8 @@ def load_records(source: str | Path, split: str | None = None, *, format: str = 
     root). Rows whose path leaves the dataset folder are refused unless ``allow_outside``; repeated
     rows are reported and dropped (``duplicates="keep"`` keeps them, ``"error"`` stops).
     Raises ``AvkitError`` naming the manifest (and line) for a missing file, missing columns, unknown
-    labels, bad numbers, or no rows (after the ``split`` filter).
+    labels, bad numbers, or no rows (after the ``split`` filter). ``labels=False`` (a corpus to run a
+    model over) lets rows go without a label: their record's label is -1.
     """
     source = Path(source)
     if not source.exists():
@@ -243,9 +244,9 @@ def load_records(source: str | Path, split: str | None = None, *, format: str = 
         raise AvkitError(f"{source}: expected a .jsonl or .csv manifest or a folder of class folders")
     if not rows:
         raise AvkitError(f"{source}: no videos listed (empty manifest or no class folders with videos)")
-    missing = [c for c in ("path", "label") if c not in columns]
+    missing = [c for c in ("path", "label") if c not in columns and (labels or c == "path")]
     if missing:
-        raise AvkitError(f"{source}: missing column(s) {', '.join(missing)} (need path and label)")
+        raise AvkitError(f"{source}: missing column(s) {', '.join(missing)} (need path{' and label' if labels else ''})")
 
     classes_file = base / "classes.json"
     classes = _load_classes(classes_file) if classes_file.is_file() else None
@@ -263,9 +264,11 @@ def load_records(source: str | Path, split: str | None = None, *, format: str = 
         if not row.get("path"):
             raise AvkitError(f"{where}: empty path")
         label = row.get("label")
-        if label is None:
+        if label is None and not labels:
+            y = -1
+        elif label is None:
             raise AvkitError(f"{where}: empty label")
-        if str(label) in index_of:
+        elif str(label) in index_of:
             y = index_of[str(label)]
         elif isinstance(label, int) and classes_file.is_file() and 0 <= label < len(classes):
             y = label

@@ -43,7 +43,7 @@ class BatchJob:
 
     task: str
     source: str
-    run: str
+    run: str | None  # None: separate with the model shipped with avkit (the other tasks need a run)
     out: str
     options: dict[str, Any] = field(default_factory=dict)  # clips, stride (embed), beams, budget, policy, ...
     checkpoint: str = "best"
@@ -97,13 +97,22 @@ def check_job(job: BatchJob) -> BatchSpec:
                              f"{job.options.get('policy')!r} and {job.options.get('budget')}")
     if job.task == "caption" and int(job.options.get("beams", 1)) < 1:
         raise AvkitError(f"caption: --beams must be >= 1, got {job.options.get('beams')}")
+    out = str(Path(job.out).absolute())
+    if job.run is None:
+        if job.task != "separate":
+            raise AvkitError(f"--run is required for {job.task} ({RUN_HINT[job.task]})")
+        from avkit.apps import separation
+
+        separation.load(None, device="cpu")  # a missing or damaged shipped model: one line here, before Ray
+        return BatchSpec(task=job.task, run="", checkpoint=job.checkpoint, device=job.device,
+                         options=dict(job.options), out=out)  # the shipped separation model
     run_dir = Path(job.run).absolute()
     run = open_run(run_dir, job.checkpoint, task=RUN_TASK[job.task], hint=RUN_HINT[job.task])
     data = run.config.data if job.task in TENSOR_TASKS else None
     names = [str(n) for n in run.meta.get("class_names") or []]
     return BatchSpec(task=job.task, run=str(run_dir), checkpoint=job.checkpoint, device=job.device,
                      options=dict(job.options), data=data, precision=run.config.train.precision,
-                     out=str(Path(job.out).absolute()), class_names=tuple(names))
+                     out=out, class_names=tuple(names))
 
 
 def job_record(job: BatchJob, spec: BatchSpec) -> dict[str, Any]:

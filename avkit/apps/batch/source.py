@@ -33,7 +33,7 @@ def video_key(path: str, size: int, mtime_ns: int) -> str:
 def find_videos(source: str | Path) -> list[Video]:
     """The videos of ``source``: a folder (every video file under it; its manifest.jsonl/.csv when it has
     one), a glob pattern (``"data/**/*.mp4"``, every file it matches) or a manifest in avkit's format
-    (:func:`avkit.data.dataset.load_records`). Sorted, without duplicates.
+    (:func:`avkit.data.dataset.load_records`; a ``path`` column is enough). Sorted, without duplicates.
 
     A file listed by a manifest but missing is kept (it becomes an error row); a source that gives
     no videos at all is a one-line :class:`AvkitError`.
@@ -56,7 +56,8 @@ def find_videos(source: str | Path) -> list[Video]:
         if not paths:
             raise AvkitError(f"{path}: no video files in this folder ({', '.join(VIDEO_EXTENSIONS[:4])}, ...)")
     elif path.is_dir() or path.suffix.lower() in MANIFEST_SUFFIXES:
-        records, _, _ = load_records(path)
+        # A corpus list: labels (if any) are not used, and its rows may name videos anywhere.
+        records, _, _ = load_records(path, labels=False, allow_outside=True)
         paths = [Path(r.path) for r in records]
     else:
         raise AvkitError(f"{path}: expected a folder, a glob pattern or a .jsonl/.csv manifest")

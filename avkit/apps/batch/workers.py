@@ -40,7 +40,7 @@ class BatchSpec:
     """What every stage needs to know (pickled to the workers)."""
 
     task: str
-    run: str  # absolute run directory
+    run: str  # absolute run directory ("": separate with the shipped model)
     checkpoint: str = "best"
     device: str = "auto"
     options: dict[str, Any] = field(default_factory=dict)  # the task's options (see avkit.cli.batch)
@@ -156,7 +156,7 @@ class ModelWorker:
         else:
             from avkit.apps import separation
 
-            self.model = separation.load(spec.run, spec.checkpoint, self.device)
+            self.model = separation.load(spec.run or None, spec.checkpoint, self.device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = [{k: batch[k][i] for k in batch} for i in range(len(batch["key"]))]
