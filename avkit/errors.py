@@ -55,3 +55,9 @@ class DependencyError(AvkitError):
     def __init__(self, package: str, message: str) -> None:
         self.package = package
         super().__init__(message)
+
+
+class WorkerError(AvkitError):
+    """A task in a worker process failed in a way the parent cannot re-raise as itself: the worker
+    died (a signal, an exit code) or raised an exception that cannot be pickled back. The message
+    names the task; the worker's traceback, where there is one, is the ``__cause__``."""

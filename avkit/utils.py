@@ -1,11 +1,10 @@
-"""Small helpers shared across avkit: atomic writes, output guards, CPU cores, forked pools."""
+"""Small helpers shared across avkit: atomic writes, output guards, CPU cores."""
 from __future__ import annotations
 
 import contextlib
 import errno
 import json
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,24 +112,3 @@ def cpu_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def can_fork() -> bool:
-    """Whether :func:`forked_pool` may be used here (Linux: fork is safe for what avkit runs in it)."""
-    return sys.platform == "linux"
-
-
-@contextlib.contextmanager
-def forked_pool(processes: int, initializer: Any = None, initargs: tuple = ()) -> Iterator[Any]:
-    """A ``multiprocessing`` pool of forked processes, terminated on leaving (at once on an error or
-    Ctrl-C, so no worker outlives its caller). Forked, not spawned: a spawned worker re-imports the
-    caller's ``__main__``, which re-runs a user's script that has no main guard."""
-    import multiprocessing as mp
-
-    pool = mp.get_context("fork").Pool(processes, initializer, initargs)
-    try:
-        yield pool
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()

@@ -36,7 +36,8 @@ from typing import Any
 from avkit.data.dataset import VideoRecord, load_records
 from avkit.data.formats import FormatOptions
 from avkit.errors import AvkitError
-from avkit.utils import atomic_write_json, atomic_write_text, can_fork, forked_pool, remove_stale_temps
+from avkit.pool import can_fork, forked_pool
+from avkit.utils import atomic_write_json, atomic_write_text, remove_stale_temps
 
 CHUNK_SECONDS = 2.0  # frames decoded and encoded at a time (bounds memory for long videos)
 
@@ -135,7 +136,7 @@ def _map(task: _Task, records: list[VideoRecord], jobs: int) -> Iterator[dict[st
         yield from map(task, records)
         return
     with forked_pool(min(jobs, len(records)), initializer=_one_thread) as pool:
-        yield from pool.imap(task, records)
+        yield from pool.imap(task, records, what=lambda record: f"preparing {record.path}")
 
 
 def _one_thread() -> None:

@@ -9,10 +9,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from avkit.pool import can_fork, forked_pool
 from avkit.quickstart.config import QuickstartConfig, recipe
 from avkit.quickstart.models import QuickModel, default_models
 from avkit.quickstart.report import _pct, group_accuracy
-from avkit.utils import can_fork, cpu_cores, forked_pool
+from avkit.utils import cpu_cores
 
 
 def plan_jobs(cfg: QuickstartConfig, num_models: int, cuda: bool) -> tuple[int, int]:
@@ -139,17 +140,18 @@ def _train_in_workers(cfg: QuickstartConfig, data: Path, runs: Path, chosen: lis
     tasks = {qm.name: progress.add_task(qm.name, total=qm.epochs(cfg)[0], start=False) for qm in chosen}
     # The workers are forked here, before the progress display starts its thread.
     with forked_pool(jobs, initializer=_set_threads, initargs=(1,)) as pool:
-        pending = {qm.name: pool.apply_async(train_one, (cfg, data, runs, qm.name, groups)) for qm in order}
+        pending = {qm.name: pool.submit(train_one, cfg, data, runs, qm.name, groups, what=f"training {qm.name}")
+                   for qm in order}
         with progress:
             while pending:
-                time.sleep(0.5)
+                pool.wait(0.5)  # raises a failed or dead worker's error at once
                 for qm in chosen:
                     run_dir = runs / qm.name.replace("+", "_")
                     if qm.name in pending and run_dir.exists():
                         progress.start_task(tasks[qm.name])  # no-op once started
                         progress.update(tasks[qm.name], completed=_epochs_done(run_dir))
                 for name in [n for n, r in pending.items() if r.ready()]:
-                    row = results[name] = pending.pop(name).get()  # re-raises a worker's exception
+                    row = results[name] = pending.pop(name).get()
                     progress.update(tasks[name], completed=row["epochs"])
                     progress.console.print(done_line(row))
     return [results[qm.name] for qm in chosen]

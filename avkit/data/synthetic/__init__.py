@@ -36,8 +36,8 @@ from avkit.data.synthetic.common import (
 )
 from avkit.errors import AvkitError, OutputExistsError
 from avkit.io.write import write_video
+from avkit.pool import can_fork, forked_pool
 from avkit.staging import StagedOutput
-from avkit.utils import can_fork, forked_pool
 
 GENERATORS: dict[str, Generator] = {
     g.name: g for g in (motion.GENERATOR, instruments.GENERATOR, longvideo.GENERATOR, gm_instruments.GENERATOR)
@@ -158,7 +158,7 @@ def _map(fn: Callable[[int], Any], items: range, jobs: int) -> Iterator[Any]:
         yield from map(fn, items)
         return
     with forked_pool(min(jobs, len(items))) as pool:
-        yield from pool.imap(fn, items, chunksize=4)
+        yield from pool.imap(fn, items, what=lambda index: f"generating clip {index}")
 
 
 def _write_indexed_clip(kind: str, cfg: Any, seed: int, names: list[str], root: Path, index: int) -> dict[str, Any]:
