@@ -49,14 +49,17 @@ def train_run(method: str, modality: str, data: Path, out: Path, seed: int, epoc
 
 
 def score(run: Path, test: Path) -> dict[str, float]:
+    """The run's mAP table on the held-out videos (its detections saved as ``run/test_predictions.json``)."""
     from avkit.apps import localization
     from avkit.apps.localization.data import ground_truth_rows, read_videos
     from avkit.apps.localization.metrics import THUMOS_TIOUS, mean_average_precision, per_class_ap
+    from avkit.utils import atomic_write_json
 
     loc = localization.load(run, device="cpu")
     videos, _, _ = read_videos(test, None, class_names=loc.class_names)
     preds = [{"video": v.path, **d} for v in videos for d in loc.localize(v.path)]
     truth = ground_truth_rows(videos)
+    atomic_write_json(run / "test_predictions.json", preds)
     table = mean_average_precision(preds, truth, THUMOS_TIOUS)
     per_class = per_class_ap(preds, truth, THUMOS_TIOUS)
     out = {f"{t:g}": v for t, v in table.items()}
@@ -64,6 +67,33 @@ def score(run: Path, test: Path) -> dict[str, float]:
     out["sound"] = float(np.mean([per_class[c] for c in SOUND_DEFINED]))
     out["visual"] = float(np.mean([v for c, v in per_class.items() if c not in SOUND_DEFINED]))
     return out
+
+
+HEADS = ("0.3", "0.4", "0.5", "0.6", "0.7")
+COLUMNS = [*HEADS, "avg", "vs", "sound", "visual", "seconds"]
+
+
+def print_table(rows: list[tuple[int, str, str, float, dict[str, float]]]) -> None:
+    """One markdown table: a row per seed, features and method, then the mean over seeds of each
+    (features, method) with the spread of its average mAP (min-max over seeds)."""
+    table: list[tuple[str, str, str, dict[str, float], str]] = []
+    for seed, modality, method, seconds, r in rows:
+        base = next(x[4]["avg"] for x in rows if x[0] == seed and x[1] == modality and x[2] == "sliding")
+        table.append((str(seed), modality, method, {**r, "vs": r["avg"] - base, "seconds": seconds}, ""))
+    seeds = sorted({x[0] for x in rows})
+    if len(seeds) > 1:
+        for modality, method in dict.fromkeys((x[1], x[2]) for x in rows):
+            runs = [t[3] for t in table if t[1] == modality and t[2] == method]
+            mean = {c: float(np.mean([r[c] for r in runs])) for c in COLUMNS}
+            spread = f" ({100 * min(r['avg'] for r in runs):.1f}-{100 * max(r['avg'] for r in runs):.1f})"
+            table.append((f"mean of {len(runs)}", modality, method, mean, spread))
+    print("\n| seed | features | method | " + " | ".join(f"mAP@{h}" for h in HEADS)
+          + " | avg 0.3:0.7 | vs sliding | sound-defined AP | visual AP | train s |")
+    print("|" + "---|" * (len(HEADS) + 8))
+    for seed_name, modality, method, r, spread in table:
+        print(f"| {seed_name} | {modality} | {method} | " + " | ".join(f"{100 * r[h]:.1f}" for h in HEADS)
+              + f" | {100 * r['avg']:.1f}{spread} | {100 * r['vs']:+.1f} | {100 * r['sound']:.1f} | "
+              f"{100 * r['visual']:.1f} | {r['seconds']:.0f} |")
 
 
 def main() -> int:
@@ -79,6 +109,7 @@ def main() -> int:
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"{args.train_videos} train videos (20% val), {args.test_videos} held-out videos of 30 s, classes {ACTIONS}")
     rows = []
+    begin = time.perf_counter()
     for seed in args.seeds:
         t0 = time.perf_counter()
         train_dir = make_data(work / f"train_{seed}", args.train_videos, seed, 0.2)
@@ -92,16 +123,8 @@ def main() -> int:
                 rows.append((seed, modality, method, seconds, result))
                 print(f"  {method:9s} {modality:5s} trained in {seconds:5.1f} s: avg mAP {100 * result['avg']:.1f}, "
                       f"sound-defined {100 * result['sound']:.1f}, load {os.getloadavg()[0]:.1f}", flush=True)
-    heads = ["0.3", "0.4", "0.5", "0.6", "0.7"]
-    print("\n| seed | features | method | " + " | ".join(f"mAP@{h}" for h in heads)
-          + " | avg 0.3:0.7 | vs sliding | sound-defined AP | visual AP | train s |")
-    print("|" + "---|" * (len(heads) + 8))
-    for seed, modality, method, seconds, r in rows:
-        base = next(x[4]["avg"] for x in rows if x[0] == seed and x[1] == modality and x[2] == "sliding")
-        print(f"| {seed} | {modality} | {method} | " + " | ".join(f"{100 * r[h]:.1f}" for h in heads)
-              + f" | {100 * r['avg']:.1f} | {100 * (r['avg'] - base):+.1f} | {100 * r['sound']:.1f} | "
-              f"{100 * r['visual']:.1f} | {seconds:.0f} |")
-    print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
+    print_table(rows)
+    print(f"\nload average at end: {os.getloadavg()[0]:.1f}; whole run {time.perf_counter() - begin:.0f} s")
     return 0
 
 
