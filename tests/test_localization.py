@@ -14,6 +14,7 @@ import torch
 from avkit.apps.localization.data import read_videos, window_targets
 from avkit.apps.localization.metrics import interpolated_ap, mean_average_precision, tiou
 from avkit.apps.localization.model import WindowClassifier, nms
+from avkit.data.jsonl import read_jsonl
 from avkit.errors import AvkitError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,12 +198,13 @@ def long_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _train(method: str, data: Path, out: Path, epochs: int = 4, hidden: int = 16) -> Path:
+def _train(method: str, data: Path, out: Path, epochs: int = 4, hidden: int = 16, cache: Path | None = None) -> Path:
     from avkit.engine import train
     from avkit.engine.config import load_config
 
+    cache = cache or data / "features.npz"
     cfg = load_config(ROOT / "recipes" / f"localize_{method}.yaml",
-                      [f"data.source={data}", f"task_options.cache={data / 'features.npz'}", f"train.output_dir={out}",
+                      [f"data.source={data}", f"task_options.cache={cache}", f"train.output_dir={out}",
                        f"train.epochs={epochs}", f"task_options.hidden={hidden}", "train.progress=false", "train.tensorboard=false"])
     train(cfg, quiet=True, overwrite=True)
     return out
@@ -251,3 +253,70 @@ def test_cli_localize(long_data: Path, tmp_path: Path) -> None:
     done = subprocess.run(cmd[:4] + [str(short)] + cmd[5:7], capture_output=True, text=True)
     assert done.returncode == 2 and "shorter than one 1 s window" in done.stderr and str(short) in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------------------------------ ActivityNet JSON
+
+def _activitynet_json(folder: Path, long_data: Path) -> Path:
+    """``long_data`` as ActivityNet JSON + video folder (``videos/v_<id>.mp4``), plus one bad row of each kind."""
+    from avkit.io.write import write_video
+
+    videos = folder / "videos"
+    videos.mkdir(parents=True)
+    database: dict[str, dict] = {}
+    for k, (_, row) in enumerate(read_jsonl(long_data / "manifest.jsonl")):
+        vid = Path(row["path"]).stem
+        (videos / f"v_{vid}.mp4").symlink_to(long_data / row["path"])
+        database[vid] = {"subset": {"train": "training", "val": "validation"}[row["split"]],
+                         "annotations": [{"segment": [s["start"], s["end"]], "label": s["label"]} for s in row["segments"]]}
+        if k:  # the first one without a duration: read from the video
+            database[vid]["duration"] = row["duration"]
+    first = next(iter(database))
+    for bad, label, segment in (("outside", "stripes", [10.0, 40.0]), ("unknown", "jumping", [1.0, 2.0]),
+                                ("gone", "stripes", [1.0, 2.0])):
+        if bad != "gone":
+            (videos / f"v_{bad}.mp4").symlink_to(videos / f"v_{first}.mp4")
+        database[bad] = {"subset": "training", "duration": 12.0, "annotations": [{"segment": segment, "label": label}]}
+    write_video(videos / "v_short.mp4", np.zeros((4, 16, 16, 3), np.uint8), 8.0)
+    database["short"] = {"subset": "training", "duration": 0.5, "annotations": [{"segment": [0.1, 0.4], "label": "stripes"}]}
+    (folder / "classes.json").write_text(json.dumps(["rotate_cw", "stripes"]))
+    path = folder / "activity_net.json"
+    path.write_text(json.dumps({"version": "1.3", "database": database}))
+    return path
+
+
+def test_activitynet_json_trains_and_evaluates(long_data: Path, tmp_path: Path) -> None:
+    """A localiser trained from ActivityNet JSON + videos: bad rows skipped and listed (file, video, problem),
+    and the same mAP on the JSON as on the manifest it was written from."""
+    from avkit.apps import localization
+
+    anet = _activitynet_json(tmp_path / "anet", long_data)
+    with pytest.raises(AvkitError, match=r"activity_net.json: video 'gone': v_gone or gone: video file not found"):
+        read_videos(anet, min_duration=1.0)  # strict: the first problem, one line
+    run = _train("sliding", anet, tmp_path / "run", epochs=3, cache=tmp_path / "features.npz")
+    assert json.loads((run / "classes.json").read_text()) == ["rotate_cw", "stripes"]
+    skipped = json.loads((run / "skipped.json").read_text())
+    expected = {"gone": "video file not found", "outside": "10-40 s is outside the 12 s video",
+                "unknown": "unknown label 'jumping'", "short": "shorter than one 1 s window"}
+    assert len(skipped) == len(expected)
+    for vid, problem in expected.items():
+        assert any(line.startswith(f"{anet}: video '{vid}'") and problem in line for line in skipped), (vid, skipped)
+    loc = localization.load(run)
+    on_json, on_manifest = loc.evaluate(anet, "val"), loc.evaluate(long_data, "val")
+    assert on_json["videos"] == on_manifest["videos"] == 2 and on_json["segments"] == on_manifest["segments"]
+    assert on_json["mAP"] == on_manifest["mAP"]
+    assert loc.evaluate(anet, "train")["videos"] == 6  # the probed duration counts; the four bad rows do not
+
+
+def test_activitynet_json_reversed_segment(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A JSON segment ending before it starts stops ``avkit train`` with one line naming file, video and annotation."""
+    import avkit.cli.main as cli
+
+    bad = tmp_path / "anet.json"
+    bad.write_text(json.dumps({"database": {"x1": {"subset": "training", "duration": 20.0, "annotations": [
+        {"segment": [1.0, 3.0], "label": "a"}, {"segment": [5.0, 4.0], "label": "a"}]}}}))
+    code = cli.main(["train", str(ROOT / "recipes" / "localize_sliding.yaml"), f"data.source={bad}",
+                     f"train.output_dir={tmp_path / 'run'}", f"task_options.cache={tmp_path / 'f.npz'}"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert f"{bad}: video 'x1': annotation 1 ends (4.0) before it starts (5.0)" in err

@@ -1,10 +1,14 @@
 """Ground-truth segments of long videos, checked row by row, and per-window targets.
 
-A manifest row (``avkit generate longvideo ... actions=...``, or ActivityNet / THUMOS JSON read by
-:mod:`avkit.data.formats`) gives ``path``, ``duration`` and ``segments`` (``label``, ``start``,
-``end``). Bad rows are one line naming the file, the row and the problem: a segment outside the
-video, an end before its start, an unknown label. :func:`read_videos` raises on the first
-(``strict``), or skips the row and lists it (training goes on and reports them).
+``source`` is an avkit manifest (``avkit generate longvideo ... --actions``: rows with ``path``,
+``duration`` and ``segments`` of ``label``, ``start``, ``end``) or an ActivityNet / THUMOS style JSON
+(``database -> id -> subset, duration, annotations``, read by :mod:`avkit.data.formats`; videos
+``v_<id>`` / ``<id>`` under its folder or ``video_root``; a video without ``duration`` is probed).
+Bad rows are one line naming the file, the row (manifest line or video id) and the problem: a
+segment outside the video, an end before its start, an unknown label, a video shorter than one
+window, a video file not found. :func:`read_videos` raises on the first (``strict``), or skips the
+row and lists it (training goes on and reports them). A JSON segment that ends before it starts is
+refused by the format reader for the whole file (one line, as for classification from that file).
 """
 from __future__ import annotations
 
@@ -31,17 +35,57 @@ class Video:
     segments: list[dict[str, Any]] = field(default_factory=list)
 
 
-def class_names_of(manifest: Path) -> list[str]:
-    """``classes.json`` beside the manifest, else the sorted segment labels."""
-    classes = manifest.parent / "classes.json"
+def class_names_of(annotations: Path, labels: list[str] | None = None) -> list[str]:
+    """``classes.json`` beside the annotation file, else ``labels`` (a layout's), else the sorted segment labels."""
+    classes = annotations.parent / "classes.json"
     if classes.is_file():
         return [c["name"] if isinstance(c, dict) else str(c) for c in json.loads(classes.read_text())]
-    return sorted({str(s.get("label")) for _, row in read_jsonl(manifest) for s in row.get("segments") or []})
+    if labels is not None:
+        return list(labels)
+    return sorted({str(s.get("label")) for _, row in read_jsonl(annotations) for s in row.get("segments") or []})
+
+
+def _layout_rows(source: str | Path, format: str, video_root: str
+                 ) -> tuple[Path, list[tuple[str, dict[str, Any]]], list[str] | None, list[str]]:
+    """``(annotation file, [(row name, row with an absolute path)], the layout's classes, missing videos)``."""
+    from avkit.data.formats import FormatOptions, read_format
+
+    table = read_format(source, format, FormatOptions(video_root=video_root))
+    if table is None:
+        manifest = manifest_file(source, "generate one with 'avkit generate longvideo OUT --actions ...' "
+                                         "or give an ActivityNet / THUMOS JSON (see docs/localization.md)")
+        return manifest, [(f"{manifest}: row {line}", {**row, "path": _absolute(row, manifest.parent)})
+                          for line, row in read_jsonl(manifest)], None, []
+    if table.format != "activitynet":
+        raise AvkitError(f"{source}: a {table.format} layout has no temporal segments; localisation needs a manifest "
+                         f"with segments or an ActivityNet / THUMOS JSON")
+    rows = []
+    for row in table.rows:
+        meta = row.get("meta") or {}
+        rows.append((str(row["_where"]), {"path": str(table.base / row["path"]), "duration": meta.get("duration"),
+                                          "split": row.get("split"), "segments": row["segments"]}))
+    return table.source, rows, table.classes, [f"{m}: video file not found under {table.base}" for m in table.missing]
+
+
+def _absolute(row: dict[str, Any], base: Path) -> Any:
+    if "path" not in row:
+        return None
+    path = Path(row["path"])
+    return str(path if path.is_absolute() else base / path)
+
+
+def _probed_duration(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with the video's own duration when the annotations give none (ActivityNet JSON may not)."""
+    if row.get("duration") is not None or row.get("path") is None:
+        return row
+    from avkit.io.probe import probe
+
+    return {**row, "duration": probe(row["path"]).duration}
 
 
 def check_row(row: dict[str, Any], class_names: list[str], min_duration: float = 0.0) -> str | None:
-    """The problem with one manifest row, or None."""
-    if "path" not in row:
+    """The problem with one annotation row, or None."""
+    if row.get("path") is None:
         return "no 'path'"
     duration = row.get("duration")
     if duration is None:
@@ -64,29 +108,37 @@ def check_row(row: dict[str, Any], class_names: list[str], min_duration: float =
 
 
 def read_videos(source: str | Path, split: str | None = None, *, class_names: list[str] | None = None,
-                strict: bool = True, min_duration: float = 0.0) -> tuple[list[Video], list[str], list[str]]:
-    """``(videos in split, class names, skipped rows as 'file:row N: problem')`` of a manifest (or its folder)."""
-    manifest = manifest_file(source, "generate one with 'avkit generate longvideo OUT' (see docs/localization.md)")
-    names = class_names if class_names is not None else class_names_of(manifest)
+                strict: bool = True, min_duration: float = 0.0, format: str = "auto", video_root: str = ""
+                ) -> tuple[list[Video], list[str], list[str]]:
+    """``(videos in split, class names, skipped rows as 'file: row: problem')`` of a manifest (or its folder)
+    or an ActivityNet / THUMOS JSON (``format``, ``video_root``: as ``data.format`` / ``data.video_root``)."""
+    from avkit.errors import MediaError
+
+    annotations, rows, layout_classes, skipped = _layout_rows(source, format, video_root)
+    if strict and skipped:
+        raise AvkitError(skipped[0])
+    names = class_names if class_names is not None else class_names_of(annotations, layout_classes)
     videos: list[Video] = []
-    skipped: list[str] = []
-    for line, row in read_jsonl(manifest):
+    for where, row in rows:
         if split is not None and row.get("split") != split:
             continue
-        problem = check_row(row, names, min_duration)
+        try:
+            row = _probed_duration(row)
+        except MediaError as err:
+            problem: str | None = f"cannot read the video ({err})"
+        else:
+            problem = check_row(row, names, min_duration)
         if problem is not None:
-            message = f"{manifest}: row {line}: {problem}"
+            message = f"{where}: {problem}"
             if strict:
                 raise AvkitError(message)
             skipped.append(message)
             continue
-        path = Path(row["path"])
-        videos.append(Video(str(path if path.is_absolute() else manifest.parent / path), float(row["duration"]),
-                            row.get("split"), [{"label": str(s["label"]), "start": float(s["start"]),
-                                                "end": min(float(s["end"]), float(row["duration"]))}
-                                               for s in row.get("segments") or []]))
+        videos.append(Video(str(row["path"]), float(row["duration"]), row.get("split"),
+                            [{"label": str(s["label"]), "start": float(s["start"]),
+                              "end": min(float(s["end"]), float(row["duration"]))} for s in row.get("segments") or []]))
     if not videos:
-        raise AvkitError(f"{manifest}: no usable video" + (f" in split {split!r}" if split else "")
+        raise AvkitError(f"{annotations}: no usable video" + (f" in split {split!r}" if split else "")
                          + (f" ({len(skipped)} rows skipped; first: {skipped[0]})" if skipped else ""))
     return videos, names, skipped
 

@@ -42,13 +42,13 @@ class Localizer:
         """Segments of ``video`` (a video shorter than one window is one line naming it)."""
         return self.detect_features(self.extractor(video))
 
-    def evaluate(self, source: str | Path, split: str | None) -> dict[str, Any]:
-        """mAP of the run on the videos of ``source`` (a manifest) in ``split``."""
+    def evaluate(self, source: str | Path, split: str | None, format: str = "auto", video_root: str = "") -> dict[str, Any]:
+        """mAP of the run on the videos of ``source`` (a manifest or ActivityNet / THUMOS JSON) in ``split``."""
         from avkit.apps.localization.data import ground_truth_rows, read_videos
         from avkit.apps.localization.metrics import ACTIVITYNET_TIOUS, THUMOS_TIOUS, mean_average_precision
 
         videos, _, skipped = read_videos(source, split, class_names=self.class_names, strict=False,
-                                         min_duration=self.spec.window)
+                                         min_duration=self.spec.window, format=format, video_root=video_root)
         preds = []
         for v in videos:
             preds += [{"video": v.path, **d} for d in self.localize(v.path)]

@@ -119,13 +119,15 @@ class LocalizationTask(Task):
         if not data.source:
             raise AvkitError("data.source is empty: set it to a long-video manifest with segments (docs/localization.md)")
         train, names, skipped = read_videos(data.source, data.train_split or None, strict=False,
-                                            min_duration=self.spec.window)
+                                            min_duration=self.spec.window, format=data.format,
+                                            video_root=data.video_root)
         val: list = []
         if data.val_split:
             try:
                 val, _, more = read_videos(data.val_source or data.source, data.val_split, class_names=names,
-                                           strict=False, min_duration=self.spec.window)
-                skipped += more
+                                           strict=False, min_duration=self.spec.window, format=data.format,
+                                           video_root=data.video_root)
+                skipped += [m for m in more if m not in skipped]  # a missing video is listed by both reads
             except AvkitError:
                 val = []
         self.class_names, self.skipped = names, skipped
@@ -229,7 +231,8 @@ class LocalizationTask(Task):
 
         loc = Localizer(run_dir, checkpoint=checkpoint, device=device)
         data = self.cfg.data
-        return loc.evaluate(data.val_source or data.source, split or data.val_split or None)
+        return loc.evaluate(data.val_source or data.source, split or data.val_split or None,
+                            format=data.format, video_root=data.video_root)
 
     def format_evaluation(self, result: Mapping[str, Any]) -> str:
         from avkit.apps.localization.inference import format_map
