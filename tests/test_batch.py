@@ -128,11 +128,10 @@ def test_embed_windows_match_direct(ray_local: object, run_dir: Path, corpus: Pa
                                     capsys: pytest.CaptureFixture) -> None:
     import pyarrow.parquet as pq
 
-    from avkit.data.batch import clip_batch
     from avkit.data.sampling import sliding_windows
     from avkit.engine.build import clip_transform, short_side_of
     from avkit.engine.evaluate import load_run
-    from avkit.io import VideoReader
+    from avkit.io import VideoReader, read_clip
 
     out = tmp_path / "feats"
     videos = sorted(corpus.glob("long_*.mp4"))
@@ -149,14 +148,15 @@ def test_embed_windows_match_direct(ray_local: object, run_dir: Path, corpus: Pa
     for video in videos:
         rows = frame[frame["path"] == str(video.absolute())].sort_values("window").to_dict("records")
         with VideoReader(video) as reader:
-            assert reader.duration is not None
+            assert reader.duration is not None and not data.audio
             windows = sliding_windows(reader.duration, data.num_frames, data.fps, 0.25)
-            batch = clip_batch(reader, windows, num_frames=data.num_frames, size=short_side_of(data),
-                               transform=clip_transform(data, train=False), audio=data.audio)
         assert len(rows) == len(windows) == 5  # 2 s video, 1 s clips starting every 0.25 s
         assert [r["start"] for r in rows] == pytest.approx([w.start for w in windows])
+        # batch decodes a video's windows in one pass (clips_at); here every window is read on its own
+        transform = clip_transform(data, train=False)
+        clips = [read_clip(video, times=w.times.tolist(), size=short_side_of(data), audio=False).frames for w in windows]
         with torch.no_grad():
-            direct = model.forward_features(batch["video"]).numpy()
+            direct = model.forward_features(torch.stack([transform(c) for c in clips])).numpy()
         np.testing.assert_allclose(np.array([r["features"] for r in rows]), direct, rtol=1e-4, atol=1e-5)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
 from avkit.data.sampling import ClipWindow
@@ -31,7 +30,8 @@ def clip_batch(source: Any, windows: Sequence[ClipWindow], *, num_frames: int, s
                audio_transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """The model batch of ``windows`` read from ``source`` (an open ``VideoReader`` or ``InMemoryVideo``).
 
-    Frames are decoded once for all windows at short side ``size`` and ``transform`` turns each
+    Frames are decoded once for all windows at short side ``size`` (``source.clips_at``: one forward pass,
+    each frame decoded at most once) and ``transform`` turns each
     clip ``uint8 [T, H, W, 3]`` into ``[3, T, H, W]`` (or ``[crops, 3, T, H, W]``, concatenated).
     With ``audio`` / ``spectrogram``, each window gets ``audio_seconds`` (default: the window's
     length) of sound centred on it; a video without sound gives zeros, and ``has_audio`` in the
@@ -39,9 +39,10 @@ def clip_batch(source: Any, windows: Sequence[ClipWindow], *, num_frames: int, s
     """
     if not windows:
         raise AvkitError("no clips to read")
-    times = np.concatenate([w.times for w in windows])
-    frames, _ = source.frames_at(times, size=size)
-    views = [transform(c) for c in frames.split(num_frames)]
+    if any(len(w.times) != num_frames for w in windows):
+        raise AvkitError(f"clip windows of {sorted({len(w.times) for w in windows})} frames, expected {num_frames}")
+    frames, _ = source.clips_at([w.times for w in windows], size=size)  # one pass over the file for all clips
+    views = [transform(c) for c in frames]
     batch: dict[str, torch.Tensor] = {"video": torch.cat(views) if views[0].ndim == 5 else torch.stack(views)}
     if not (audio or spectrogram):
         return batch

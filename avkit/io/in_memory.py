@@ -64,6 +64,8 @@ class InMemoryVideo:
         idx = np.clip(idx, 0, len(self.timestamps) - 1)
         return self.frames[torch.from_numpy(idx)], torch.from_numpy(self.timestamps[idx])
 
+    clips_at = VideoReader.clips_at  # the clips' times through frames_at, split per clip
+
     def read_audio(self, start: float, end: float, *, sample_rate: int) -> torch.Tensor:
         """Mono waveform of ``[start, end)``: ``round((end - start) * sample_rate)`` samples, zero-padded."""
         if self.audio is None:

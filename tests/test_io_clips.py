@@ -1,0 +1,125 @@
+"""Many clips of one video in one pass (``VideoReader.clips_at`` / ``read_clips``): the same pixels and
+timestamps as the per-clip reader, each frame decoded at most once, one seek per run of keyframe intervals.
+
+Files: 6 s of moving texture in H.264 with B-frames (x264's default keyframe interval, which puts one
+keyframe in the file, and a keyframe every 2 s), and the real Kinetics-style clip of ../shared/media.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from avkit.errors import AvkitError
+from avkit.io import VideoReader, read_clip, read_clips
+
+FPS, SECONDS = 30, 6.0
+PANCAKE = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "video" / "pancake_h264_opus.mkv"
+
+
+def _h264(path: Path, gop_seconds: float | None) -> Path:
+    """Moving coloured noise, 96x64, x264 with B-frames; ``gop_seconds=None``: the encoder's keyframe interval."""
+    rng = np.random.default_rng(0)
+    texture = np.repeat(np.repeat(rng.integers(0, 256, (40, 64, 3), dtype=np.uint8), 4, 0), 4, 1)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=FPS)
+        s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
+        s.options = {"preset": "veryfast", "crf": "28"}
+        if gop_seconds is not None:
+            gop = int(gop_seconds * FPS)
+            s.options = {**s.options, "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        for k in range(int(SECONDS * FPS)):
+            img = np.ascontiguousarray(texture[k % 96:k % 96 + 64, (2 * k) % 160:(2 * k) % 160 + 96])
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = k
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("clips")
+    return {"default": _h264(d / "default.mp4", None), "gop2": _h264(d / "gop2.mp4", 2.0)}
+
+
+def _clips(duration: float, k: int, seed: int) -> list[np.ndarray]:
+    """``k`` clips of 8 frames at 5 fps: uniform overlapping starts, shuffled, plus one before the start and
+    one past the end (the first and the last frame), with a repeated time inside one clip."""
+    starts = np.linspace(0.0, duration - 1.5, k)
+    np.random.default_rng(seed).shuffle(starts)
+    clips = [s + np.arange(8) / 5.0 for s in starts]
+    clips.append(np.linspace(-0.5, 0.2, 8))
+    clips.append(duration - 0.3 + np.arange(8) / 5.0)
+    clips[0][3] = clips[0][2]
+    return clips
+
+
+def _per_clip(path: Path, clips: list[np.ndarray], size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """What the per-clip reader gives: ``read_clip`` (a fresh reader) for every clip."""
+    read = [read_clip(path, times=c.tolist(), size=size, audio=False) for c in clips]
+    return torch.stack([r.frames for r in read]), torch.stack([r.timestamps for r in read])
+
+
+@pytest.mark.parametrize("name", ["default", "gop2"])
+@pytest.mark.parametrize("k", [1, 10])
+def test_same_pixels_as_the_per_clip_reader(videos: dict[str, Path], name: str, k: int) -> None:
+    path = videos[name]
+    clips = _clips(SECONDS, k, seed=k)
+    frames, stamps = read_clips(path, clips, size=48)
+    want_frames, want_stamps = _per_clip(path, clips, size=48)
+    assert frames.shape == (k + 2, 8, 48, 72, 3) and frames.dtype == torch.uint8
+    assert torch.equal(frames, want_frames) and torch.equal(stamps, want_stamps)
+    assert torch.equal(frames[-2, 0], frames[-2, 1]) and float(stamps[-1, -1]) == pytest.approx(SECONDS - 1 / FPS)
+
+
+@pytest.mark.parametrize("name", ["default", "gop2"])
+def test_each_frame_is_decoded_once_and_runs_of_keyframe_intervals_seek_once(
+        videos: dict[str, Path], name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    seeks: list[float] = []
+    original = VideoReader._seek
+
+    def counted(self: VideoReader, stream: object, t: float) -> bool:
+        seeks.append(t)
+        return original(self, stream, t)
+
+    monkeypatch.setattr(VideoReader, "_seek", counted)
+    clips = _clips(SECONDS, 16, seed=0)[:16]  # overlapping clips over the whole file
+    with VideoReader(videos[name], threads=1) as reader:
+        reader.clips_at(clips)
+        once = reader.frames_decoded
+    assert once <= SECONDS * FPS + 2 and len(seeks) == 1  # the whole file, forward, once
+    with VideoReader(videos[name], threads=1) as reader:
+        for c in clips:
+            reader.frames_at(c)
+        assert reader.frames_decoded > 2 * once  # the per-clip reader decodes the overlaps again
+
+    # Two clips 4 s apart with a keyframe every 2 s: a seek each, the keyframe interval between them skipped.
+    seeks.clear()
+    with VideoReader(videos["gop2"], threads=1) as reader:
+        reader.clips_at([np.arange(8) / 10.0 + 0.1, np.arange(8) / 10.0 + 4.1])
+        assert len(seeks) == 2 and reader.frames_decoded < 2 * 2 * FPS
+
+
+def test_a_real_clip(tmp_path: Path) -> None:
+    if not PANCAKE.is_file():
+        pytest.skip("../shared/media is absent")
+    with VideoReader(PANCAKE) as reader:
+        duration = float(reader.duration or 0)
+    clips = _clips(duration, 10, seed=1)
+    frames, stamps = read_clips(PANCAKE, clips, size=112)
+    want_frames, want_stamps = _per_clip(PANCAKE, clips, size=112)
+    assert frames.shape[:2] == (12, 8) and torch.equal(frames, want_frames) and torch.equal(stamps, want_stamps)
+
+
+def test_clips_of_different_lengths_are_one_line(videos: dict[str, Path]) -> None:
+    with pytest.raises(AvkitError, match=r"default\.mp4: clips_at needs one or more clips of the same number") as err:
+        read_clips(videos["default"], [np.arange(8) / 5.0, np.arange(4) / 5.0])
+    assert "\n" not in str(err.value)
+    with pytest.raises(AvkitError, match="clips_at needs one or more clips"):
+        read_clips(videos["default"], [])
