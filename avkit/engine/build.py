@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch.nn as nn
 
-from avkit.engine.checkpoint import describe_load, load_into, load_weights, unwrap
+from avkit.engine.checkpoint import describe_load, load_into, load_weights, read_meta, unwrap
 from avkit.engine.config import Config, DataConfig, ModelConfig
 from avkit.errors import AvkitError
 from avkit.utils import cpu_cores
@@ -36,10 +37,40 @@ def build_model(cfg: ModelConfig, num_classes: int, log: Callable[[str], None] |
     for loaded in loads:
         say(loaded.describe(num_classes))
     if cfg.init:
-        say(describe_load(cfg.init, load_into(model, load_weights(cfg.init), what=cfg.init)))
+        say(describe_load(cfg.init, load_init(model, cfg.init)))
     if cfg.freeze_backbone or cfg.linear_probe:
         freeze_backbone(model)
     return model
+
+
+def load_init(model: nn.Module, init: str) -> dict[str, Any]:
+    """Copy ``model.init``'s weights into ``model`` (:func:`~avkit.engine.checkpoint.load_into`'s result).
+
+    A pretraining run (its weights' metadata names an ``encoder_prefix``, as ``task: av_mae`` does)
+    gives its encoder only, and all of it: the decoders stay behind, and an encoder tensor that does
+    not fit the model (or a model encoder tensor the run lacks) is a one-line error, never a partly
+    random encoder."""
+    source = load_weights(init)
+    prefix = str(_init_meta(Path(init)).get("encoder_prefix") or "")
+    if not prefix:
+        return load_into(model, source, what=init)
+    result = load_into(model, {k: v for k, v in source.items() if k.startswith(prefix)}, what=init)
+    lost = result["skipped"] + [k for k in result["missing"] if k.startswith(prefix)]
+    if lost:
+        raise AvkitError(f"{init}: {len(lost)} tensors of the pretrained encoder do not fit the model "
+                         f"({', '.join(lost[:3])}{', ...' if len(lost) > 3 else ''}): build it with the "
+                         f"pretraining run's model.video_options")
+    return result
+
+
+def _init_meta(path: Path) -> dict[str, Any]:
+    """The avkit metadata of the weights ``model.init`` names (``{}`` for other formats)."""
+    if path.is_dir():
+        path = next((path / n for n in ("best.safetensors", "last.safetensors") if (path / n).is_file()), path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        return {}
+    meta = read_meta(path)
+    return dict(meta.get("state", meta))
 
 
 def _build(cfg: ModelConfig, num_classes: int) -> nn.Module:
@@ -184,8 +215,14 @@ def _has_split_column(source: str, options: dict[str, Any] | None = None) -> boo
 def build_datasets(cfg: DataConfig, seed: int = 0) -> tuple[Any, Any]:
     """``(train, val)`` datasets; ``val`` (one centre clip per video) is None when there is no
     validation data (no ``val_source``, and ``val_split`` empty or without rows in the source:
-    e.g. split folders with ``train/`` but no ``val/``; the training log says so)."""
+    e.g. split folders with ``train/`` but no ``val/``; the training log says so).
+    ``data.label_fraction`` < 1 trains on that share of each class (``data.label_seed`` picks it)."""
     train = build_dataset(cfg, cfg.train_split, train=True, seed=seed, cache=cfg.cache)
+    if cfg.label_fraction != 1.0:
+        from avkit.data.subset import stratified_subset
+
+        keep = stratified_subset(train.labels, cfg.label_fraction, cfg.label_seed)
+        train.records = [train.records[i] for i in keep]
     val = None
     if cfg.val_source or (cfg.val_split and cfg.val_split in _splits_of(cfg.source, source_options(cfg))):
         val = build_dataset(cfg, cfg.val_split, train=False, seed=seed, cache=cfg.cache)
@@ -212,7 +249,6 @@ def loader_workers(value: int | str, cache: bool = False) -> int:
 def data_notes(cfg: Config, train_set: Any, val_set: Any) -> list[str]:
     """What a user should know about a run's data before it trains, one line each: the split-folder
     layout, that there is no validation data, videos without sound, loader workers beyond the cores."""
-    from pathlib import Path
 
     from avkit.data.dataset import describe_paths
 

@@ -54,6 +54,8 @@ class DataConfig:
     # Videos without an audio stream when the run reads sound: error (stop, naming them) | zeros (keep:
     # silence, marked absent for audio-visual models) | drop (leave them out). Silence is otherwise a class cue.
     missing_audio: str = "error"
+    label_fraction: float = 1.0  # train on this share of the training set, the same share of each class
+    label_seed: int = 0  # which items label_fraction keeps (avkit.data.subset.stratified_subset)
     batch_size: int = 8  # global batch: divided between the processes of a distributed run
     num_workers: int | str = 0  # DataLoader worker processes; "auto" = from the CPU cores (avkit.engine.build)
     cache: bool = False  # decode each training video once and keep it in memory (small datasets, num_workers 0)

@@ -4,6 +4,7 @@ Each family lives in its own file and registers its builders on import (see ``re
 """
 import avkit.models.audio_ast  # noqa: F401,E402
 import avkit.models.audio_cnn  # noqa: F401,E402
+import avkit.models.av_mae  # noqa: F401,E402
 import avkit.models.c3d  # noqa: F401,E402
 import avkit.models.conv_recurrent  # noqa: F401,E402
 import avkit.models.early_fusion  # noqa: F401,E402
