@@ -50,8 +50,9 @@ EPS = 1e-6
 
 
 def make_video(path: Path, seconds: float, fps: int = 30, width: int = 640, height: int = 360,
-               gop_seconds: float = 2.0) -> Path:
-    """A textured, moving H.264 mp4 (so the decoder does real work), keyframe every gop_seconds."""
+               gop_seconds: float | None = 2.0) -> Path:
+    """A textured, moving H.264 mp4 (so the decoder does real work), keyframe every gop_seconds
+    (None: x264's default interval, 250 frames, and its scene-cut keyframes)."""
     # smooth blobs (noise at 1/8 resolution, upsampled and blurred): a natural-image-like bit rate
     rng = np.random.default_rng(0)
     coarse = rng.integers(0, 256, (height // 4 + 1, width // 4 + 1, 3)).astype(np.float32)
@@ -60,13 +61,14 @@ def make_video(path: Path, seconds: float, fps: int = 30, width: int = 640, heig
         for shift in (1, 2, 4):
             texture = (texture + np.roll(texture, shift, axis)) / 2
     texture = texture[: height * 2, : width * 2].astype(np.uint8)
-    gop = int(round(gop_seconds * fps))
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=fps)
         s.width, s.height, s.pix_fmt = width, height, "yuv420p"
-        s.codec_context.gop_size = gop
-        s.options = {"preset": "veryfast", "crf": "23",
-                     "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+        s.options = {"preset": "veryfast", "crf": "23"}
+        if gop_seconds is not None:
+            gop = int(round(gop_seconds * fps))
+            s.codec_context.gop_size = gop
+            s.options = {**s.options, "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
         for k in range(int(seconds * fps)):
             y, x = (3 * k) % height, (5 * k) % width
             img = texture[y:y + height, x:x + width].copy()
