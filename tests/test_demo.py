@@ -41,6 +41,23 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def loc_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny sliding-window localiser on four generated long videos (two epochs)."""
+    from avkit.data.synthetic import generate
+    from avkit.engine import train
+    from avkit.engine.config import load_config
+
+    root = tmp_path_factory.mktemp("demo_loc")
+    generate("longvideo", root / "data", 4, seed=0, size=16, duration=8.0, actions=("rotate_cw", "stripes"),
+             segments=(2, 2), segment_duration=(1.5, 3.0), val_fraction=0.0)
+    cfg = load_config(ROOT / "recipes" / "localize_sliding.yaml", [
+        f"data.source={root / 'data'}", f"task_options.cache={root / 'features.npz'}", f"train.output_dir={root / 'run'}",
+        "train.epochs=2", "task_options.hidden=16", "train.progress=false", "data.val_split="])
+    train(cfg, quiet=True)
+    return root / "run"
+
+
 def test_examples_ship_small_and_are_videos() -> None:
     total = 0
     for ex in EXAMPLES:
@@ -97,6 +114,39 @@ def test_classify_and_select_tabs(run_dir: Path, tmp_path: Path) -> None:
     assert sel["gflops"]["saved"] == pytest.approx(1 - sel["gflops"]["selected"] / sel["gflops"]["dense"], abs=0.01)
 
 
+def test_localize_tab(loc_run: Path, tmp_path: Path) -> None:
+    """The Localize tab runs the localiser as ``avkit localize`` does: the same segments, by start time."""
+    from avkit.apps import localization
+
+    assert work.find_runs([loc_run], quickstart=tmp_path / "none").of("localization") == [loc_run]
+    video = example_path("long.mp4")
+    every = localization.load(loc_run, device="cpu").localize(video)
+    cut = sorted(s["score"] for s in every)[len(every) // 2]  # the median score: some segments kept, some not
+    seen: list[float] = []
+    res = work.localize(video, loc_run, tmp_path / "l", min_score=cut, progress=lambda f, msg: seen.append(f))
+    direct = [s for s in every if s["score"] >= cut]
+    assert 0 < len(direct) < len(every) and res["segments"] == sorted(direct, key=lambda s: s["start"])
+    assert res["method"] == "sliding" and res["duration"] == pytest.approx(16.0, abs=0.2)
+    assert Path(res["timeline"]).stat().st_size > 1000 and seen == sorted(seen) and seen[-1] == 1.0
+    with pytest.raises(AvkitError, match=r"minimum score must be in \[0, 1\]"):
+        work.localize(video, loc_run, tmp_path / "l2", min_score=1.5)
+
+
+def test_localize_tab_says_what_is_missing(loc_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from avkit.apps.demo.app import DemoOptions, build
+
+    monkeypatch.chdir(tmp_path)  # no quickstart output here
+
+    def missing(runs: list[str]) -> list[str]:
+        page = build(DemoOptions(runs=runs, workdir=tmp_path))
+        return [str(b.value) for b in page.blocks.values() if getattr(b, "elem_id", None) == "localize-missing"]
+
+    without = missing([])
+    assert len(without) == 1 and "no localization run" in without[0]
+    assert "`avkit train recipes/localize_onestage.yaml`" in without[0] and "avkit demo --run" in without[0]
+    assert missing([str(loc_run)]) == []
+
+
 def test_separation_missing_says_how(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from avkit.apps import separation
 
@@ -148,20 +198,24 @@ def _wait_up(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
 
 
 @pytest.mark.slow
-def test_page_in_a_real_browser(run_dir: Path, tmp_path: Path) -> None:
-    """Separate on the bundled duet (or, while the shipped model is missing, the tab's message), Classify with the
-    tiny run, then a text file uploaded: one line in the page, no traceback, and the server still answers."""
+def test_page_in_a_real_browser(run_dir: Path, loc_run: Path, tmp_path: Path) -> None:
+    """Separate on the bundled duet (or, while the shipped model is missing, the tab's message), Classify and
+    Localize with the tiny runs, then a text file uploaded: one line in the page, no traceback, and the server
+    still answers."""
     chromium = _browser()
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
-    proc = subprocess.Popen([sys.executable, "-m", "avkit", "demo", "--port", str(port), "--run", str(run_dir)],
+    proc = subprocess.Popen([sys.executable, "-m", "avkit", "demo", "--port", str(port), "--run", str(run_dir),
+                             "--run", str(loc_run)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     text = tmp_path / "notes.txt"
     text.write_text("not a video\n")
     shipped = work.separation_missing(None) is None
+    expected = work.localize(example_path("long.mp4"), loc_run, tmp_path / "localize")["segments"]  # the tab's default
+    assert expected
     hosts: set[str] = set()
     try:
         _wait_up(url, proc)
@@ -188,6 +242,17 @@ def test_page_in_a_real_browser(run_dir: Path, tmp_path: Path) -> None:
                                              "els => els.filter(e => e.naturalWidth > 0).length") == 2
             if not shipped:
                 page.screenshot(path=str(tmp_path / "demo.png"))
+            page.get_by_role("tab", name="Localize").click()
+            page.click("#localize-run")
+            page.wait_for_selector("#localize-status :text('segment(s)')", timeout=180_000)
+            assert page.inner_text("#localize-status").startswith(f"{len(expected)} segment(s) in 16.0 s (sliding")
+            assert page.eval_on_selector("#localize-timeline img", "e => e.naturalWidth") > 0
+            table = page.locator("#localize-segments [role=grid]")  # rows drawn as they scroll into view
+            assert table.get_attribute("aria-rowcount") == str(len(expected) + 1)  # and the header
+            shown = page.eval_on_selector_all('#localize-segments [role=gridcell][data-col="2"]',
+                                              "cells => cells.map(c => c.innerText)")
+            assert len(shown) >= min(5, len(expected)) and shown == [s["label"] for s in expected][:len(shown)]
+            page.get_by_role("tab", name="Classify").click()
             tab = "classify"
             page.set_input_files(f"#{tab}-upload input[type=file]", str(text))
             page.wait_for_selector(f"#{tab}-upload :text('notes.txt')", timeout=120_000)  # slow under load

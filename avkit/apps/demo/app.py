@@ -67,6 +67,7 @@ def build(options: DemoOptions) -> gr.Blocks:
     classifiers = [str(p) for p in runs.of("classification")]
     separators = [str(p) for p in runs.of("separation")]
     captioners = [str(p) for p in runs.of("captioning")]
+    localizers = [str(p) for p in runs.of("localization")]
 
     def pick(upload: str | None, example: str | None) -> Path:
         if upload:
@@ -110,13 +111,15 @@ def build(options: DemoOptions) -> gr.Blocks:
             f" (showing {MAX_STEMS})" if len(stems) > MAX_STEMS else "")
         return (_status(True, text), res["mixture"], res["soundmap"], *slots)
 
-    def do_localize(upload, example, progress=gr.Progress()):  # noqa: B008
-        run = Path(separators[0]) if separators else None
-        missing = work.separation_missing(run)
-        if missing:
-            raise AvkitError(missing)
-        res = work.separate(pick(upload, example), run, scratch("localize"), progress=reporter(progress))
-        return _status(True, f"{len(res['stems'])} sounding region(s)"), res["soundmap"]
+    def do_localize(upload, example, run, min_score, progress=gr.Progress()):  # noqa: B008
+        if not run:
+            raise AvkitError(f"no localization run. {work.LOCALIZE_HINT}")
+        res = work.localize(pick(upload, example), Path(run), scratch("localize"), min_score=float(min_score),
+                            progress=reporter(progress))
+        rows = [[s["start"], s["end"], s["label"], round(s["score"], 3)] for s in res["segments"]]
+        text = (f"**{len(rows)} segment(s)** in {res['duration']:.1f} s ({res['method']}, score >= "
+                f"{float(min_score):g})")
+        return _status(True, text), res["timeline"], rows
 
     def do_caption(upload, example, run, progress=gr.Progress()):  # noqa: B008
         text = work.caption(pick(upload, example), Path(run or ""), progress=reporter(progress))
@@ -187,14 +190,21 @@ def build(options: DemoOptions) -> gr.Blocks:
             button.click(_guard(do_select, 2), [upload, example, run, budget, policy], [status, sel_plot, table])
 
         with gr.Tab("Localize", id="localize"):
-            gr.Markdown("Which pixels make the sound: the separation model's sound map over the frame.")
-            if missing:
-                gr.Markdown(f"**Not available:** {missing}")
-            upload, example = _video_input("localize", "duet.mp4")
-            button = gr.Button("Localize", variant="primary")
-            status = gr.Markdown()
-            loc_map = gr.Image(label="sound map", type="filepath", interactive=False)
-            button.click(_guard(do_localize, 1), [upload, example], [status, loc_map])
+            gr.Markdown("Where each action starts and ends in a long video (temporal action localisation).")
+            if not localizers:
+                gr.Markdown(f"**Not available:** no localization run. {work.LOCALIZE_HINT}",
+                            elem_id="localize-missing")
+            upload, example = _video_input("localize", "long.mp4")
+            with gr.Row():
+                run = gr.Dropdown(choices=localizers, value=localizers[0] if localizers else None, label="run")
+                min_score = gr.Slider(0, 1, value=0.1, step=0.05, label="minimum score")
+            button = gr.Button("Localize", variant="primary", elem_id="localize-run")
+            status = gr.Markdown(elem_id="localize-status")
+            loc_plot = gr.Image(label="segments over time (ground truth too when a manifest beside the video "
+                                      "lists it)", type="filepath", interactive=False, elem_id="localize-timeline")
+            segments = gr.Dataframe(headers=["start (s)", "end (s)", "label", "score"], label="segments",
+                                    elem_id="localize-segments")
+            button.click(_guard(do_localize, 2), [upload, example, run, min_score], [status, loc_plot, segments])
 
         with gr.Tab("Caption", id="caption"):
             if not captioners:

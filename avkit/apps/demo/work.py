@@ -47,7 +47,8 @@ def check_upload(path: str | Path | None, max_mb: float) -> Path:
 
 @dataclass
 class Runs:
-    """The trained runs the demo can use, by task (``classification``, ``separation``, ``captioning``)."""
+    """The trained runs the demo can use, by task (``classification``, ``separation``, ``captioning``,
+    ``localization``)."""
 
     by_task: dict[str, list[Path]] = field(default_factory=dict)
 
@@ -174,7 +175,39 @@ def select(video: Path, run: Path, out: Path, *, budget: int = 3, policy: str = 
 
 
 # ---------------------------------------------------------------------------------------------
-# Separate (and Localize: its sound map)
+# Localize
+
+
+def localize(video: Path, run: Path, out: Path, *, min_score: float = 0.1,
+             progress: Progress | None = None) -> dict[str, Any]:
+    """Where each action starts and ends in ``video``, by the localiser ``run`` (as ``avkit localize``): the
+    segments scoring at least ``min_score`` (by start time) and their timeline (``timeline.png``) in ``out``."""
+    from avkit.apps import localization
+    from avkit.apps.localization.inference import plot_timeline, truth_of
+
+    if not 0 <= min_score <= 1:
+        raise AvkitError(f"the minimum score must be in [0, 1], got {min_score}")
+    say = progress or (lambda f, msg: None)
+    say(0.1, "loading the run")
+    loc = localization.load(run, device="cpu")
+    say(0.3, "extracting window features")
+    feat = loc.extractor(video)
+    say(0.7, "localising")
+    segments = sorted((s for s in loc.detect_features(feat) if s["score"] >= min_score), key=lambda s: s["start"])
+    out.mkdir(parents=True, exist_ok=True)
+    plot_timeline(segments, feat.duration, out / "timeline.png", loc.class_names, truth_of(video), min_score)
+    say(1.0, "done")
+    return {"timeline": str(out / "timeline.png"), "segments": segments, "duration": float(feat.duration),
+            "method": loc.method}
+
+
+LOCALIZE_HINT = ("Generate its data with the command at the top of recipes/localize_onestage.yaml, train it with "
+                 "`avkit train recipes/localize_onestage.yaml` (docs/localization.md) and start "
+                 "`avkit demo --run runs/localize_onestage`.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Separate
 
 
 def separate(video: Path, run: Path | None, out: Path, *, regions: str = "auto", max_sources: int = 4,
