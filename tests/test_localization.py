@@ -92,6 +92,20 @@ def test_nms_hard_and_soft() -> None:
     assert len(soft) == 3 and soft[-1]["score"] == pytest.approx(0.8 * np.exp(-0.81 / 0.5))
 
 
+def test_onestage_segments_stay_inside_the_video() -> None:
+    """Distances regressed past either end are clipped to [0, duration] (a real clip ends mid-window)."""
+    from avkit.apps.localization.model import OneStage
+
+    net = OneStage(4, 2, dim=8, levels=2, heads=2).eval()
+    with torch.no_grad():
+        net.reg_head[-1].bias.fill_(100.0)  # type: ignore[operator]
+        net.cls_head[-1].bias.fill_(0.0)  # type: ignore[operator]
+    item = {"feats": torch.randn(10, 4), "centres": torch.arange(10, dtype=torch.float64) * 0.5 + 0.5,
+            "stride": 0.5, "duration": 5.2}
+    dets = net.detect(item)
+    assert dets and all(d["start"] == 0.0 and d["end"] == 5.2 for d in dets)
+
+
 def test_sliding_windows_merge_into_segments() -> None:
     net = WindowClassifier(2, 2)
     top = torch.tensor([0, 1, 1, 1, 0, 2, 2, 0])
@@ -320,3 +334,36 @@ def test_activitynet_json_reversed_segment(tmp_path: Path, capsys: pytest.Captur
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert f"{bad}: video 'x1': annotation 1 ends (4.0) before it starts (5.0)" in err
+
+
+# ------------------------------------------------------------------------------------------ real clips
+
+MEDIA = ROOT.parent / "shared" / "media" / "video"
+
+
+@pytest.fixture(scope="module")
+def onestage_run(long_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _train("onestage", long_data, tmp_path_factory.mktemp("real") / "run", epochs=2)
+
+
+@pytest.mark.parametrize("clip", ["pancake_h264_opus.mkv", "friday_h264_aac.mp4"])
+def test_cli_localize_real_clip(onestage_run: Path, tmp_path: Path, clip: str) -> None:
+    """``avkit localize`` on recorded clips (Opus audio; audio as stream 0): valid JSON, segments inside the clip."""
+    from avkit.io.probe import probe
+
+    video = MEDIA / clip
+    if not video.is_file():
+        pytest.skip(f"{video} absent (real media live in ../shared/media)")
+    run = onestage_run
+    plot = tmp_path / "timeline.png"
+    done = _avkit("localize", str(video), "--run", str(run), "--json", "--min-score", "0", "--plot", str(plot))
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    duration = probe(video).duration
+    assert duration is not None and out["duration"] == pytest.approx(duration, abs=0.1)
+    assert out["video"] == str(video) and out["method"] == "onestage" and plot.stat().st_size > 0
+    segments = out["segments"]
+    assert segments and [s["score"] for s in segments] == sorted((s["score"] for s in segments), reverse=True)
+    for s in segments:
+        assert set(s) == {"label", "start", "end", "score"} and s["label"] in ("rotate_cw", "stripes")
+        assert 0 <= s["start"] < s["end"] <= out["duration"] + 1e-6 and 0 <= s["score"] <= 1
