@@ -175,7 +175,8 @@ def build(options: DemoOptions) -> gr.Blocks:
 
         with gr.Tab("Select", id="select"):
             if not classifiers:
-                gr.Markdown(f"**Not available:** clip selection runs in front of a classifier. {HOW_TO_CLASSIFY}")
+                gr.Markdown(f"**Not available:** clip selection runs in front of a classifier. {HOW_TO_CLASSIFY}",
+                            elem_id="select-missing")
             upload, example = _video_input("select", "long.mp4")
             with gr.Row():
                 run = gr.Dropdown(choices=classifiers, value=classifiers[0] if classifiers else None,
@@ -209,22 +210,24 @@ def build(options: DemoOptions) -> gr.Blocks:
         with gr.Tab("Caption", id="caption"):
             if not captioners:
                 gr.Markdown("**Not available:** no captioning run. Train one (`avkit train recipes/caption_av_stage1"
-                            ".yaml`, then stage 2; docs/captioning.md) and start `avkit demo --run RUN`.")
+                            ".yaml`, then stage 2; docs/captioning.md) and start `avkit demo --run RUN`.",
+                            elem_id="caption-missing")
             upload, example = _video_input("caption", "motion.mp4")
             run = gr.Dropdown(choices=captioners, value=captioners[0] if captioners else None, label="run")
-            button = gr.Button("Caption", variant="primary")
-            status = gr.Markdown()
+            button = gr.Button("Caption", variant="primary", elem_id="caption-run")
+            status = gr.Markdown(elem_id="caption-status")
             text = gr.Textbox(label="caption", interactive=False)
             button.click(_guard(do_caption, 1), [upload, example, run], [status, text])
 
         with gr.Tab("Ask", id="ask"):
             if not options.llm:
                 gr.Markdown("**Not available:** no video LLM. Start `avkit demo --llm MODEL` with a local model "
-                            "folder or a hub id already downloaded (`avkit ask --help`; the page never downloads).")
+                            "folder or a hub id already downloaded (`avkit ask --help`; the page never downloads).",
+                            elem_id="ask-missing")
             upload, example = _video_input("ask", "long.mp4")
             prompt = gr.Textbox(label="question", value="What happens in this video?")
-            button = gr.Button("Ask", variant="primary")
-            status = gr.Markdown()
+            button = gr.Button("Ask", variant="primary", elem_id="ask-run")
+            status = gr.Markdown(elem_id="ask-status")
             answer = gr.Textbox(label="answer", interactive=False)
             button.click(_guard(do_ask, 1), [upload, example, prompt], [status, answer])
     return page
