@@ -225,3 +225,18 @@ def test_pretrain_probe_finetune_from_recipes(motion_sound: Path, tmp_path: Path
                         common(motion_sound, tmp_path / "wide") + [f"model.init={pre}", "model.video_options.depth=2"])
     with pytest.raises(AvkitError, match="do not fit the model"):
         train(wider, quiet=True)
+
+
+def test_contrastive_embeddings_see_whole_clips() -> None:
+    """The InfoNCE embeddings do not depend on the masks (2 of 16 patch positions are too few to pair
+    sound and frames) and are the ones retrieval uses."""
+    torch.manual_seed(0)
+    model = AVMAE(AVMAEEncoder(**TINY)).eval()
+    batch = tiny_batch(3)
+    _, one = model(batch, {"video": 0.9, "audio": 0.75}, torch.Generator().manual_seed(1))
+    _, two = model(batch, {"video": 0.9, "audio": 0.75}, torch.Generator().manual_seed(2))
+    whole = model.embed_unmasked(batch)
+    for m in ("video", "audio"):
+        torch.testing.assert_close(one[m], two[m])
+        torch.testing.assert_close(one[m], whole[m])
+        assert torch.allclose(one[m].norm(dim=1), torch.ones(3))
