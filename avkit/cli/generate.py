@@ -22,7 +22,7 @@ examples:
   avkit generate instruments data/solo --num 100 --json
   avkit generate gm_instruments data/gm --num 190 --seed 1
   avkit generate longvideo data/long --num 20 --duration 60 --overwrite
-  avkit generate longvideo data/localize --num 40 --duration 30 --val-fraction 0.2 \
+  avkit generate longvideo data/localize --num 40 --duration 30 --val-fraction 0.2 \\
       --actions move_left rotate_cw stripes still_low still_high --segments 3 4 --segment-duration 1.5 4
                            # several actions per video, for 'avkit train recipes/localize_*.yaml'
 
