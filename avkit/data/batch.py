@@ -43,7 +43,11 @@ def clip_batch(source: Any, windows: Sequence[ClipWindow], *, num_frames: int, s
         raise AvkitError(f"clip windows of {sorted({len(w.times) for w in windows})} frames, expected {num_frames}")
     frames, _ = source.clips_at([w.times for w in windows], size=size)  # one pass over the file for all clips
     views = [transform(c) for c in frames]
-    batch: dict[str, torch.Tensor] = {"video": torch.cat(views) if views[0].ndim == 5 else torch.stack(views)}
+    if views[0].ndim == 5:  # [crops, 3, T, H, W] per clip
+        video = torch.cat(views)
+    else:  # a training item's single clip costs no copy
+        video = views[0].unsqueeze(0) if len(views) == 1 else torch.stack(views)
+    batch: dict[str, torch.Tensor] = {"video": video}
     if not (audio or spectrogram):
         return batch
     has_audio = source.audio is not None
