@@ -18,15 +18,24 @@ Two shapes: ``entries=None`` replaces the folder ``TARGET`` as a whole (a run di
 ``entries=[names]`` replaces only those names inside ``TARGET`` and leaves everything else there
 (a dataset's ``manifest.jsonl``, ``clips/`` and ``classes.json``; the files an earlier
 ``avkit separate`` wrote). A listed name the new output does not contain is removed.
+
+One writer at a time: :class:`OutputLock` (``.TARGET.avkit-lock``, holding the writer's pid and
+host) is taken for as long as a :class:`StagedOutput` is open, so two processes replacing the same
+output (two ``avkit generate`` or ``avkit separate`` into one folder) cannot interleave their swaps;
+the second stops with one line. A lock left by a process of this host that is gone is taken over.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+
+from avkit.errors import AvkitError
+from avkit.utils import pid_alive
 
 
 def _remove(path: Path) -> None:
@@ -34,6 +43,66 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+class OutputLock:
+    """``.TARGET.avkit-lock`` beside ``target`` while this process writes it (see the module docstring).
+
+    Taking a lock this process already holds is allowed (the nested holder does not release it), so a
+    training that holds its run's lock can stage the run's replacement.
+    """
+
+    def __init__(self, target: str | Path) -> None:
+        self.target = Path(target)
+        here = self.target.absolute()
+        self.path = here.with_name(f".{here.name}.avkit-lock")
+        self.held = False
+
+    def busy(self, owner: dict) -> str:
+        """The error when another process holds the lock."""
+        return (f"{self.target}: another avkit process (pid {owner.get('pid', '?')} on {owner.get('host', '?')}) "
+                f"is writing it; wait for it, or delete {self.path} if that process is gone")
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname()}
+        for _ in range(2):  # a second try after taking over a stale lock
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner == me:
+                    return  # ours already (held by an outer holder)
+                if owner.get("host") == me["host"] and isinstance(owner.get("pid"), int) \
+                        and not pid_alive(owner["pid"]):
+                    self.path.unlink(missing_ok=True)  # its process is gone: take the lock over
+                    continue
+                raise AvkitError(self.busy(owner)) from None
+            with os.fdopen(fd, "w") as f:
+                json.dump(me, f)
+            self.held = True
+            return
+        raise AvkitError(f"{self.path}: cannot take the lock")
+
+    def _owner(self) -> dict:
+        try:
+            owner = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}  # being written this instant, or damaged: treat as held
+        return owner if isinstance(owner, dict) else {}
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> OutputLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
 
 
 class StagedOutput:
@@ -53,18 +122,28 @@ class StagedOutput:
         self.target = Path(target).absolute()
         self.entries = None if entries is None else [str(e) for e in entries]
         self.path, self.old, self.journal = _names(self.target)  # self.path: where the new output is written
-        recover(self.target)
-        _remove(self.path)
-        self.path.mkdir(parents=True)
+        self.lock = OutputLock(self.target)
+        self.lock.acquire()
+        try:
+            recover(self.target)
+            _remove(self.path)
+            self.path.mkdir(parents=True)
+        except BaseException:
+            self.lock.release()
+            raise
 
     def commit(self) -> None:
         """Swap the staged output in (the previous output is deleted only once the new one is in place)."""
-        _write_journal(self.journal, self.entries, "out")
-        _swap(self.target, self.entries)
+        try:
+            _write_journal(self.journal, self.entries, "out")
+            _swap(self.target, self.entries)
+        finally:
+            self.lock.release()
 
     def discard(self) -> None:
         """Delete the staged output; the target stays as it was."""
         shutil.rmtree(self.path, ignore_errors=True)
+        self.lock.release()
 
     def __enter__(self) -> StagedOutput:
         return self

@@ -2,14 +2,17 @@
 any point never loses the old output and never leaves a half-written new one."""
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 import avkit.staging
-from avkit.staging import StagedOutput, recover
+from avkit.errors import AvkitError
+from avkit.staging import OutputLock, StagedOutput, recover
 from avkit.utils import TEMP_MARK, atomic_path, remove_stale_temps
 
 
@@ -180,3 +183,48 @@ def test_remove_stale_temps_removes_only_dead_processes_files(tmp_path: Path) ->
         p.write_text("x")
     assert remove_stale_temps(tmp_path) == [stale]
     assert not stale.exists() and live.exists() and other.exists()
+
+
+# -- one writer at a time ----------------------------------------------------------------------
+
+def _lock_file(out: Path, pid: int) -> Path:
+    lock = out.with_name(f".{out.name}.avkit-lock")
+    lock.write_text(json.dumps({"pid": pid, "host": socket.gethostname()}))
+    return lock
+
+
+def test_a_second_writer_is_refused_and_the_output_kept(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _write(out, OLD)
+    _lock_file(out, os.getppid())  # a live process that is not this one is writing it
+    with pytest.raises(AvkitError, match=r"another avkit process \(pid \d+ .*is writing it; wait for it"):
+        StagedOutput(out, entries=ENTRIES)
+    assert _tree(out) == {k: v.encode() for k, v in OLD.items()}
+    assert not (tmp_path / ".out.avkit-new").exists()
+
+
+def test_a_lock_of_a_process_that_is_gone_is_taken_over(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    _write(out, OLD)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    lock = _lock_file(out, gone.pid)
+    with StagedOutput(out, entries=ENTRIES) as staged:
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
+        _write(staged.path, NEW)
+    assert _tree(out) == EXPECTED_ENTRIES and not lock.exists()
+
+
+def test_the_lock_is_held_while_staging_and_released_after(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    lock = tmp_path / ".out.avkit-lock"
+    with pytest.raises(RuntimeError), StagedOutput(out) as staged:
+        assert lock.exists()
+        _write(staged.path, NEW)
+        raise RuntimeError("failed while writing")
+    assert not lock.exists() and not out.exists()
+    with OutputLock(out):  # an outer holder (a training holding its run) may stage its own target
+        with StagedOutput(out) as staged:
+            _write(staged.path, NEW)
+        assert lock.exists(), "the nested stage released the outer holder's lock"
+    assert not lock.exists() and _tree(out) == {k: v.encode() for k, v in NEW.items()}

@@ -13,17 +13,13 @@
 """
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import socket
 from pathlib import Path
-from types import TracebackType
 
 from avkit.engine.config import Config, config_diff, load_config
 from avkit.errors import AvkitError
-from avkit.staging import StagedOutput
-from avkit.utils import pid_alive, remove_stale_temps
+from avkit.staging import OutputLock, StagedOutput
+from avkit.utils import remove_stale_temps
 
 # Keys that may change between a run and its --resume (they do not change the result; a moved run
 # directory resumes where it is now).
@@ -77,55 +73,16 @@ def _check_replaceable(run_dir: Path) -> None:
             raise AvkitError(f"{stale}: is in the way of --overwrite and is not an avkit run directory; move it away")
 
 
-class RunLock:
+class RunLock(OutputLock):
     """``.RUN.avkit-lock`` beside ``run_dir`` while this process trains into it (see the module docstring)."""
 
     def __init__(self, run_dir: Path) -> None:
+        super().__init__(run_dir)
         self.run_dir = run_dir
-        here = run_dir.absolute()
-        self.path = here.with_name(f".{here.name}.avkit-lock")
-        self.held = False
 
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname()}
-        for _ in range(2):  # a second try after taking over a stale lock
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                if owner.get("host") == me["host"] and isinstance(owner.get("pid"), int) \
-                        and not pid_alive(owner["pid"]):
-                    self.path.unlink(missing_ok=True)  # its process is gone: take the lock over
-                    continue
-                raise AvkitError(f"{self.run_dir}: another training "
-                                 f"(pid {owner.get('pid', '?')} on {owner.get('host', '?')}) is writing this run; "
-                                 f"wait for it, or delete {self.path} if that process is gone") from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(me, f)
-            self.held = True
-            return
-        raise AvkitError(f"{self.path}: cannot take the run lock")
-
-    def _owner(self) -> dict:
-        try:
-            owner = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}  # being written this instant, or damaged: treat as held
-        return owner if isinstance(owner, dict) else {}
-
-    def release(self) -> None:
-        if self.held:
-            self.path.unlink(missing_ok=True)
-            self.held = False
-
-    def __enter__(self) -> RunLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.release()
+    def busy(self, owner: dict) -> str:
+        return (f"{self.run_dir}: another training (pid {owner.get('pid', '?')} on {owner.get('host', '?')}) "
+                f"is writing this run; wait for it, or delete {self.path} if that process is gone")
 
 
 class RunOutput:
