@@ -109,7 +109,7 @@ def main() -> None:
             assert not result.errors, result.errors
             prepared = sorted((folder / "prep" / "clips").glob("*.mp4"))
             print(f"{name}: prepared {result.clips} clips in {result.seconds:.1f} s")
-            kw = dict(num_frames=8, fps=8.0, size=112, audio="waveform", seed=0)
+            kw = dict(num_frames=8, fps=8.0, size=112, audio="waveform", missing_audio="zeros", seed=0)
             original_ds = VideoDataset(source, allow_outside=True, **kw)
             prepared_ds = VideoDataset(folder / "prep", **kw)
             totals = {"original": [0, 0.0], "prepared": [0, 0.0]}

@@ -93,6 +93,8 @@ def test_missing_audio_policies(silent_root: Path) -> None:
 
     with pytest.raises(AvkitError, match=r"1 of 6 videos have no audio stream \(b/b1.mp4\).*data.missing_audio=zeros"):
         VideoDataset(silent_root, audio="waveform", missing_audio="error", num_frames=4, size=32)
+    with pytest.raises(AvkitError, match="have no audio stream"):  # the Python default, as in recipes
+        VideoDataset(silent_root, audio="spectrogram", num_frames=4, size=32)
     kept = VideoDataset(silent_root, audio="waveform", missing_audio="zeros", num_frames=4, size=32)
     assert len(kept) == 6 and [Path(p).name for p in kept.without_audio] == ["b1.mp4"]
     silent_index = next(i for i, r in enumerate(kept.records) if r.path.endswith("b1.mp4"))

@@ -323,8 +323,8 @@ class VideoDataset(Dataset):
     is ``audio_seconds`` long (default: the clip's length) centred on the video clip, read at
     ``sample_rate``; in test mode there is one per view (``[K, S]``, ``[K, 1, F, T']``). Videos
     without sound are listed in ``without_audio``; ``missing_audio`` says what is done with them:
-    ``"error"`` (raise, naming them), ``"zeros"`` (the default here: silence and ``has_audio=False``)
-    or ``"drop"`` (left out). Training recipes default to ``"error"`` (``data.missing_audio``).
+    ``"error"`` (the default, as in recipes' ``data.missing_audio``: raise, naming them), ``"zeros"``
+    (silence and ``has_audio=False``) or ``"drop"`` (left out).
 
     ``transform`` replaces the preset (``train_transform(size)`` / ``eval_transform(size,
     num_crops)``); it gets ``uint8 [T, H, W, 3]`` frames decoded at the preset's short side
@@ -364,7 +364,7 @@ class VideoDataset(Dataset):
         format_options: FormatOptions | None = None,
         allow_outside: bool = False,
         duplicates: str = "drop",
-        missing_audio: str = "zeros",
+        missing_audio: str = "error",
     ) -> None:
         if mode not in ("train", "test"):
             raise AvkitError(f"mode must be 'train' or 'test', got {mode!r}")
@@ -456,7 +456,8 @@ class VideoDataset(Dataset):
             raise AvkitError(
                 f"{self.source}: {len(self.without_audio)} of {len(self.records)} videos have no audio stream "
                 f"({names}) and this dataset reads sound: their silence would become a class cue. Set "
-                f"data.missing_audio=zeros (keep them, sound marked absent) or drop (leave them out), or give them sound")
+                f"data.missing_audio=zeros (keep them, sound marked absent) or drop (leave them out), or give them sound "
+                f"(VideoDataset: missing_audio='zeros' or 'drop')")
         silent = set(self.without_audio)
         self.records = [r for r in self.records if r.path not in silent]
         if not self.records:
