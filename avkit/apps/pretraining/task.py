@@ -102,8 +102,8 @@ class AVMAETask(Task):
     def setup(self, train_set: Any) -> None:
         self._threads = torch.get_num_threads()
         if self.cfg.train.device in ("auto", "cpu") and not torch.cuda.is_available():
-            # Small tokens and narrow layers: one thread is as fast on a quiet machine and up to 10x
-            # faster on a busy one (benchmarks/pretraining.py measured 0.21 vs 2.3 s per step under load).
+            # Few tokens and narrow layers: per-op overhead dominates, and on a busy shared machine
+            # two threads were several times slower than one (as for the localisation task).
             torch.set_num_threads(1)
 
     def build_model(self, log: Callable[[str], None] | None = None) -> nn.Module:
