@@ -63,6 +63,21 @@ MODELS: list[dict[str, Any]] = [
         }
     },
     {
+        "name": "av_mae",
+        "family": "av_mae",
+        "modality": "video",
+        "description": "Audio-visual MAE encoder (joint video tubes + spectrogram patches) with a linear head; takes the batch.",
+        "tiny_input": None,
+        "full": {
+            "params": 236288,
+            "note": ""
+        },
+        "tiny": {
+            "params": 39904,
+            "note": ""
+        }
+    },
+    {
         "name": "c3d",
         "family": "c3d",
         "modality": "video",
