@@ -11,6 +11,7 @@ A file without an audio stream, for a run that uses sound, follows the run's ``d
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from avkit.data.sampling import ClipWindow
 from avkit.engine.build import clip_transform, short_side_of
-from avkit.engine.config import Config
+from avkit.engine.config import Config, DataConfig
 from avkit.engine.evaluate import load_run
 from avkit.engine.step import autocast_context, forward_batch, to_device
 from avkit.errors import AvkitError, MediaError
@@ -29,7 +31,6 @@ def read_views(path: str | Path, cfg: Config, clips: int) -> dict[str, torch.Ten
     """A batch of ``clips`` centre-cropped clips of ``path`` the way ``cfg``'s validation sees them
     (:func:`~avkit.data.batch.clip_batch`): ``video [clips, 3, T, H, W]`` plus ``audio [clips, S]`` /
     ``spectrogram`` (sound centred on each clip, silence for a file without sound) when the run uses sound."""
-    from avkit.data.batch import clip_batch
     from avkit.data.sampling import uniform_clips
     from avkit.io import probe
     from avkit.io.read import VideoReader
@@ -41,13 +42,20 @@ def read_views(path: str | Path, cfg: Config, clips: int) -> dict[str, torch.Ten
     duration = info.duration
     if not duration or duration <= 0:
         raise MediaError(path, "unknown or zero duration")
-    data = cfg.data
-    windows = uniform_clips(duration, data.num_frames, data.fps, clips)
+    windows = uniform_clips(duration, cfg.data.num_frames, cfg.data.fps, clips)
     with VideoReader(path) as reader:
-        return clip_batch(reader, windows, num_frames=data.num_frames, size=short_side_of(data, 1),
-                          transform=clip_transform(data, train=False, num_crops=1), audio=data.audio,
-                          spectrogram=data.spectrogram, sample_rate=data.sample_rate,
-                          audio_seconds=data.num_frames / data.fps)
+        return window_batch(reader, windows, cfg.data)
+
+
+def window_batch(reader: Any, windows: Sequence[ClipWindow], data: DataConfig) -> dict[str, torch.Tensor]:
+    """The model batch of ``windows`` of an open ``reader`` as a run with ``data`` validates
+    (:func:`~avkit.data.batch.clip_batch`: centre crop, the run's sound centred on each window)."""
+    from avkit.data.batch import clip_batch
+
+    return clip_batch(reader, windows, num_frames=data.num_frames, size=short_side_of(data, 1),
+                      transform=clip_transform(data, train=False, num_crops=1), audio=data.audio,
+                      spectrogram=data.spectrogram, sample_rate=data.sample_rate,
+                      audio_seconds=data.num_frames / data.fps)
 
 
 @dataclass

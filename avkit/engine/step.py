@@ -64,6 +64,37 @@ def forward_batch(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
     return model(batch["video"])
 
 
+def pooled_features(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
+    """Clip features ``[B, D]`` before the classifier, from what ``forward_batch`` would pass the model.
+
+    A video or audio model gives its ``forward_features`` (with flow for two-stream nets); a model
+    taking the batch dict with per-modality encoders (``encode``: audio-visual models) gives each
+    encoder's features side by side (tokens averaged), a modality a clip lacks (``has_audio``) replaced
+    by the model's learned "absent" embedding, as its fusion head sees it; another batch-dict model
+    (``av_mae``) its ``forward_features`` of the whole batch. ``avkit batch embed`` and the localisation
+    features of a trained run both use this.
+    """
+    from avkit.engine.checkpoint import unwrap
+
+    inner: Any = unwrap(model)
+    if getattr(inner, "takes_batch", False):
+        if not hasattr(inner, "encode"):
+            return inner.forward_features(batch)
+        feats = inner.encode(batch)
+        first = next(iter(feats.values()))
+        present = inner.presence(batch, first.shape[0], first.device)
+        pooled = [f.mean(1) if f.ndim == 3 else f for f in feats.values()]
+        return torch.cat([torch.where(present[m].view(-1, 1), f, inner.absent[m].to(f.dtype))
+                          for m, f in zip(feats, pooled)], dim=-1)
+    if "flow" in batch:
+        return inner.forward_features(batch["video"], batch["flow"])
+    if "video" not in batch:
+        for key in ("spectrogram", "audio"):
+            if key in batch:
+                return inner.forward_features(batch[key])
+    return inner.forward_features(batch["video"])
+
+
 def forward_views(model: nn.Module, batch: Mapping[str, Any]) -> torch.Tensor:
     """Logits ``[B, K, C]`` for a test-mode batch whose items hold ``K`` views
     (``video [B, K, 3, T, H, W]``, ``audio [B, K, S]``, ``spectrogram [B, K, 1, F, T]``);

@@ -97,15 +97,11 @@ def plan(video: dict[str, Any], spec: BatchSpec) -> list[dict[str, Any]]:
 
 def read_windows(path: str, windows: list[Any], data: Any) -> dict[str, Any]:
     """The model batch of ``windows`` of ``path`` as the run's validation reads them (torch tensors)."""
-    from avkit.data.batch import clip_batch
-    from avkit.engine.build import clip_transform, short_side_of
+    from avkit.engine.classify import window_batch
     from avkit.io import VideoReader
 
     with VideoReader(path) as reader:
-        return clip_batch(reader, windows, num_frames=data.num_frames, size=short_side_of(data, 1),
-                          transform=clip_transform(data, train=False, num_crops=1), audio=data.audio,
-                          spectrogram=data.spectrogram, sample_rate=data.sample_rate,
-                          audio_seconds=data.num_frames / data.fps)
+        return window_batch(reader, windows, data)
 
 
 def decode(row: dict[str, Any], spec: BatchSpec) -> dict[str, Any]:
@@ -229,18 +225,10 @@ def stem_folder(path: str, key: str) -> str:
 
 
 def features(model: Any, batch: dict[str, Any]) -> Any:
-    """Pooled clip features ``[B, D]``: ``forward_features`` of the video (with flow for two-stream nets);
-    for an audio-visual model, each modality's encoder features side by side (tokens averaged)."""
-    from avkit.engine.checkpoint import unwrap
+    """Pooled clip features ``[B, D]`` (:func:`avkit.engine.step.pooled_features`, shared with localisation)."""
+    from avkit.engine.step import pooled_features
 
-    inner: Any = unwrap(model)
-    if getattr(inner, "takes_batch", False) and hasattr(inner, "encode"):
-        import torch
-
-        return torch.cat([f.mean(1) if f.ndim == 3 else f for f in inner.encode(batch).values()], dim=-1)
-    if "flow" in batch:
-        return inner.forward_features(batch["video"], batch["flow"])
-    return inner.forward_features(batch["video"])
+    return pooled_features(model, batch)
 
 
 def with_data(spec: BatchSpec, data: Any, precision: str) -> BatchSpec:

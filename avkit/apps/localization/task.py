@@ -4,7 +4,10 @@
 ``task_options.method`` picks the network (``sliding`` | ``proposals`` | ``onestage``, see
 :mod:`avkit.apps.localization.model`); the feature options (``modality`` video | audio | av,
 ``video_model``, ``audio_model``, ``window``, ``stride``, ``seed``) say how windows become features
-(:class:`~avkit.apps.localization.features.FeatureSpec`). ``cache`` names an ``.npz`` of extracted
+(:class:`~avkit.apps.localization.features.FeatureSpec`). ``encoder_run`` (a trained classification
+run, ``encoder_checkpoint`` best | last) takes the features from that run's model instead: its recipe sets the
+frames, fps, crop and sound, ``window`` must equal its clip (``num_frames / fps``), and ``modality``,
+``video_model``, ``audio_model`` and ``seed`` are the run's. ``cache`` names an ``.npz`` of extracted
 features: written on the first run, reused by every later one with the same spec (so the three
 methods train on the very same features). An item is one whole video; ``data.batch_size`` videos
 per step. Rows with a bad segment are skipped and listed (the log and ``skipped.json``).
@@ -38,6 +41,8 @@ class LocalizationOptions:
     window: float = 1.0
     stride: float = 0.5
     seed: int = 0
+    encoder_run: str = ""  # a trained classification run whose features to use ("" = random-weight encoders)
+    encoder_checkpoint: str = "best"  # of encoder_run: best | last
     cache: str = ""  # .npz of extracted features ("" = extract in memory every run)
     hidden: int = 64  # sliding / proposals width; onestage embedding width
     levels: int = 3  # onestage pyramid levels
@@ -45,13 +50,16 @@ class LocalizationOptions:
     dropout: float = 0.1
 
 def feature_spec(opts: LocalizationOptions) -> Any:
-    from avkit.apps.localization.features import FeatureSpec
+    from avkit.apps.localization.features import FeatureSpec, encoder_spec
 
+    if opts.encoder_run:
+        return encoder_spec(opts.encoder_run, opts.encoder_checkpoint, opts.window, opts.stride)
     return FeatureSpec(modality=opts.modality, video_model=opts.video_model, audio_model=opts.audio_model,
                        window=opts.window, stride=opts.stride, seed=opts.seed)
 
 def features_for(paths: list[str], spec: Any, cache: str, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """``{path: Features}``: from ``cache`` when it holds them with the same spec, else extracted (and cached)."""
+    """``{path: Features}``: from ``cache`` when it holds them with the same spec (for a trained encoder:
+    the same run and weights), else extracted (and cached)."""
     from avkit.apps.localization.features import extract_all, load_features, save_features
 
     have: dict[str, Any] = {}
