@@ -240,3 +240,55 @@ def test_contrastive_embeddings_see_whole_clips() -> None:
         torch.testing.assert_close(one[m], two[m])
         torch.testing.assert_close(one[m], whole[m])
         assert torch.allclose(one[m].norm(dim=1), torch.ones(3))
+
+
+def test_classifier_pool_choice() -> None:
+    from avkit.models.av_mae import AVMAEClassifier
+
+    batch = tiny_batch(3)
+    torch.manual_seed(0)
+    widths = {}
+    for pool in ("joint", "modality", "both"):
+        torch.manual_seed(0)  # the same encoder weights for each choice
+        model = AVMAEClassifier(None, pool=pool, **TINY).eval()
+        with torch.no_grad():
+            feats = model.forward_features(batch)
+            joint, own = model.encoder(model.encoder.inputs(batch))
+        expected = {"joint": [joint["video"].mean(1), joint["audio"].mean(1)],
+                    "modality": [own["video"].mean(1), own["audio"].mean(1)],
+                    "both": [joint["video"].mean(1), own["video"].mean(1), joint["audio"].mean(1), own["audio"].mean(1)]}
+        torch.testing.assert_close(feats, torch.cat(expected[pool], dim=1))
+        widths[pool] = model.out_dim
+    assert widths == {"joint": 32, "modality": 32, "both": 64}
+    with pytest.raises(AvkitError, match="pool must be one of"):
+        AVMAEClassifier(None, pool="max", **TINY)
+
+
+def test_probe_head_norm_uses_frozen_statistics_in_eval() -> None:
+    from avkit.models.av_mae import AVMAEClassifier
+
+    torch.manual_seed(0)
+    model = AVMAEClassifier(5, head_norm=True, **TINY)
+    head: Any = model.head
+    norm: Any = head[0]
+    assert isinstance(head[0], torch.nn.BatchNorm1d) and not norm.affine and not list(norm.parameters())
+    batch = tiny_batch(4)
+    model.train()
+    with torch.no_grad():
+        model(batch)
+    assert int(norm.num_batches_tracked) == 1 and not torch.equal(norm.running_mean, torch.zeros_like(norm.running_mean))
+    with torch.no_grad():
+        model(tiny_batch(1, seed=3))  # a one-clip training batch: running statistics, no update, no error
+    assert int(norm.num_batches_tracked) == 1
+    model.eval()
+    stats = (norm.running_mean.clone(), norm.running_var.clone())
+    with torch.no_grad():
+        alone = model({k: v[:1] for k, v in batch.items()})
+        together = model(batch)[:1]
+    torch.testing.assert_close(alone, together)  # eval: each clip normalised by the stored statistics, not the batch's
+    assert torch.equal(norm.running_mean, stats[0]) and torch.equal(norm.running_var, stats[1])
+    features = model.forward_features({k: v[:1] for k, v in batch.items()}).detach()
+    linear = head[1]
+    expected = linear((features - stats[0]) / (stats[1] + norm.eps).sqrt())
+    torch.testing.assert_close(alone, expected)
+    assert isinstance(AVMAEClassifier(5, **TINY).head, torch.nn.Linear)  # off by default

@@ -392,24 +392,51 @@ def info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float = 0.07) -> tor
 # classifier
 
 
+# Which tokens the classifier mean-pools: the joint blocks' output, each modality's own blocks'
+# output (where the contrastive term trains them, before either modality sees the other), or both.
+POOLS = {"joint": ("joint",), "modality": ("modality",), "both": ("joint", "modality")}
+
+
+class ProbeNorm(nn.BatchNorm1d):
+    """BatchNorm without affine parameters (MAE's linear-probe head). A one-clip training batch has
+    no spread to normalise by, so it uses the running statistics instead of failing."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__(num_features, affine=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return F.batch_norm(x, self.running_mean, self.running_var, training=False, eps=self.eps)
+        return super().forward(x)
+
+
 class AVMAEClassifier(VideoClassifier):
     """The pretrained encoder on whole clips, pooled per modality, plus a linear head (module docstring)."""
 
     takes_batch = True
 
-    def __init__(self, num_classes: int | None = None, **options: Any) -> None:
+    def __init__(self, num_classes: int | None = None, head_norm: bool = False, pool: str = "joint",
+                 **options: Any) -> None:
         super().__init__()
+        if pool not in POOLS:
+            raise AvkitError(f"av_mae pool must be one of {list(POOLS)}, got {pool!r}")
+        self.pool = pool
         self.encoder = AVMAEEncoder(**options)
-        d = self.encoder.embed_dim
+        d = self.encoder.embed_dim * len(POOLS[pool])
         self.absent = nn.ParameterDict({m: nn.Parameter(torch.zeros(d)) for m in self.encoder.modalities})
         self.init_head(d * len(self.encoder.modalities), num_classes)
+        if head_norm and self.head is not None:
+            # MAE's linear probe: each pooled feature standardised by a BatchNorm without affine
+            # parameters (the head stays linear); its running statistics are used in eval mode.
+            self.head = nn.Sequential(ProbeNorm(self.out_dim), self.head)
 
     def forward_features(self, x: torch.Tensor | Mapping[str, Any]) -> torch.Tensor:
         batch: Mapping[str, Any] = {"video": x} if isinstance(x, torch.Tensor) else x
         inputs = self.encoder.inputs(batch)
         if not inputs:
             raise AvkitError(f"av_mae needs batch {list(self.encoder.modalities)}, got {sorted(batch)}")
-        joint, _ = self.encoder(inputs)
+        joint, own = self.encoder(inputs)
+        tokens = {"joint": joint, "modality": own}
         first = next(iter(joint.values()))
         parts = []
         for m in self.encoder.modalities:
@@ -420,8 +447,9 @@ class AVMAEClassifier(VideoClassifier):
             present = torch.ones(first.shape[0], 1, dtype=torch.bool, device=first.device)
             if m == "audio" and batch.get("has_audio") is not None:
                 present = torch.as_tensor(batch["has_audio"], device=first.device).bool().view(-1, 1)
+            pooled = torch.cat([tokens[source][m].mean(1) for source in POOLS[self.pool]], dim=1)
             # always through where(): every parameter is in the graph (DDP), no device sync
-            parts.append(torch.where(present, joint[m].mean(1), absent))
+            parts.append(torch.where(present, pooled, absent))
         return torch.cat(parts, dim=1)
 
     def forward(self, x: torch.Tensor | Mapping[str, Any]) -> torch.Tensor:
