@@ -218,7 +218,8 @@ def print_tables(results: dict[str, Any], groups: dict[str, str], t0: float) -> 
           f"(target >= +20): {'met' if min(probe_gain) >= 0.20 else 'MISSED'}")
     for f in FRACTIONS:
         av, vo = acc("probe", f, "sound"), acc("video_only_probe", f, "sound")
-        print(f"- sound classes (still_low / still_high, chance 50%), {f:.0%} labels: AV-pretrained probe "
+        print(f"- sound classes (12-way accuracy on the still_low / still_high clips, chance {1 / len(groups):.1%}), "
+              f"{f:.0%} labels: AV-pretrained probe "
               f"{mean_sd(av)} vs video-only pretrained probe {mean_sd(vo)}: "
               f"{'met' if min(av) > max(vo) else 'MISSED'}")
     a2v = [p["av"]["val_a2v_r5"] for p in results["pretrain"]]
