@@ -28,7 +28,9 @@ Classifier (:class:`AVMAEClassifier`, registered as ``av_mae``): the same encode
 joint outputs mean-pooled per modality and concatenated, plus a linear head; ``model.init`` with
 a pretraining run loads the ``encoder.`` tensors (avkit.engine.build). It takes the batch dict
 (``video``, ``audio``; ``takes_batch``) or a video tensor; a modality the input lacks (or a clip
-with ``has_audio`` False) gets a learned "absent" vector in its place.
+with ``has_audio`` False) gets a learned "absent" vector in its place. Options: ``pool`` (``joint``, the
+default; ``modality``: each modality's own blocks' tokens; ``both``) and ``head_norm`` (MAE's linear
+probe: a BatchNorm without affine parameters before the head); docs/pretraining.md measures both.
 """
 from __future__ import annotations
 
