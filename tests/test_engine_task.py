@@ -110,3 +110,35 @@ def test_make_task_by_name() -> None:
     assert isinstance(make_task(config_from_dict({})), ClassificationTask)
     with pytest.raises(AvkitError, match="unknown task 'nope'"):
         make_task(config_from_dict({"task": "nope"}))
+
+
+class OneThread(Regression):
+    """A task asking for one torch thread on CPU; it records the count each step sees, and can fail."""
+
+    cpu_threads = 1
+
+    def __init__(self, cfg: Any, fail: bool = False) -> None:
+        super().__init__(cfg)
+        self.fail, self.seen = fail, set()
+
+    def train_step(self, model: nn.Module, batch: Mapping[str, Any]):
+        self.seen.add(torch.get_num_threads())
+        if self.fail:
+            raise RuntimeError("planted failure")
+        return super().train_step(model, batch)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="cpu_threads applies without a GPU")
+def test_cpu_threads_hold_for_training_only_however_it_ends(tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        task = OneThread(_cfg(tmp_path / "ok", epochs=1))
+        train(_cfg(tmp_path / "ok", epochs=1), task=task, quiet=True)
+        assert task.seen == {1} and torch.get_num_threads() == 2
+        failing = OneThread(_cfg(tmp_path / "bad", epochs=1), fail=True)
+        with pytest.raises(RuntimeError, match="planted"):
+            train(_cfg(tmp_path / "bad", epochs=1), task=failing, quiet=True)
+        assert failing.seen == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

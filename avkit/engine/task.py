@@ -53,6 +53,10 @@ class Task:
     val_columns: tuple[str, ...] = ("loss",)  # keys of val_metrics shown in metrics.csv -> val_<name>
     best_key = "val_loss"  # the history key that picks best.safetensors
     higher_is_better = False
+    # torch threads while training on a machine without a GPU (None: torch's default). Tasks with few
+    # tokens and narrow layers set 1: per-op overhead dominates, and on a busy machine two threads were
+    # several times slower. The trainer restores the previous count when training ends, however it ends.
+    cpu_threads: int | None = None
 
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg

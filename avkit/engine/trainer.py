@@ -423,6 +423,7 @@ def train(config: Config | dict | str | Path, *, overwrite: bool = False, resume
     log: Callable[[str], None] = bar.print if info.is_main and not quiet else (lambda msg: None)
     lock: RunLock | None = None
     output: RunOutput | None = None
+    threads = torch.get_num_threads()
     board = Board(Path(), enabled=False)
     done = False
     try:
@@ -431,6 +432,8 @@ def train(config: Config | dict | str | Path, *, overwrite: bool = False, resume
         replace = overwrite and is_non_empty(run_dir)  # the same on every rank
         task = task if task is not None else make_task(cfg)
         t = _Trainer(cfg, info, task, model, train_set, val_set, log)
+        if task.cpu_threads and cfg.train.device in ("auto", "cpu") and not torch.cuda.is_available():
+            torch.set_num_threads(task.cpu_threads)
         D.barrier(info)  # every rank has checked before rank 0 changes anything
 
         # 2. The run folder: locked, then created (or staged beside the old run), recipe written.
@@ -506,6 +509,7 @@ def train(config: Config | dict | str | Path, *, overwrite: bool = False, resume
                          best_value=t.best_value, best_key=task.best_key, history=list(t.history),
                          stopped=bool(stopped))
     finally:
+        torch.set_num_threads(threads)  # a task's cpu_threads hold for training only
         bar.stop()
         board.close()
         if output is not None and not done:

@@ -98,6 +98,8 @@ def to_rows(dets: list[dict[str, Any]], video: str, class_names: list[str]) -> l
 class LocalizationTask(Task):
     """Temporal action localisation on per-window features (module docstring)."""
 
+    cpu_threads = 1  # tiny networks (Task.cpu_threads)
+
     name = "localization"
     train_columns = ("loss",)
     val_columns = ("loss", "mAP")
@@ -150,9 +152,6 @@ class LocalizationTask(Task):
         allf = torch.cat([item["feats"] for item in train_set.items])
         self.in_dim = int(allf.shape[1])
         self.mean, self.std = allf.mean(0), allf.std(0).clamp(min=1e-4)
-        self._threads = torch.get_num_threads()
-        if self.cfg.train.device in ("auto", "cpu") and not torch.cuda.is_available():
-            torch.set_num_threads(1)  # tiny networks: one thread is faster on a shared machine
 
     def model_options(self) -> dict[str, Any]:
         o = self.opts
@@ -219,11 +218,6 @@ class LocalizationTask(Task):
         atomic_write_json(run_dir / "classes.json", self.class_names)
         if self.skipped:
             atomic_write_json(run_dir / "skipped.json", self.skipped)
-
-    def report(self, run_dir: Path, history: Sequence[dict[str, Any]], best_epoch: int,
-               best_extras: dict[str, Any] | None) -> None:
-        torch.set_num_threads(getattr(self, "_threads", torch.get_num_threads()))
-        super().report(run_dir, history, best_epoch, best_extras)
 
     def describe(self, row: Mapping[str, Any]) -> str:
         text = f"train loss {row['train_loss']:.4f}"

@@ -20,7 +20,7 @@ reconstruction and original of ``figure_clips`` clips). ``best.safetensors`` has
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,8 @@ def encoder_options(cfg: Any, ratios: Mapping[str, float]) -> dict[str, Any]:
 class AVMAETask(Task):
     """Masked audio-visual autoencoding plus audio-visual contrast (module docstring)."""
 
+    cpu_threads = 1  # tiny networks (Task.cpu_threads)
+
     name = "av_mae"
     train_columns = ("loss",) + TERMS
     val_columns = ("loss",) + TERMS + ("a2v_r1", "a2v_r5", "v2a_r1", "v2a_r5")
@@ -98,13 +100,6 @@ class AVMAETask(Task):
         from avkit.engine.build import build_datasets
 
         return build_datasets(self.cfg.data, seed=self.cfg.train.seed)
-
-    def setup(self, train_set: Any) -> None:
-        self._threads = torch.get_num_threads()
-        if self.cfg.train.device in ("auto", "cpu") and not torch.cuda.is_available():
-            # Few tokens and narrow layers: per-op overhead dominates, and on a busy shared machine
-            # two threads were several times slower than one (as for the localisation task).
-            torch.set_num_threads(1)
 
     def build_model(self, log: Callable[[str], None] | None = None) -> nn.Module:
         from avkit.models.av_mae import AVMAE, AVMAEEncoder
@@ -227,11 +222,6 @@ class AVMAETask(Task):
 
     def write_files(self, run_dir: Path) -> None:
         self.run_dir = Path(run_dir)  # called on the main process only: the figure is drawn there
-
-    def report(self, run_dir: Path, history: Sequence[dict[str, Any]], best_epoch: int,
-               best_extras: dict[str, Any] | None) -> None:
-        torch.set_num_threads(getattr(self, "_threads", torch.get_num_threads()))
-        super().report(run_dir, history, best_epoch, best_extras)
 
     def meta(self) -> dict[str, Any]:
         # ``encoder_prefix`` tells model.init (avkit.engine.build) which tensors are the pretrained encoder.
