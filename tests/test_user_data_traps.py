@@ -104,6 +104,22 @@ def test_missing_audio_policies(silent_root: Path) -> None:
     assert VideoDataset(silent_root, num_frames=4, size=32).without_audio == []  # no sound read: nothing to check
 
 
+def test_a_labelled_subset_reports_only_its_own_silent_videos(silent_root: Path) -> None:
+    from avkit.engine.build import build_datasets
+    from avkit.engine.config import config_from_dict
+
+    dropped_it = 0
+    for seed in range(8):
+        data = config_from_dict({"data": {"source": str(silent_root), "audio": True, "missing_audio": "zeros",
+                                          "num_frames": 4, "size": 32, "label_fraction": 0.34,
+                                          "label_seed": seed}}).data
+        train, _ = build_datasets(data)
+        kept = {r.path for r in train.records}
+        assert len(kept) == 2 and set(train.without_audio) <= kept, seed
+        dropped_it += not train.without_audio
+    assert dropped_it  # some seed leaves the silent video out, and then it is not reported
+
+
 def test_missing_audio_in_train_eval_and_classify(silent_root: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture) -> None:
     from avkit.engine.classify import classify_video

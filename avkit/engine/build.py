@@ -223,6 +223,8 @@ def build_datasets(cfg: DataConfig, seed: int = 0) -> tuple[Any, Any]:
 
         keep = stratified_subset(train.labels, cfg.label_fraction, cfg.label_seed)
         train.records = [train.records[i] for i in keep]
+        kept = {r.path for r in train.records}
+        train.without_audio = [p for p in train.without_audio if p in kept]  # report only what trains
     val = None
     if cfg.val_source or (cfg.val_split and cfg.val_split in _splits_of(cfg.source, source_options(cfg))):
         val = build_dataset(cfg, cfg.val_split, train=False, seed=seed, cache=cfg.cache)
