@@ -167,7 +167,7 @@ class ModelWorker:
         """Every clip of ``rows`` through the model, at most :data:`WINDOWS_PER_CHUNK` clips per pass."""
         import torch
 
-        from avkit.engine.step import autocast_context, forward_batch, to_device
+        from avkit.engine.step import autocast_context, forward_batch, pooled_features, to_device
 
         if not rows:
             return
@@ -184,7 +184,7 @@ class ModelWorker:
                     if self.spec.task == "classify":
                         out = forward_batch(self.model, part).float().softmax(dim=-1)
                     else:
-                        out = features(self.model, part).float()
+                        out = pooled_features(self.model, part).float()  # as the localiser's
                 outs.append(out.cpu().numpy())
         values = np.concatenate(outs).astype(np.float32)
         for r, p, chunk in zip(rows, payloads, np.split(values, np.cumsum(counts)[:-1])):
@@ -222,13 +222,6 @@ class ModelWorker:
 def stem_folder(path: str, key: str) -> str:
     """``stems/NAME-KEY8``: where ``separate`` writes one video's stems, relative to OUT."""
     return f"stems/{Path(path).stem}-{key[:8]}"
-
-
-def features(model: Any, batch: dict[str, Any]) -> Any:
-    """Pooled clip features ``[B, D]`` (:func:`avkit.engine.step.pooled_features`, shared with localisation)."""
-    from avkit.engine.step import pooled_features
-
-    return pooled_features(model, batch)
 
 
 def with_data(spec: BatchSpec, data: Any, precision: str) -> BatchSpec:
