@@ -421,3 +421,36 @@ def test_no_reseek_between_a_keyframes_decode_and_presentation_times(gen):
         frames, _ = r.frames_at(np.array([41.0, 47.0]) / FPS)
         assert ids(frames) == [41, 47]
         assert r.frames_decoded <= 12 + 6, r.frames_decoded  # 36..47 once, plus decoder lookahead
+
+
+@pytest.mark.parametrize("codec, fmt, layout", [
+    ("pcm_u8", "u8", "mono"), ("pcm_s16le", "s16", "stereo"), ("pcm_s32le", "s32", "stereo"),
+    ("pcm_f32le", "flt", "5.1"), ("flac", "s16", "stereo"), ("aac", "fltp", "stereo"),
+])
+def test_read_audio_scales_every_sample_format(tmp_path, codec, fmt, layout):
+    """Each sample format comes back in [-1, 1] at the same level (swresample's scaling: u8 around
+    128, integers over 2^(bits-1)), every channel layout averaged to mono, resampled to the rate
+    asked. A 440 Hz tone at 0.5 in channel 0 and -0.25 in the others must read as its mean."""
+    sr, seconds = 22050, 1.0
+    n = int(sr * seconds)
+    tone = np.sin(2 * np.pi * 440 * np.arange(n) / sr)
+    channels = av.AudioLayout(layout).nb_channels
+    gains = np.array([0.5] + [-0.25] * (channels - 1))
+    wave = (gains[:, None] * tone[None]).astype(np.float32)
+    path = tmp_path / ("tone.m4a" if codec == "aac" else "tone.mkv")
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=sr)
+        stream.layout = layout
+        for i in range(0, n, 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(wave[:, i:i + 1024]), format="fltp", layout=layout)
+            frame.sample_rate, frame.pts = sr, i
+            for f in av.AudioResampler(format=fmt, layout=layout, rate=sr).resample(frame):
+                out.mux(stream.encode(f))
+        out.mux(stream.encode(None))
+    got, rate = read_audio(path, sample_rate=16000)
+    assert rate == 16000 and abs(len(got) - 16000) <= 1100  # the AAC priming may add up to a frame
+    expected = float(gains.mean()) * np.sin(2 * np.pi * 440 * np.arange(len(got)) / 16000)
+    lag = int(np.argmax([np.dot(got[2000:12000].numpy(), np.roll(expected, k)[2000:12000]) for k in range(-40, 41)])) - 40
+    err = np.abs(got[2000:12000].numpy() - np.roll(expected, lag)[2000:12000]).max()
+    lossy = 0.15 if codec == "aac" else 0.02  # AAC at its default bit rate, and the whole-sample lag
+    assert err < lossy * abs(gains.mean()) + 0.004, (codec, fmt, layout, err)

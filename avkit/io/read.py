@@ -500,44 +500,46 @@ class VideoReader:
         timestamps that wobble around the true sample position (Vorbis in Matroska: +-10 ms),
         so the start time is the median over the first frames, not the first frame's alone;
         then a seek and a whole-file read agree.
+
+        The decoded frames are gathered at the stream's own rate, then averaged to mono and
+        resampled once per run of one rate and channel count (both steps are linear, so this
+        equals resampling each frame and then averaging, without the per-frame work).
         """
-        resampler = av.AudioResampler(format="fltp", rate=sample_rate)
-        tb = stream.time_base
-        chunks: list[np.ndarray] = []
+        tb = float(stream.time_base)
+        runs: list[tuple[int, int, list[np.ndarray]]] = []  # (input rate, channels, [channels, n] chunks)
         offsets: list[float] = []  # pts minus sample-count time, for the first frames
         stop = math.inf if end is None else end + 0.05
         anchor_t, anchor_n, consumed = None, 0, 0  # input samples consumed since the anchor time
         estimating = True
-
-        def keep(frames) -> None:
-            for f in frames:
-                arr = f.to_ndarray()  # [channels, samples], planar float
-                chunks.append(arr.mean(axis=0, dtype=np.float32) if arr.ndim == 2 else arr)
-
         for frame in self._decoded(stream, at):
-            t = (float(frame.pts * tb) - self.origin) if frame.pts is not None else None
-            rate = frame.sample_rate or stream.codec_context.sample_rate
+            t = frame.pts * tb - self.origin if frame.pts is not None else None
+            rate = frame.sample_rate or stream.codec_context.sample_rate or sample_rate
+            wave = _channels(frame)
+            if not runs or runs[-1][:2] != (rate, len(wave)):
+                runs.append((rate, len(wave), []))
+            chunks = runs[-1][2]
             if anchor_t is None:
                 anchor_t = t if t is not None else at
-            elif t is not None and rate:
+            elif t is not None:
                 drift = t - (anchor_t + (consumed - anchor_n) / rate)
                 if drift > _AUDIO_RESYNC:
-                    chunks.append(np.zeros(int(round(drift * sample_rate)), dtype=np.float32))
+                    chunks.append(np.zeros((len(wave), int(round(drift * rate))), dtype=np.float32))
                 elif drift < -_AUDIO_RESYNC:
-                    _drop_tail(chunks, int(round(-drift * sample_rate)))
+                    _drop_tail(chunks, int(round(-drift * rate)))
                 if abs(drift) > _AUDIO_RESYNC:
                     anchor_t, anchor_n = t, consumed
                     estimating = False  # the start estimate uses frames before any jump only
-            if estimating and t is not None and rate and len(offsets) < 16:
+            if estimating and t is not None and len(offsets) < 16:
                 offsets.append(t - consumed / rate)
             consumed += frame.samples
-            keep(resampler.resample(frame))
+            chunks.append(wave)
             if t is not None and t > stop:
                 break
-        keep(resampler.resample(None))
         if anchor_t is None:
-            return chunks, None
-        return chunks, float(np.median(offsets)) if offsets else anchor_t
+            return [], None
+        out = [_resample(np.concatenate(chunks, axis=1).mean(axis=0, dtype=np.float32), rate, sample_rate)
+               for rate, _, chunks in runs if chunks]
+        return out, float(np.median(offsets)) if offsets else anchor_t
 
     def read_clip(self, start: float | None = None, end: float | None = None, *,
                   times: Sequence[float] | None = None, frame_indices: Sequence[int] | None = None,
@@ -661,13 +663,36 @@ def _target_size(height: int, width: int, sar: float, rotation: int, size: Size)
     return max(1, int(round(h * short / w))), short
 
 
+def _channels(frame: av.AudioFrame) -> np.ndarray:
+    """The frame's samples as float32 ``[channels, samples]`` in [-1, 1] (swresample's scaling)."""
+    arr = frame.to_ndarray()
+    if not frame.format.is_planar:  # interleaved: [1, samples * channels]
+        arr = arr.reshape(-1, frame.layout.nb_channels or 1).T
+    if arr.dtype == np.uint8:
+        return (arr.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(arr.dtype, np.integer):
+        return arr.astype(np.float32) / float(2 ** (8 * arr.dtype.itemsize - 1))
+    return arr.astype(np.float32, copy=False)
+
+
+def _resample(wave: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    """Mono float32 ``wave`` from ``rate`` to ``sample_rate`` with swresample (its default filter)."""
+    if rate == sample_rate or wave.size == 0:
+        return wave
+    frame = av.AudioFrame.from_ndarray(wave[None], format="flt", layout="mono")
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    parts = [f.to_ndarray()[0] for f in (*resampler.resample(frame), *resampler.resample(None))]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+
+
 def _drop_tail(chunks: list[np.ndarray], n: int) -> None:
-    """Remove the last ``n`` samples from a list of 1-D chunks."""
+    """Remove the last ``n`` samples from a list of ``[channels, samples]`` chunks."""
     while n > 0 and chunks:
         last = chunks.pop()
-        if len(last) > n:
-            chunks.append(last[: len(last) - n])
-        n -= len(last)
+        if last.shape[-1] > n:
+            chunks.append(last[..., : last.shape[-1] - n])
+        n -= last.shape[-1]
 
 
 def _msg(err: BaseException) -> str:
