@@ -3,7 +3,8 @@
 Each method reads the whole sound track of a file as 16 kHz mono float32 (the rate avkit's models use),
 the file opened for each read (its opening is timed), one thread, in one process, alternating methods so
 that load on this shared machine falls on all of them alike. The table shows the median milliseconds
-and the ratio to TorchCodec (> 1: avkit faster).
+of wall time and of this process's CPU time (``time.process_time``: what the read itself costs, less
+disturbed by other jobs on a busy machine), and the ratios to TorchCodec (> 1: avkit faster).
 
   avkit          ``avkit.io.read_audio(path, sample_rate=16000)``: decode, average the channels, resample
                  (avkit's rules: gaps filled, overlaps dropped, exact length)
@@ -13,9 +14,10 @@ and the ratio to TorchCodec (> 1: avkit faster).
 
 Files: a generated 10 s stereo 44.1 kHz AAC track under a small H.264 video, and the shared real clips
 (../shared/media/video: AAC, Opus, Vorbis, MP3) when present. The samples are compared too: avkit and
-TorchCodec must agree in length to within one output frame's worth and, after matching levels (FFmpeg's
-downmix of stereo to mono sums the channels with weight 0.707, avkit averages them), to within 1e-3 of
-the peak (both resample with libswresample).
+TorchCodec are compared (the last column): lengths, the lag that aligns them (avkit places the first
+sample by the stream's timestamps, trimming codec delay such as Opus's pre-skip), and the largest
+difference after aligning and matching levels (FFmpeg's downmix of stereo to mono weights each channel
+0.707, avkit averages them).
 
     PYTHONPATH=/tmp/tc python benchmarks/decode_audio.py    # with a torchcodec installed outside the venv
 """
@@ -85,13 +87,19 @@ def torchcodec_read() -> tuple[Callable[[Path], np.ndarray] | None, str]:
     return read, f"torchcodec {torchcodec.__version__}"
 
 
-def agreement(ours: np.ndarray, theirs: np.ndarray) -> str:
-    """Length difference and the largest sample difference after matching levels, as a short note."""
+def agreement(ours: np.ndarray, theirs: np.ndarray, max_lag: int = 800) -> str:
+    """Length difference, the lag (samples) that best aligns the two, and the largest sample difference
+    after aligning and matching levels (relative to the peak), over the middle of the track."""
     n = min(len(ours), len(theirs))
-    a, b = ours[:n], theirs[:n]
-    scale = float(np.dot(a, b) / max(np.dot(a, a), 1e-12))
-    err = float(np.abs(a * scale - b).max() / max(np.abs(b).max(), 1e-12))
-    return f"{len(ours) - len(theirs):+d} samples, level x{scale:.3f}, max diff {err:.1e} of peak"
+    mid = slice(max_lag, n - max_lag)
+    ref = theirs[mid]
+    lags = range(-max_lag, max_lag + 1)
+    scores = [float(np.dot(ours[mid.start + k:mid.stop + k], ref)) for k in lags]
+    lag = lags[int(np.argmax(scores))]
+    a = ours[mid.start + lag:mid.stop + lag]
+    scale = float(np.dot(a, ref) / max(float(np.dot(a, a)), 1e-12))
+    err = float(np.abs(a * scale - ref).max() / max(float(np.abs(ref).max()), 1e-12))
+    return f"{len(ours) - len(theirs):+d} samples, lag {lag:+d}, level x{scale:.3f}, max diff {err:.1e} of peak"
 
 
 def main() -> None:
@@ -109,25 +117,29 @@ def main() -> None:
     tc, tc_note = torchcodec_read()
     print(f"# python benchmarks/decode_audio.py; {tc_note}; av {av.__version__}; 1 thread; median of {args.repeat} reads, "
           f"methods alternating; load average at start {os.getloadavg()[0]:.1f}")
-    print("| file | seconds of sound | avkit ms | torchcodec ms | pyav decode ms | avkit vs torchcodec | avkit vs pyav decode | samples vs torchcodec |")
+    print("| file | seconds of sound | avkit ms (CPU ms) | torchcodec ms (CPU ms) | pyav decode ms (CPU ms) | "
+          "avkit vs torchcodec, wall (CPU) | avkit vs pyav decode, wall (CPU) | samples vs torchcodec |")
     print("|---|--:|--:|--:|--:|--:|--:|---|")
     for label, path in files:
         methods: dict[str, Callable[[Path], object]] = {"avkit": avkit_read, "pyav": pyav_decode}
         if tc is not None:
             methods["torchcodec"] = tc
-        times: dict[str, list[float]] = {name: [] for name in methods}
+        wall: dict[str, list[float]] = {name: [] for name in methods}
+        cpu: dict[str, list[float]] = {name: [] for name in methods}
         for _ in range(args.repeat):
             for name, fn in methods.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 fn(path)
-                times[name].append(time.perf_counter() - start)
-        ms = {name: 1000 * statistics.median(v) for name, v in times.items()}
+                wall[name].append(time.perf_counter() - start)
+                cpu[name].append(time.process_time() - start_cpu)
+        ms = {name: 1000 * statistics.median(v) for name, v in wall.items()}
+        cms = {name: 1000 * statistics.median(v) for name, v in cpu.items()}
+        cell = {n: f"{ms[n]:.1f} ({cms[n]:.1f})" for n in ms}
+        ratio = {n: f"{ms[n] / ms['avkit']:.2f}x ({cms[n] / cms['avkit']:.2f}x)" for n in ms}
         ours = avkit_read(path)
-        tc_ms = f"{ms['torchcodec']:.1f}" if tc is not None else "-"
-        ratio = f"{ms['torchcodec'] / ms['avkit']:.2f}x" if tc is not None else "-"
         note = agreement(ours, tc(path)) if tc is not None else "-"
-        print(f"| {label} | {len(ours) / RATE:.1f} | {ms['avkit']:.1f} | {tc_ms} | {ms['pyav']:.1f} | {ratio} | "
-              f"{ms['pyav'] / ms['avkit']:.2f}x | {note} |", flush=True)
+        print(f"| {label} | {len(ours) / RATE:.1f} | {cell['avkit']} | {cell.get('torchcodec', '-')} | {cell['pyav']} | "
+              f"{ratio.get('torchcodec', '-')} | {ratio['pyav']} | {note} |", flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 

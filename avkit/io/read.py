@@ -537,8 +537,7 @@ class VideoReader:
                 break
         if anchor_t is None:
             return [], None
-        out = [_resample(np.concatenate(chunks, axis=1).mean(axis=0, dtype=np.float32), rate, sample_rate)
-               for rate, _, chunks in runs if chunks]
+        out = [_resample(_downmix(np.concatenate(chunks, axis=1)), rate, sample_rate) for rate, _, chunks in runs if chunks]
         return out, float(np.median(offsets)) if offsets else anchor_t
 
     def read_clip(self, start: float | None = None, end: float | None = None, *,
@@ -673,6 +672,16 @@ def _channels(frame: av.AudioFrame) -> np.ndarray:
     if np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.float32) / float(2 ** (8 * arr.dtype.itemsize - 1))
     return arr.astype(np.float32, copy=False)
+
+
+def _downmix(channels: np.ndarray) -> np.ndarray:
+    """``[channels, samples]`` -> their mean ``[samples]`` (row by row: faster than ``mean(axis=0)``)."""
+    out = channels[0].copy()
+    for row in channels[1:]:
+        out += row
+    if len(channels) > 1:
+        out *= np.float32(1.0 / len(channels))
+    return out
 
 
 def _resample(wave: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
