@@ -86,9 +86,14 @@ class MediaInfo:
         return asdict(self)
 
 
+# Pixels within 1% of square are shown as stored: encoders write aspects such as 399:400 for
+# square-pixel sources, and stretching 800 px to 798 costs a resampling pass for no visible change.
+SQUARE_PIXELS_WITHIN = 0.01
+
+
 def display_size(height: int, width: int, sar: float, rotation: int) -> tuple[int, int]:
-    """(height, width) after stretching non-square pixels horizontally and rotating."""
-    if sar and abs(sar - 1.0) > 1e-3:
+    """(height, width) after stretching non-square pixels horizontally (beyond 1% from square) and rotating."""
+    if sar and abs(sar - 1.0) > SQUARE_PIXELS_WITHIN:
         width = max(2, int(round(width * sar / 2)) * 2)
     if rotation % 180:
         height, width = width, height
