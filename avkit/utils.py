@@ -112,3 +112,18 @@ def cpu_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+REINSTALL = "reinstall avkit to get it back (pip install --force-reinstall --no-deps avkit, or from a source tree)"
+
+
+def shipped_asset(*parts: str) -> Path:
+    """A file or folder shipped with avkit: in the installed package ``avkit.assets`` (the top-level
+    ``assets/`` folder of the source tree, mapped by setup.py), or in that folder itself when avkit
+    runs from a source tree. Whether it exists is the caller's check (with :data:`REINSTALL`)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("avkit.assets")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
+    return Path(__file__).resolve().parents[1].joinpath("assets", *parts)

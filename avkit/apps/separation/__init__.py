@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from avkit.errors import AvkitError
+from avkit.utils import REINSTALL, shipped_asset
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,22 +33,10 @@ if TYPE_CHECKING:
     from avkit.apps.separation.video import SeparationResult, separate_pair, separate_video
 
 
-def _shipped_dir() -> Path:
-    """Where the shipped model is: the installed package ``avkit.assets`` (the top-level ``assets/`` folder of
-    the source tree, mapped by setup.py), or that folder itself when avkit runs from a source tree."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("avkit.assets")
-    if spec is not None and spec.submodule_search_locations:
-        return Path(list(spec.submodule_search_locations)[0]) / "separation"
-    return Path(__file__).resolve().parents[3] / "assets" / "separation"
-
-
 # The model shipped with avkit: config.yaml (its recipe), model.safetensors (weights), MODEL_CARD.md
-SHIPPED_MODEL = _shipped_dir()
+SHIPPED_MODEL = shipped_asset("separation")
 SHIPPED_WEIGHTS = "model.safetensors"
 TRAIN_HINT = "train one with recipes/separation_gm.yaml"
-REINSTALL = "reinstall avkit to get it back (pip install --force-reinstall --no-deps avkit, or from a source tree)"
 
 _EXPORTS = {"Separator": "inference", "separate_video": "video", "separate_pair": "video",
             "SeparationResult": "video", "evaluate_separation": "evaluate"}
