@@ -18,8 +18,9 @@ the file opened once per video (its opening is timed):
                           ``.get_frames_played_at(seconds=all times)`` (its batch call), if it imports
   pyav decode-all         decode every frame to RGB, pick the frame displayed at each time
 
-A method reads each video ``--repeat`` times; the table shows the median clips/s and ratios against
-TorchCodec and the per-clip reader. Pixels are checked: the per-clip reader's and PyAV's frames must
+A method reads each video ``--repeat`` times, the methods taking turns; the table shows the median clips/s
+by wall time and, in brackets, by this process's CPU time (less disturbed by other jobs on a busy
+machine), and both ratios against TorchCodec and the per-clip reader. Pixels are checked: the per-clip reader's and PyAV's frames must
 equal read_clips' exactly (asserted); for TorchCodec the table counts the frames that differ, and
 asserts that each is a tie: a time that float rounding puts a hair (< 1e-6 s) before a frame's
 timestamp, where avkit takes that frame (its rule: a frame within 1e-6 s counts as at t) and
@@ -82,15 +83,22 @@ def torchcodec_method(seek_mode: str) -> tuple[Callable[[Path, list[np.ndarray]]
     return read, f"torchcodec {torchcodec.__version__}"
 
 
-def timed(fn: Callable[[Path, list[np.ndarray]], np.ndarray], path: Path, clips: list[np.ndarray],
-          repeat: int) -> tuple[float, np.ndarray]:
-    """Median clips/s over ``repeat`` reads, and the frames of the last."""
-    rates, out = [], np.empty(0)
+def timed(methods: dict[str, Callable[[Path, list[np.ndarray]], np.ndarray]], path: Path, clips: list[np.ndarray],
+          repeat: int) -> tuple[dict[str, float], dict[str, float], dict[str, np.ndarray]]:
+    """Median clips/s of each method over ``repeat`` reads, by wall time and by this process's CPU time
+    (``time.process_time``, all threads: less disturbed by other jobs on a busy machine), the methods
+    taking turns so that a change of load falls on all; and the frames of each method's last read."""
+    wall: dict[str, list[float]] = {name: [] for name in methods}
+    cpu: dict[str, list[float]] = {name: [] for name in methods}
+    out: dict[str, np.ndarray] = {}
     for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn(path, clips)
-        rates.append(len(clips) / (time.perf_counter() - t))
-    return statistics.median(rates), out
+        for name, fn in methods.items():
+            t, c = time.perf_counter(), time.process_time()
+            out[name] = fn(path, clips)
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    return ({n: len(clips) / statistics.median(v) for n, v in wall.items()},
+            {n: len(clips) / statistics.median(v) for n, v in cpu.items()}, out)
 
 
 def main() -> None:
@@ -113,9 +121,9 @@ def main() -> None:
     if tc is not None:
         methods[f"torchcodec ({args.seek_mode})"] = tc
     methods["pyav decode-all"] = pyav_all
-    print(f"# clips/s, 8 frames at 5 fps per clip, 1 decoder thread, full resolution; torch {torch.__version__}, "
-          f"{tc_name}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; median of "
-          f"{args.repeat} reads")
+    print(f"# clips/s by wall time (by CPU time in brackets), 8 frames at 5 fps per clip, 1 decoder thread, full "
+          f"resolution; torch {torch.__version__}, {tc_name}; {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f} at start; median of {args.repeat} reads, methods taking turns")
     names = list(methods)
     tc_key = next((n for n in names if n.startswith("torchcodec")), None)
     print(f"| video | K | {' | '.join(names)} | read_clips vs per clip |"
@@ -126,14 +134,15 @@ def main() -> None:
             duration = float(r.duration or 0)
         for k in [int(x) for x in args.ks.split(",")]:
             clips = [w.times for w in uniform_clips(duration, NUM_FRAMES, CLIP_FPS, k)]
-            rates, frames = {}, {}
-            for name, fn in methods.items():
-                rates[name], frames[name] = timed(fn, path, clips, args.repeat)
+            rates, cpu, frames = timed(methods, path, clips, args.repeat)
             ref = frames["avkit read_clips"]
             assert np.array_equal(ref, frames["avkit per clip"]), f"{label} K={k}: read_clips != per-clip reader"
             assert np.array_equal(ref, frames["pyav decode-all"]), f"{label} K={k}: read_clips != PyAV decode-all"
-            cells = " | ".join(f"{rates[n]:.1f}" for n in names)
-            row = f"| {label} | {k} | {cells} | {rates['avkit read_clips'] / rates['avkit per clip']:.2f}x |"
+            cells = " | ".join(f"{rates[n]:.1f} ({cpu[n]:.1f})" for n in names)
+
+            def ratio(a: str, b: str) -> str:
+                return f"{rates[a] / rates[b]:.2f}x ({cpu[a] / cpu[b]:.2f}x)"  # noqa: B023 - used at once
+            row = f"| {label} | {k} | {cells} | {ratio('avkit read_clips', 'avkit per clip')} |"
             if tc_key:
                 with VideoReader(path) as r:
                     stamps = r.clips_at(clips)[1].numpy().reshape(-1)
@@ -141,7 +150,7 @@ def main() -> None:
                 ref_flat, tc_flat = ref.reshape(-1, *ref.shape[2:]), frames[tc_key].reshape(-1, *ref.shape[2:])
                 differ = np.array([not np.array_equal(a, b) for a, b in zip(ref_flat, tc_flat)])
                 assert not (differ & ~ties).any(), f"{label} K={k}: torchcodec differs away from a tie"
-                row += f" {rates['avkit read_clips'] / rates[tc_key]:.2f}x | {int(differ.sum())}/{differ.size} |"
+                row += f" {ratio('avkit read_clips', tc_key)} | {int(differ.sum())}/{differ.size} |"
             print(row, flush=True)
     print(f"load average at end: {os.getloadavg()[0]:.1f}; read_clips, the per-clip reader and PyAV decode-all: "
           "identical pixels in every row (asserted)")
