@@ -53,11 +53,13 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}{TEMP_MARK}{os.getpid()}.",
                                suffix=suffix if suffix is not None else path.suffix, dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_umask())
+    mode = 0o666 & ~_umask()
+    os.fchmod(fd, mode)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, mode)  # again: some writers replace the file (safetensors' save_file makes it 0600)
         os.replace(tmp_path, path)
     except OSError as err:
         if err.errno in _NO_SPACE or err.filename is None:  # a failed write names no file: name it

@@ -159,18 +159,28 @@ def test_recover_removes_a_half_written_journal(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
-def test_atomic_path_gives_the_umask_mode(tmp_path: Path, umask: int) -> None:
+@pytest.mark.parametrize("writer", ["text", "safetensors"])
+def test_atomic_path_gives_the_umask_mode(tmp_path: Path, umask: int, writer: str) -> None:
+    """Whatever the writer does to the temporary file (safetensors' save_file replaces it with a file of
+    mode 0600, which every run's weights went through), the target gets a plain write's mode."""
     previous = os.umask(umask)
     try:
-        target = tmp_path / "file.json"
+        target = tmp_path / ("file.json" if writer == "text" else "file.safetensors")
         with atomic_path(target) as tmp:
             assert tmp != target and tmp.parent == tmp_path
-            tmp.write_text("{}")
+            if writer == "text":
+                tmp.write_text("{}")
+            else:
+                import torch
+                from safetensors.torch import save_file
+
+                save_file({"x": torch.zeros(2)}, str(tmp))
             assert not target.exists()
     finally:
         os.umask(previous)
-    assert target.read_text() == "{}" and (target.stat().st_mode & 0o777) == 0o666 & ~umask
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.json"]
+    assert (target.stat().st_mode & 0o777) == 0o666 & ~umask
+    assert writer != "text" or target.read_text() == "{}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
 
 
 def test_remove_stale_temps_removes_only_dead_processes_files(tmp_path: Path) -> None:
