@@ -3,7 +3,7 @@
 ``compute_flow(frames, method)`` turns decoded ``uint8 [T, H, W, 3]`` frames into
 ``float32 [T-1, 2, H, W]`` flow in pixels/frame (channel 0 = x to the right, 1 = y down).
 Methods: ``"dis"`` and ``"farneback"`` (OpenCV), ``"tvl1"`` (needs opencv-contrib),
-``"raft"`` (torchvision RAFT; local weights only) and ``"lk"`` (pyramidal Lucas-Kanade in torch).
+``"raft"`` (torchvision RAFT: avkit's shipped raft_small weights, or local ones) and ``"lk"`` (pyramidal Lucas-Kanade in torch).
 ``stack_flow`` builds the temporal stream's input ``[2L, H, W]``; ``FlowStack`` does both as a
 dataset transform; ``cached_flow`` stores results beside the video.
 """
@@ -83,7 +83,7 @@ class FlowStack:
         if method not in METHODS:
             raise AvkitError(f"unknown flow method {method!r} (choose from {', '.join(METHODS)})")
         if method == "raft" and "model" not in params:
-            params["model"] = build_raft(params.pop("size", "small"), params.pop("weights", None))
+            params["model"] = build_raft(params.pop("size", "small"), params.pop("weights", "shipped"))
         self.method, self.num_fields, self.subtract_mean, self.params = method, num_fields, subtract_mean, params
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from avkit.utils import atomic_path
+from avkit.utils import atomic_path, shipped_asset
 
 # Parameters that change where or how fast flow is computed, not its value.
 _RUNTIME_PARAMS = {"model", "device", "batch_size"}
@@ -30,6 +30,9 @@ def flow_cache_key(video: str | Path, times: Sequence[float], method: str, param
     """Hex digest identifying one flow computation (see the module docstring)."""
     video = Path(video)
     stat = video.stat()
+    if method == "raft" and params.get("weights", "shipped") == "shipped":
+        shipped = shipped_asset("flow", "raft_small_synthetic.safetensors")  # a new release: a new key
+        params = {**params, "weights": f"shipped:{shipped.stat().st_size if shipped.is_file() else 0}"}
     key = {
         "method": method,
         "params": {k: str(v) for k, v in sorted(params.items()) if k not in _RUNTIME_PARAMS},

@@ -1,9 +1,12 @@
 """RAFT optical flow from torchvision (``raft_small`` / ``raft_large``), torch-only so it runs on GPU.
 
-Weights are never downloaded: pass ``weights=`` a local file holding a RAFT ``state_dict``
-(``.pth``/``.pt`` from ``torch.save`` or ``.safetensors``), e.g. torchvision's released weights
-saved once on a machine with internet. Without weights the network is randomly initialised, which
-is only useful for testing shapes and plumbing.
+Weights are never downloaded. ``weights="shipped"`` (the default for ``raft_small``) is the small
+RAFT avkit ships, trained briefly on synthetic moving scenes (``avkit.flow.raft_synthetic``; its card:
+``assets/flow/MODEL_CARD.md``): accurate on smooth, large-scale texture, about a pixel off on fine real
+texture, where OpenCV's DIS does better. For RAFT trained on FlyingChairs, FlyingThings and Sintel, pass
+``weights=`` a local file holding a RAFT ``state_dict`` (``.pth``/``.pt`` from ``torch.save`` or
+``.safetensors``), e.g. torchvision's released weights saved once on a machine with internet.
+``weights=None`` is a randomly initialised network, for training or testing shapes.
 """
 from __future__ import annotations
 
@@ -15,18 +18,30 @@ import torch.nn.functional as F
 from torchvision.models.optical_flow import RAFT, raft_large, raft_small
 
 from avkit.errors import AvkitError
+from avkit.utils import REINSTALL, shipped_asset
 
 # RAFT works at 1/8 resolution and its correlation pyramid needs feature maps of at least 16x16.
 _MULTIPLE = 8
 _MIN_SIDE = 128
 
 
-def build_raft(size: str = "small", weights: str | Path | None = None) -> RAFT:
-    """torchvision RAFT in eval mode; ``weights`` is an optional local state_dict file."""
+SHIPPED_RAFT = shipped_asset("flow", "raft_small_synthetic.safetensors")
+
+
+def build_raft(size: str = "small", weights: str | Path | None = "shipped") -> RAFT:
+    """torchvision RAFT in eval mode: ``weights`` is ``"shipped"`` (avkit's raft_small), a local
+    state_dict file, or None (random initialisation)."""
     builders = {"small": raft_small, "large": raft_large}
     if size not in builders:
         raise AvkitError(f"unknown RAFT size {size!r} (choose 'small' or 'large')")
     model = builders[size](weights=None)
+    if weights == "shipped":
+        if size != "small":
+            raise AvkitError("avkit ships RAFT weights for raft_small only: pass weights=FILE for raft_large "
+                             "(torchvision's Raft_Large_Weights saved on a machine with internet)")
+        if not SHIPPED_RAFT.is_file():
+            raise AvkitError(f"{SHIPPED_RAFT}: the RAFT weights shipped with avkit are missing; {REINSTALL}")
+        weights = SHIPPED_RAFT
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
@@ -34,12 +49,15 @@ def build_raft(size: str = "small", weights: str | Path | None = None) -> RAFT:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(str(path))
+            try:
+                state = load_file(str(path))
+            except Exception as err:  # noqa: BLE001 - safetensors raises several types for a damaged file
+                raise AvkitError(f"{path}: unreadable RAFT weights ({str(err).splitlines()[0]})") from None
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
         try:
-            model.load_state_dict(state)
-        except RuntimeError as err:
+            model.load_state_dict({k: v.float() for k, v in state.items()})  # the shipped file is fp16
+        except (RuntimeError, AttributeError) as err:
             raise AvkitError(f"{path}: not a raft_{size} state_dict ({str(err).splitlines()[0]})") from None
     return model.eval()
 
@@ -62,7 +80,7 @@ def raft_pairs(model: RAFT, img1: torch.Tensor, img2: torch.Tensor, num_flow_upd
 
 
 def raft_flow(frames: torch.Tensor | np.ndarray, model: RAFT | None = None, *, size: str = "small",
-              weights: str | Path | None = None, num_flow_updates: int = 12, batch_size: int = 8,
+              weights: str | Path | None = "shipped", num_flow_updates: int = 12, batch_size: int = 8,
               device: str | torch.device | None = None) -> torch.Tensor:
     """RAFT flow of ``uint8 [T, H, W, 3]`` frames -> ``float32 [T-1, 2, H, W]`` (pixels/frame, on CPU).
 

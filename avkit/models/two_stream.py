@@ -11,7 +11,8 @@ Input: ``forward(video, flow=None)``. ``video`` is ``float [B, 3, T, H, W]``; ``
 stacked flow ``float [B, 2L, H, W]`` in pixels/frame, usually precomputed by the dataset with
 ``avkit.flow.FlowStack`` (DIS, TV-L1, RAFT; optionally cached). When ``flow`` is None the model
 computes it from the clip with a torch-only method, ``flow_method="lk"`` (pyramidal Lucas-Kanade,
-no weights) or ``"raft"`` (torchvision RAFT, local ``raft_weights``; the clip is rescaled to
+no weights) or ``"raft"`` (torchvision RAFT: ``raft_weights="shipped"``, avkit's raft_small weights, or
+a local file; the clip is rescaled to
 [-1, 1] per clip first), from the ``L`` fields in the middle of the clip (needs ``T >= L + 1``),
 with each field's mean subtracted, as ``FlowStack`` does by default. That flow carries no gradient.
 
@@ -36,7 +37,7 @@ class TwoStream(VideoClassifier):
 
     def __init__(self, num_classes: int | None = None, backbone: str = "resnet18", width: int | None = None,
                  weights: Any = None, flow_fields: int = 10, fusion: str = "average", flow_method: str = "lk",
-                 raft_size: str = "small", raft_weights: str | Path | None = None, raft_updates: int = 12,
+                 raft_size: str = "small", raft_weights: str | Path | None = "shipped", raft_updates: int = 12,
                  dropout: float = 0.0) -> None:
         super().__init__()
         if fusion not in ("average", "concat"):
@@ -119,7 +120,7 @@ TWO_STREAM_TINY = {"backbone": "cnn", "width": 8, "flow_fields": 4}
 @register_model("two_stream", family="two_stream", tiny=TWO_STREAM_TINY)
 def two_stream(num_classes: int | None = None, backbone: str = "resnet18", width: int | None = None,
                weights: Any = None, flow_fields: int = 10, fusion: str = "average", flow_method: str = "lk",
-               raft_size: str = "small", raft_weights: str | Path | None = None, raft_updates: int = 12,
+               raft_size: str = "small", raft_weights: str | Path | None = "shipped", raft_updates: int = 12,
                dropout: float = 0.0) -> TwoStream:
     """Two-stream: RGB frames + stacked optical flow (2L channels) 2D CNNs, score-averaged."""
     return TwoStream(num_classes, backbone, width, weights, flow_fields, fusion, flow_method, raft_size,
