@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from avkit.utils import atomic_path, shipped_asset
+from avkit.utils import atomic_path
 
 # Parameters that change where or how fast flow is computed, not its value.
 _RUNTIME_PARAMS = {"model", "device", "batch_size"}
@@ -31,8 +31,10 @@ def flow_cache_key(video: str | Path, times: Sequence[float], method: str, param
     video = Path(video)
     stat = video.stat()
     if method == "raft" and params.get("weights", "shipped") == "shipped":
-        shipped = shipped_asset("flow", "raft_small_synthetic.safetensors")  # a new release: a new key
-        params = {**params, "weights": f"shipped:{shipped.stat().st_size if shipped.is_file() else 0}"}
+        from avkit.flow.raft import SHIPPED_RAFT  # loaded with avkit.flow anyway
+
+        size = SHIPPED_RAFT.stat().st_size if SHIPPED_RAFT.is_file() else 0  # a new release: a new key
+        params = {**params, "weights": f"shipped:{size}"}
     key = {
         "method": method,
         "params": {k: str(v) for k, v in sorted(params.items()) if k not in _RUNTIME_PARAMS},

@@ -127,7 +127,6 @@ def train(steps: int, out: Path, *, batch_size: int = 4, lr: float = 4e-4, updat
 
     Returns the end-point error of the saved weights on ``eval_pairs`` held-out pairs (their own seed)."""
     from safetensors.torch import save_file
-    from torchvision.models.optical_flow import raft_small
 
     from avkit.engine.device import resolve_device
     from avkit.flow.raft import build_raft, raft_pairs
@@ -135,7 +134,7 @@ def train(steps: int, out: Path, *, batch_size: int = 4, lr: float = 4e-4, updat
 
     dev = resolve_device(device)
     torch.manual_seed(seed)
-    model = (build_raft("small", init) if init is not None else raft_small(weights=None)).to(dev).train()
+    model = build_raft("small", init).to(dev).train()  # init=None: random initialisation
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4, eps=1e-8)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05,
                                                 anneal_strategy="linear")

@@ -513,7 +513,9 @@ class VideoReader:
         estimating = True
         for frame in self._decoded(stream, at):
             t = frame.pts * tb - self.origin if frame.pts is not None else None
-            rate = frame.sample_rate or stream.codec_context.sample_rate or sample_rate
+            rate = frame.sample_rate or stream.codec_context.sample_rate
+            if not rate:  # guessing one would play the sound at the wrong speed
+                raise MediaError(self.path, f"{stream.type} stream {stream.index} states no sample rate")
             wave = _channels(frame)
             if not runs or runs[-1][:2] != (rate, len(wave)):
                 runs.append((rate, len(wave), []))
