@@ -455,3 +455,32 @@ def test_read_audio_scales_every_sample_format(tmp_path, codec, fmt, layout):
     err = np.abs(got[2000:12000].numpy() - np.roll(expected, lag)[2000:12000]).max()
     lossy = 0.15 if codec == "aac" else 0.02  # AAC at its default bit rate, and the whole-sample lag
     assert err < lossy * abs(gains.mean()) + 0.004, (codec, fmt, layout, err)
+
+
+@pytest.mark.parametrize("second_at", [1.5, 0.7])
+def test_read_audio_follows_timestamp_jumps(tmp_path, second_at):
+    """Where the audio timestamps jump (a cut file), samples follow the timestamps, as ffmpeg's
+    ``aresample=async`` does: a gap is filled with silence, an overlap drops the tail before it.
+    A 440 Hz second is followed by an 880 Hz second stamped at ``second_at`` (1.5: a 0.5 s gap;
+    0.7: 0.3 s overlap)."""
+    sr = 16000
+    t = np.arange(sr) / sr
+    parts = [(0.0, 0.5 * np.sin(2 * np.pi * 440 * t)), (second_at, 0.3 * np.sin(2 * np.pi * 880 * t))]
+    path = tmp_path / "jump.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=sr)
+        stream.layout = "mono"
+        for at, wave in parts:
+            pcm = np.round(wave * 32767).astype(np.int16)
+            for i in range(0, sr, sr // 2):  # half-second frames keep the overlapped stamps increasing
+                frame = av.AudioFrame.from_ndarray(pcm[None, i:i + sr // 2], format="s16", layout="mono")
+                frame.sample_rate, frame.pts = sr, int(round(at * sr)) + i
+                frame.time_base = Fraction(1, sr)
+                out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    got = read_audio(path, sample_rate=sr)[0].numpy()
+    cut = int(min(second_at, 1.0) * sr)
+    expected = np.concatenate([parts[0][1][:cut], np.zeros(max(0, int(second_at * sr) - sr)), parts[1][1]])
+    assert len(expected) == int((second_at + 1.0) * sr)
+    assert len(expected) <= len(got) <= len(expected) + sr // 1000  # Matroska keeps whole milliseconds
+    assert np.abs(got[:len(expected)] - expected).max() < 1e-3 and not got[len(expected):].any()

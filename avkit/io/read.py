@@ -21,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -501,14 +502,17 @@ class VideoReader:
         so the start time is the median over the first frames, not the first frame's alone;
         then a seek and a whole-file read agree.
 
-        The decoded frames are gathered at the stream's own rate, then averaged to mono and
-        resampled once per run of one rate and channel count (both steps are linear, so this
-        equals resampling each frame and then averaging, without the per-frame work).
+        The decoded frames are copied, channel by channel, into one growing buffer per run of one
+        rate and channel count (a frame is let go at once, so the decoder reuses its memory), then
+        averaged to mono and resampled once per run (both steps are linear, so this equals
+        resampling each frame and then averaging, without the per-frame work).
         """
         tb = float(stream.time_base)
-        runs: list[tuple[int, int, list[np.ndarray]]] = []  # (input rate, channels, [channels, n] chunks)
+        runs: list[_Samples] = []
         offsets: list[float] = []  # pts minus sample-count time, for the first frames
         stop = math.inf if end is None else end + 0.05
+        stream_end = self._stream_end(stream)
+        until = end if end is not None else stream_end
         anchor_t, anchor_n, consumed = None, 0, 0  # input samples consumed since the anchor time
         estimating = True
         for frame in self._decoded(stream, at):
@@ -516,30 +520,31 @@ class VideoReader:
             rate = frame.sample_rate or stream.codec_context.sample_rate
             if not rate:  # guessing one would play the sound at the wrong speed
                 raise MediaError(self.path, f"{stream.type} stream {stream.index} states no sample rate")
-            wave = _channels(frame)
-            if not runs or runs[-1][:2] != (rate, len(wave)):
-                runs.append((rate, len(wave), []))
-            chunks = runs[-1][2]
+            rows = _channels(frame)
+            if not runs or (runs[-1].rate, len(runs[-1].data)) != (rate, len(rows)):
+                expected = 1.0 if until is None else until - (at if t is None else t) + 0.2
+                runs.append(_Samples(rate, len(rows), int(max(expected, 1.0) * rate)))
+            samples = runs[-1]
             if anchor_t is None:
                 anchor_t = t if t is not None else at
             elif t is not None:
                 drift = t - (anchor_t + (consumed - anchor_n) / rate)
                 if drift > _AUDIO_RESYNC:
-                    chunks.append(np.zeros((len(wave), int(round(drift * rate))), dtype=np.float32))
+                    samples.silence(int(round(drift * rate)))
                 elif drift < -_AUDIO_RESYNC:
-                    _drop_tail(chunks, int(round(-drift * rate)))
+                    samples.drop(int(round(-drift * rate)))
                 if abs(drift) > _AUDIO_RESYNC:
                     anchor_t, anchor_n = t, consumed
                     estimating = False  # the start estimate uses frames before any jump only
             if estimating and t is not None and len(offsets) < 16:
                 offsets.append(t - consumed / rate)
             consumed += frame.samples
-            chunks.append(wave)
+            samples.add(rows)
             if t is not None and t > stop:
                 break
         if anchor_t is None:
             return [], None
-        out = [_resample(_downmix(np.concatenate(chunks, axis=1)), rate, sample_rate) for rate, _, chunks in runs if chunks]
+        out = [_resample(run.mono(), run.rate, sample_rate) for run in runs if run.size]
         return out, float(np.median(offsets)) if offsets else anchor_t
 
     def read_clip(self, start: float | None = None, end: float | None = None, *,
@@ -664,26 +669,75 @@ def _target_size(height: int, width: int, sar: float, rotation: int, size: Size)
     return max(1, int(round(h * short / w))), short
 
 
-def _channels(frame: av.AudioFrame) -> np.ndarray:
-    """The frame's samples as float32 ``[channels, samples]`` in [-1, 1] (swresample's scaling)."""
-    arr = frame.to_ndarray()
-    if not frame.format.is_planar:  # interleaved: [1, samples * channels]
-        arr = arr.reshape(-1, frame.layout.nb_channels or 1).T
-    if arr.dtype == np.uint8:
-        return (arr.astype(np.float32) - 128.0) / 128.0
-    if np.issubdtype(arr.dtype, np.integer):
-        return arr.astype(np.float32) / float(2 ** (8 * arr.dtype.itemsize - 1))
-    return arr.astype(np.float32, copy=False)
+# swresample's sample formats (planar ones end in "p") -> the numpy type of one sample
+_SAMPLE_TYPES: dict[str, type[np.generic]] = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "s64": np.int64,
+                 "flt": np.float32, "dbl": np.float64}
 
 
-def _downmix(channels: np.ndarray) -> np.ndarray:
-    """``[channels, samples]`` -> their mean ``[samples]`` (row by row: faster than ``mean(axis=0)``)."""
-    out = channels[0].copy()
-    for row in channels[1:]:
-        out += row
-    if len(channels) > 1:
-        out *= np.float32(1.0 / len(channels))
-    return out
+def _channels(frame: av.AudioFrame) -> list[np.ndarray]:
+    """The frame's samples as one float32 array per channel, in [-1, 1] (swresample's scaling).
+    Float samples are views of the frame's buffers, to be copied before the frame goes (PyAV's
+    ``to_ndarray`` copies and stacks them per frame, which took as long as decoding AAC)."""
+    name, n = frame.format.name, frame.samples
+    planes: Sequence[Any] = frame.planes  # buffers (PyAV's stubs do not say so)
+    if name == "fltp":  # what AAC, MP3, Opus and Vorbis decode to: the common case, kept short
+        return [np.frombuffer(plane, np.float32, n) for plane in planes]
+    planar = name.endswith("p")
+    dtype = _SAMPLE_TYPES.get(name[:-1] if planar else name)
+    if dtype is None:
+        raise AvkitError(f"unsupported audio sample format {name!r}")
+    channels = frame.layout.nb_channels or 1
+    if planar:
+        rows = [np.frombuffer(plane, dtype, n) for plane in planes[:channels]]
+    else:  # interleaved: s0c0 s0c1 ... in one buffer
+        packed = np.frombuffer(planes[0], dtype, n * channels).reshape(n, channels)
+        rows = [packed[:, c] for c in range(channels)]
+    if dtype == np.float32:
+        return rows
+    if dtype == np.uint8:
+        return [(row.astype(np.float32) - 128.0) / 128.0 for row in rows]
+    if dtype == np.float64:
+        return [row.astype(np.float32) for row in rows]
+    scale = np.float32(1.0 / 2 ** (8 * np.dtype(dtype).itemsize - 1))
+    return [row.astype(np.float32) * scale for row in rows]
+
+
+class _Samples:
+    """One run's samples (one rate and channel count) in a growing ``[channels, capacity]`` buffer."""
+
+    def __init__(self, rate: int, channels: int, capacity: int) -> None:
+        self.rate, self.size = rate, 0
+        self.data = np.empty((channels, max(capacity, 1024)), dtype=np.float32)
+
+    def _reserve(self, n: int) -> None:
+        if self.size + n > self.data.shape[1]:
+            grown = np.empty((len(self.data), max(2 * self.data.shape[1], self.size + n)), dtype=np.float32)
+            grown[:, : self.size] = self.data[:, : self.size]
+            self.data = grown
+
+    def add(self, rows: Sequence[np.ndarray]) -> None:
+        n = len(rows[0])
+        self._reserve(n)
+        for row, channel in zip(rows, self.data):
+            channel[self.size : self.size + n] = row
+        self.size += n
+
+    def silence(self, n: int) -> None:
+        self._reserve(n)
+        self.data[:, self.size : self.size + n] = 0.0
+        self.size += n
+
+    def drop(self, n: int) -> None:
+        self.size = max(0, self.size - n)
+
+    def mono(self) -> np.ndarray:
+        """The channels' mean (summed in place: the buffer is not used again)."""
+        out = self.data[0, : self.size]
+        for channel in self.data[1:]:
+            out += channel[: self.size]
+        if len(self.data) > 1:
+            out *= np.float32(1.0 / len(self.data))
+        return out
 
 
 def _resample(wave: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
@@ -697,15 +751,6 @@ def _resample(wave: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(wave, rate, sample_rate, quality="HQ").astype(np.float32, copy=False)
-
-
-def _drop_tail(chunks: list[np.ndarray], n: int) -> None:
-    """Remove the last ``n`` samples from a list of ``[channels, samples]`` chunks."""
-    while n > 0 and chunks:
-        last = chunks.pop()
-        if last.shape[-1] > n:
-            chunks.append(last[..., : last.shape[-1] - n])
-        n -= last.shape[-1]
 
 
 def _msg(err: BaseException) -> str:
