@@ -370,7 +370,7 @@ class VideoReader:
         if not np.all(np.isfinite(times)):
             raise AvkitError(f"{self.path}: times must be finite numbers")
         order = np.argsort(times, kind="stable")
-        out: list = [None] * len(times)
+        out: np.ndarray | None = None  # filled frame by frame: no list of frames to stack at the end
         stamps = np.empty(len(times), dtype=np.float64)
         conv = _Converter(size, self._sar)
         frames = None
@@ -388,9 +388,13 @@ class VideoReader:
             chosen = prev if prev is not None else nxt  # t before the first frame: the first frame
             if chosen is None:
                 raise MediaError(self.path, "no decodable video frames")
-            out[j] = conv(chosen[0])
+            rgb = conv(chosen[0])
+            if out is None:
+                out = np.empty((len(times), *rgb.shape), dtype=np.uint8)
+            out[j] = rgb
             stamps[j] = chosen[1]
-        return torch.from_numpy(np.stack(out)), torch.from_numpy(stamps)
+        assert out is not None  # times is not empty
+        return torch.from_numpy(out), torch.from_numpy(stamps)
 
     def clips_at(self, clips: Sequence[Sequence[float] | np.ndarray], size: Size = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
