@@ -159,3 +159,30 @@ def test_hold_out_keeps_instruments_and_pairs_out_of_train() -> None:
     assert {frozenset(s["label"] for s in c.meta["sources"]) for c in val if c.label == "violin"} == {
         frozenset(("violin", "flute"))}
     assert "harp" in {c.label for c in val}
+
+
+def test_unison_clips_share_a_melody_across_instruments() -> None:
+    """``unison`` solos play shared melodies: clips that drew the same ``unison_part`` have the same
+    onsets and the same pitch classes (moved by octaves into each range), whatever the instrument;
+    ``unison: 0`` draws nothing, so the clips of existing datasets are unchanged."""
+    clips = [render_clip("gm_instruments", i, seed=4, size=32, duration=1.5, unison=1.0, unison_parts=2)
+             for i in range(8)]
+    parts: dict[int, list] = {}
+    for clip in clips:
+        assert clip.meta["unison_part"] in (0, 1)
+        parts.setdefault(clip.meta["unison_part"], []).append(clip)
+    shared = [group for group in parts.values() if len({c.label for c in group}) > 1]
+    assert shared
+    for group in shared:
+        first = [(n["onset"], n["key"] % 12) for n in group[0].meta["notes"]]
+        for clip in group[1:]:
+            assert [(n["onset"], n["key"] % 12) for n in clip.meta["notes"]] == first
+            inst = BY_NAME[clip.label]
+            assert all(inst.low <= n["key"] <= inst.high for n in clip.meta["notes"])
+    other = render_clip("gm_instruments", 0, seed=4, size=32, duration=1.5, unison=1.0, unison_parts=2, unison_seed=1)
+    assert [n["key"] for n in other.meta["notes"]] != [n["key"] for n in clips[0].meta["notes"]]
+    plain = render_clip("gm_instruments", 3, seed=4, size=32, duration=1.5)
+    assert plain.meta["unison_part"] is None
+    assert np.array_equal(plain.audio, render_clip("gm_instruments", 3, seed=4, size=32, duration=1.5, unison=0.0).audio)
+    with pytest.raises(AvkitError, match="unison"):
+        render_clip("gm_instruments", 0, unison=1.5)

@@ -132,3 +132,47 @@ def test_training_items_zoom_half_the_sources(lib: SoloLibrary) -> None:
                    .mixture_plan(i)["sources"])
     with pytest.raises(AvkitError, match="zoom"):
         MixDataset(lib, zoom=(0.5, 1.5))
+
+
+def test_unison_partners_play_the_same_melody_in_step(tmp_path: Path) -> None:
+    """``unison``: a training partner that plays the clip's unison melody on another instrument, cropped
+    at the same time (so the two play the same notes); without it, partners and crops are as before."""
+    out = tmp_path / "unison"
+    generate("gm_instruments", out, 12, seed=2, size=32, duration=2.0, unison=1.0, unison_parts=2,
+             instruments=("violin", "flute", "trumpet"))
+    lib = SoloLibrary(out, sample_rate=16000, image_size=32, fps=8.0)
+    assert all(c.part in (0, 1) for c in lib.clips)
+    ds = MixDataset(lib, num_mix=(2,), segment=8000, train=True, seed=0, length=24, unison=1.0, all_frames=True)
+    pairs = 0
+    for i in range(len(ds)):
+        a, b = ds.mixture_plan(i)["sources"]
+        ca, cb = lib.clips[a["clip"]], lib.clips[b["clip"]]
+        if ds._unison_partners(a["clip"]):
+            pairs += 1
+            assert ca.part == cb.part and ca.label != cb.label
+            assert a["start"] == b["start"] and a["frames"] == b["frames"]
+    assert pairs >= 12
+    plain = MixDataset(lib, num_mix=(2,), segment=8000, train=True, seed=0, length=24, all_frames=True)
+    starts = [(p["sources"][0]["start"], p["sources"][1]["start"]) for p in map(plain.mixture_plan, range(24))]
+    assert any(x != y for x, y in starts)
+
+
+def test_equalise_sets_the_gain_at_each_anchor_and_eq_items_use_it(lib: SoloLibrary) -> None:
+    """``equalise``: a tone at an anchor frequency comes out at that anchor's gain; ``eq_db`` training
+    items carry a curve within +-eq_db per source and their audio is the clip's piece through it."""
+    from avkit.apps.separation.data import EQ_HZ, equalise
+
+    sr, gains = 22050, [6.0, -6.0, 3.0, 0.0, -3.0, 4.5]
+    t = np.arange(sr) / sr
+    between = float(np.sqrt(EQ_HZ[0] * EQ_HZ[1]))  # half-way in log-frequency: half-way in dB
+    for hz, db in [*zip(EQ_HZ, gains), (between, (gains[0] + gains[1]) / 2)]:
+        tone = torch.tensor(np.sin(2 * np.pi * hz * t), dtype=torch.float32)
+        out = equalise(tone, sr, gains)[2000:-2000]
+        assert abs(20 * np.log10(out.abs().max().item()) - db) < 0.1, (hz, db)
+    ds = MixDataset(lib, num_mix=(2,), segment=4095, train=True, seed=0, length=6, eq_db=6.0)
+    for i in range(len(ds)):
+        item, plan = ds[i], ds.mixture_plan(i)
+        for k, src in enumerate(plan["sources"]):
+            assert len(src["eq_db"]) == len(EQ_HZ) and max(map(abs, src["eq_db"])) <= 6.0
+            piece = lib.clips[src["clip"]].audio[src["start"]:src["start"] + 4095]
+            torch.testing.assert_close(item["audio"][k], equalise(piece, SR, src["eq_db"]) * src["gain"])

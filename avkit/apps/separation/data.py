@@ -14,7 +14,8 @@ rate, frames at ``image_size`` and ``fps``):
 (whole clips, fixed partners), so runs are reproducible and ``--resume`` replays the same data.
 The mixture is the **sum of the solo stems** (like the papers mix solo clips). Partners have
 different labels when labels are known (``distinct``), since two clips of the same instrument look
-alike. Items hold ``audio [N_max, S]`` (the sources; padded with zeros), ``frames [N_max, T, 3, H, W]``
+alike; ``same_label`` and ``unison`` (clips of one gm_instruments unison melody, cropped in step) make
+a share of the training mixtures the hard cases on purpose. Items hold ``audio [N_max, S]`` (the sources; padded with zeros), ``frames [N_max, T, 3, H, W]``
 (uint8), ``num_sources`` and ``valid [N_max]``.
 """
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Solo:
     frames: torch.Tensor  # uint8 [T, H, W, 3] at the library's fps
     label: str | None
     path: str
+    part: int | None = None  # a gm_instruments unison melody (``meta.unison_part``): clips sharing it play the same notes
 
 
 class SoloLibrary:
@@ -56,9 +58,9 @@ class SoloLibrary:
         if limit:
             entries = entries[:limit]
         self.clips: list[Solo] = []
-        for k, (video, audio_path, label) in enumerate(entries):
+        for k, (video, audio_path, label, part) in enumerate(entries):
             try:
-                self.clips.append(self._load(video, audio_path, label))
+                self.clips.append(self._load(video, audio_path, label, part))
             except MediaError as err:
                 self.skipped[str(video)] = err.reason
             if progress is not None:
@@ -83,7 +85,7 @@ class SoloLibrary:
     def labelled(self) -> bool:
         return all(label is not None for label in self.labels)
 
-    def _entries(self, split: str) -> list[tuple[Path, Path | None, str | None]]:
+    def _entries(self, split: str) -> list[tuple[Path, Path | None, str | None, int | None]]:
         src = self.source
         manifest = src / "manifest.jsonl" if src.is_dir() else src
         if manifest.is_file() and manifest.suffix == ".jsonl":
@@ -97,7 +99,8 @@ class SoloLibrary:
                     self.skipped[str(root / row["path"])] = "not a solo (a duet)"
                     continue
                 stem = sources[0].get("stem") if sources else None
-                out.append((root / row["path"], root / stem if stem else None, row.get("label")))
+                part = (row.get("meta") or {}).get("unison_part")
+                out.append((root / row["path"], root / stem if stem else None, row.get("label"), part))
             if not out:
                 raise AvkitError(f"{manifest}: no solo rows" + (f" in split {split!r}" if split else ""))
             return out
@@ -105,14 +108,14 @@ class SoloLibrary:
             raise AvkitError(f"{src}: not a manifest (.jsonl) or a folder of videos")
         flat = sorted(p for p in src.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
         if flat:
-            return [(p, None, None) for p in flat]
-        out = [(p, None, d.name) for d in sorted(src.iterdir()) if d.is_dir()
+            return [(p, None, None, None) for p in flat]
+        out = [(p, None, d.name, None) for d in sorted(src.iterdir()) if d.is_dir()
                for p in sorted(d.iterdir()) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
         if not out:
             raise AvkitError(f"{src}: no videos found (expected ROOT/*.mp4 or ROOT/<label>/*.mp4, or a manifest)")
         return out
 
-    def _load(self, video: Path, audio_path: Path | None, label: str | None) -> Solo:
+    def _load(self, video: Path, audio_path: Path | None, label: str | None, part: int | None = None) -> Solo:
         from avkit.io import VideoReader, read_audio
 
         with VideoReader(video) as reader:
@@ -129,7 +132,7 @@ class SoloLibrary:
         if audio_path is not None:
             audio, _ = read_audio(audio_path, sample_rate=self.sample_rate)
         audio = torch.as_tensor(audio, dtype=torch.float32).reshape(-1)
-        return Solo(audio, frames, label, str(video))
+        return Solo(audio, frames, label, str(video), part)
 
 
 def frame_indices(start_s: float, length_s: float, fps: float, available: int, count: int,
@@ -153,7 +156,7 @@ class MixDataset(Dataset):
     def __init__(self, library: SoloLibrary, *, num_mix: Sequence[int] = (2, 3), segment: int = 0,
                  num_frames: int = 3, train: bool = True, seed: int = 0, length: int = 0, distinct: bool = True,
                  gain: Sequence[float] = (1.0, 1.0), zoom: Sequence[float] = (1.0, 1.0), all_frames: bool = False,
-                 same_label: float = 0.0) -> None:
+                 same_label: float = 0.0, unison: float = 0.0, eq_db: float = 0.0) -> None:
         self.library = library
         self.num_mix = [int(n) for n in num_mix]
         if not self.num_mix or min(self.num_mix) < 1:
@@ -182,6 +185,13 @@ class MixDataset(Dataset):
         # all_frames (visual: motion): every frame of the crop, the crop starting on a frame, so that frame j
         # of an item is at j / fps s of its audio; same_label: a training partner of the clip's own label
         self.all_frames, self.same_label = all_frames, float(same_label)
+        # unison: a training partner playing the same melody (another instrument), cropped at the same time
+        self.unison = float(unison)
+        self.eq_db = float(eq_db)  # a random equaliser curve per training source, up to +-eq_db dB
+        self.by_part: dict[int, list[int]] = {}
+        for i, clip in enumerate(library.clips):
+            if clip.part is not None:
+                self.by_part.setdefault(clip.part, []).append(i)
         self.frame_step = library.sample_rate / library.fps  # samples per video frame
         if all_frames:
             self.num_frames = max(1, int(np.ceil(self.segment / self.frame_step - 1e-9)))
@@ -196,11 +206,21 @@ class MixDataset(Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def _unison_partners(self, first: int) -> list[int]:
+        """Clips playing ``first``'s unison melody on another instrument."""
+        clip = self.library.clips[first]
+        if clip.part is None:
+            return []
+        return [i for i in self.by_part[clip.part] if self.library.labels[i] != clip.label]
+
     def _partners(self, first: int, n: int, rng: np.random.Generator) -> list[int]:
         chosen = [first]
         own = [i for i in self.by_label.get(self.library.labels[first], []) if i != first]
         if self.train and self.same_label > 0 and own and n == 2 and rng.uniform() < self.same_label:
             return [first, own[int(rng.integers(len(own)))]]  # two parts of one instrument
+        unison = self._unison_partners(first) if self.train and self.unison > 0 and n == 2 else []
+        if unison and rng.uniform() < self.unison:
+            return [first, unison[int(rng.integers(len(unison)))]]  # one melody, two instruments
         if self.distinct:
             used = {self.library.labels[first]}
             for _ in range(n - 1):
@@ -225,7 +245,9 @@ class MixDataset(Dataset):
             n = self.num_mix[index % len(self.num_mix)]
             first = int(rng.integers(len(self.library)))
         clips = self._partners(first, n, rng)
-        plan = []
+        # a unison pair is cropped at the same time, so that the two play the same notes
+        aligned = self.unison > 0 and len(clips) == 2 and clips[1] in self._unison_partners(clips[0])
+        plan: list[dict[str, Any]] = []
         for c in clips:
             solo = self.library.clips[c]
             room = len(solo.audio) - self.segment
@@ -244,9 +266,13 @@ class MixDataset(Dataset):
                 idx = frame_indices(start / sr, self.segment / sr, fps, len(solo.frames), self.num_frames,
                                     rng if self.train else None)
             entry = {"clip": c, "start": start, "gain": gain, "frames": idx.tolist()}
+            if aligned and plan:
+                entry.update(start=plan[0]["start"], frames=plan[0]["frames"])
             if self.train and self.zoom[0] < 1 and rng.uniform() < 0.5:
                 z = float(rng.uniform(*self.zoom))
                 entry["zoom"] = [z, float(rng.uniform()), float(rng.uniform())]  # scale, where in the frame
+            if self.train and self.eq_db > 0:
+                entry["eq_db"] = rng.uniform(-self.eq_db, self.eq_db, len(EQ_HZ)).round(2).tolist()
             plan.append(entry)
         return {"num_sources": n, "sources": plan}
 
@@ -260,6 +286,8 @@ class MixDataset(Dataset):
         for k, src in enumerate(plan["sources"]):
             solo = lib.clips[src["clip"]]
             piece = solo.audio[src["start"]:src["start"] + self.segment]
+            if "eq_db" in src:
+                piece = equalise(piece, lib.sample_rate, src["eq_db"])
             audio[k, :len(piece)] = piece * src["gain"]
             f = solo.frames[src["frames"]]
             if f.shape[1:3] != (h, w):
@@ -272,6 +300,19 @@ class MixDataset(Dataset):
             valid[k] = True
         return {"audio": audio, "frames": frames, "valid": valid, "num_sources": plan["num_sources"],
                 "index": index}
+
+
+EQ_HZ = (100.0, 250.0, 600.0, 1500.0, 3500.0, 8000.0)  # where the random equaliser curves are set
+
+
+def equalise(wave: torch.Tensor, sample_rate: int, gains_db: Sequence[float]) -> torch.Tensor:
+    """``wave [S]`` through a smooth equaliser: ``gains_db`` at ``EQ_HZ``, joined linearly in dB over
+    log-frequency (flat beyond the ends). A training source's colour then varies as it does between
+    sample banks, rooms and microphones, so a model cannot lean on one bank's exact spectra."""
+    spectrum = torch.fft.rfft(wave.double())
+    freqs = np.fft.rfftfreq(len(wave), 1.0 / sample_rate)
+    db = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(EQ_HZ), np.asarray(gains_db, dtype=np.float64))
+    return torch.fft.irfft(spectrum * torch.from_numpy(10.0 ** (db / 20.0)), n=len(wave)).float()
 
 
 def zoom_out(frames: torch.Tensor, scale: float, fx: float, fy: float) -> torch.Tensor:

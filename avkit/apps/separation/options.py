@@ -39,6 +39,9 @@ class SeparationOptions:
     visual: str = "appearance"  # appearance (frames max-pooled: what a source looks like) | motion (every frame
     # of the crop and its difference to the previous one, features per time step) | none (audio only)
     same_label: float = 0.0  # share of training partners of the *same* label (told apart only by motion)
+    unison: float = 0.0  # share of training partners playing the clip's unison melody on another instrument
+    # (gm_instruments ``unison``: same notes at the same times, told apart only by timbre), cropped in step
+    eq_db: float = 0.0  # a random smooth equaliser per training source, up to +-eq_db dB (data.equalise)
     image_size: int = 32  # frames are decoded with this short side
     fps: float = 8.0  # frames are decoded at this rate
     distinct: bool = True  # partners of a mixture have different labels (when the data has labels)
@@ -55,8 +58,11 @@ class SeparationOptions:
             raise AvkitError(f"task_options.weight must be log1p, magnitude or none, got {self.weight!r}")
         if self.segment_frames < 2 or self.num_frames < 1 or self.image_size < 8 or self.fps <= 0:
             raise AvkitError("task_options need segment_frames >= 2, num_frames >= 1, image_size >= 8 and fps > 0")
-        if not 0 <= self.same_label <= 1:
-            raise AvkitError(f"task_options.same_label must be in [0, 1], got {self.same_label}")
+        if self.eq_db < 0:
+            raise AvkitError(f"task_options.eq_db must be >= 0, got {self.eq_db}")
+        if not 0 <= self.same_label <= 1 or not 0 <= self.unison <= 1:
+            raise AvkitError(f"task_options.same_label and unison must be in [0, 1], got {self.same_label} "
+                             f"and {self.unison}")
         if self.visual == "none" and (len(set(self.num_mix)) != 1 or set(self.val_num_mix) != set(self.num_mix)):
             raise AvkitError("task_options.visual: none (audio only) needs one number of sources in num_mix and "
                              f"val_num_mix, got {self.num_mix} and {self.val_num_mix}")

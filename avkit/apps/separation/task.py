@@ -80,7 +80,8 @@ class SeparationTask(Task):
         train_lib = SoloLibrary.from_options(d.source, d.train_split, o)
         train = MixDataset(train_lib, num_mix=o.num_mix, segment=segment, num_frames=o.num_frames, train=True,
                            seed=self.cfg.train.seed, length=o.train_length, distinct=o.distinct, gain=o.gain,
-                           zoom=o.zoom, all_frames=o.visual == "motion", same_label=o.same_label)
+                           zoom=o.zoom, all_frames=o.visual == "motion", same_label=o.same_label,
+                           unison=o.unison, eq_db=o.eq_db)
         val = None
         if d.val_source or d.val_split:
             val_lib = SoloLibrary.from_options(d.val_source or d.source, d.val_split, o)

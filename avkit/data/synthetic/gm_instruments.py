@@ -18,7 +18,7 @@ val melodies are new too (docs/synthetic.md).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,7 +35,17 @@ from avkit.data.synthetic.common import (
     smooth_background,
     to_uint8,
 )
-from avkit.data.synthetic.music import BY_NAME, GM_INSTRUMENTS, GMInstrument, Note, compose_part, compose_song, register
+from avkit.data.synthetic.music import (
+    BY_NAME,
+    GM_INSTRUMENTS,
+    GMInstrument,
+    Note,
+    Song,
+    _fold,
+    compose_part,
+    compose_song,
+    register,
+)
 from avkit.data.synthetic.sprites import draw_player
 from avkit.errors import AvkitError
 
@@ -60,6 +70,14 @@ class GMInstrumentsConfig:
     tempo: tuple[float, float] = (70.0, 150.0)  # beats per minute
     level: tuple[float, float] = (0.6, 1.0)  # relative level of each player in a duet
     peak: float = 0.45  # peak level of a clip, so two mixed clips stay below 1
+    # Unison: this share of the solo clips plays one of ``unison_parts`` shared melodies (composed from
+    # ``unison_seed``, moved by octaves into each instrument's range), so that mixing two of them gives
+    # instruments playing the same notes at the same times, which only their timbre tells apart (real
+    # music doubles parts often). ``meta.unison_part`` names the melody. Give train and test sets
+    # different ``unison_seed``s, or they share melodies.
+    unison: float = 0.0
+    unison_parts: int = 64
+    unison_seed: int = 0
 
 
 def _names(cfg: GMInstrumentsConfig) -> list[str]:
@@ -73,6 +91,8 @@ def _names(cfg: GMInstrumentsConfig) -> list[str]:
         raise AvkitError(f"subset must be one of {SUBSETS}, got {cfg.subset!r}")
     if not (0 <= cfg.duets <= 1 and 0 <= cfg.same_duets <= 1 and cfg.duets + cfg.same_duets <= 1):
         raise AvkitError(f"duets ({cfg.duets}) and same_duets ({cfg.same_duets}) must be in [0, 1] and sum to <= 1")
+    if not 0 <= cfg.unison <= 1 or cfg.unison_parts < 1:
+        raise AvkitError(f"unison ({cfg.unison}) must be in [0, 1] and unison_parts ({cfg.unison_parts}) >= 1")
     if cfg.subset == "train":
         names = [n for n in names if n not in cfg.held_out_instruments]
     if not names:
@@ -106,6 +126,19 @@ def _parts(inst: list[GMInstrument], rng: np.random.Generator) -> list[tuple[str
         return [(roles[int(rng.integers(len(roles)))], "any")]
     second = ["countermelody", "bass", "arpeggio"] + (["chords"] if inst[1].polyphonic else [])
     return [("melody", "high"), (second[int(rng.integers(len(second)))], "low")]
+
+
+def unison_part(cfg: GMInstrumentsConfig, part: int, inst: GMInstrument) -> tuple[Song, list[Note]]:
+    """Shared melody ``part`` as ``inst`` plays it: the same song and notes for every instrument, moved
+    by whole octaves into its range (the octave that fits most notes; the rest folded in by octaves).
+    Only the vibrato depth follows the instrument."""
+    rng = np.random.default_rng([cfg.unison_seed, part, 0x0515])
+    song = compose_song(rng, cfg.tempo)
+    notes = compose_part(song, inst, "melody", (60, 74), cfg.duration, rng)
+    shifts = (0, -1, 1, -2, 2, -3, 3, -4, 4)  # the nearest octave wins a tie
+    fits = [sum(inst.low <= n.key + 12 * k <= inst.high for n in notes) for k in shifts]
+    shift = 12 * shifts[int(np.argmax(fits))]
+    return song, [replace(n, key=_fold(n.key + shift, inst.low, inst.high)) for n in notes]
 
 
 def play(inst: GMInstrument, notes: list[Note], duration: float, sample_rate: int) -> np.ndarray:
@@ -149,7 +182,14 @@ def render(cfg: GMInstrumentsConfig, label: str, rng: np.random.Generator) -> Sy
     parts = _parts(players, rng)
     sr, num_frames = cfg.sample_rate, max(1, int(round(cfg.duration * cfg.fps)))
     notes, keys = [], []
-    for inst, (role, where) in zip(players, parts):
+    shared = None
+    if len(players) == 1 and cfg.unison > 0 and rng.uniform() < cfg.unison:
+        shared = int(rng.integers(cfg.unison_parts))
+        song, solo = unison_part(cfg, shared, players[0])
+        parts = [("melody", "any")]
+        notes.append(solo)
+        keys.append((min(n.key for n in solo), max(n.key for n in solo)) if solo else (players[0].low, players[0].low))
+    for inst, (role, where) in zip(players[len(notes):], parts[len(notes):]):
         window = register(inst, rng, where)
         keys.append(window)
         notes.append(compose_part(song, inst, role, window, cfg.duration, rng))
@@ -211,7 +251,7 @@ def render(cfg: GMInstrumentsConfig, label: str, rng: np.random.Generator) -> Sy
     meta: dict[str, Any] = {
         "family": main["family"], "colour": main["colour"], "notes": main["notes"], "num_frames": num_frames,
         "duet": len(sources) > 1, "same_instrument": len(sources) > 1 and sources[0]["label"] == sources[1]["label"],
-        "subset": cfg.subset, "bank": soundfont.BANK_FILE,
+        "subset": cfg.subset, "bank": soundfont.BANK_FILE, "unison_part": shared,
         "song": {"tempo": song.tempo, "tonic": song.tonic, "mode": "major" if song.scale[2] == 4 else "minor",
                  "beats_per_bar": song.beats_per_bar},
         "sources": sources,
