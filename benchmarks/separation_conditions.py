@@ -18,6 +18,7 @@ runs given (``--runs``; ``shipped`` = assets/separation), audio-only runs (``--a
 in the order that suits the references), and the phase-sensitive mask (the best oracle of the benchmark).
 
     python benchmarks/separation_conditions.py --runs shipped runs/separation_gm --audio-runs runs/separation_gm_audio
+    python benchmarks/separation_conditions.py --unison-only --runs RUN ... --audio-runs RUN ...   # many runs, quickly
 """
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", nargs="*", default=["shipped"], help="pictured runs ('shipped': assets/separation)")
     p.add_argument("--audio-runs", nargs="*", default=[], help="audio-only runs (visual: none)")
     p.add_argument("--real", default=str(bench.ROOT.parent / "shared" / "media" / "audio"))
+    p.add_argument("--unison-only", action="store_true", help="only the benchmark's mixtures (real unison)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     real = bench.load_recordings(Path(args.real))
@@ -75,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     bank = {name: render_scale(name) for name in bench.REAL}
     conditions = {"real unison": (real, 0.0), "training bank unison": (bank, 0.0),
                   "real, 2nd +0.25 s": (real, 0.25), "real, 2nd +0.5 s": (real, 0.5)}
+    if args.unison_only:
+        conditions = {"real unison": conditions["real unison"]}
     print(f"# python benchmarks/separation_conditions.py; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
           "15 two-source pairs each; mean SDRi over sources and pairs (dB), worst pair in brackets")
     methods = [*pictured, *(f"{r} (audio only)" for r in audio), "psm (oracle)"]
