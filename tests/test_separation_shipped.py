@@ -80,19 +80,35 @@ def test_separate_without_run_uses_the_shipped_model(duet, tmp_path: Path, capsy
     assert abs(len(mixture) / RATE - 3.0) < 0.05 and record["sources"][0]["wav"] == "source_0.wav"
 
 
+def _write_surround(path: Path, frames: np.ndarray) -> Path:
+    """An mp4 with a 5.1 AAC track (a 440 Hz tone in every channel) beside the frames, written with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=8)
+        video.width, video.height, video.pix_fmt = 64, 64, "yuv420p"
+        audio = out.add_stream("aac", rate=RATE)
+        audio.layout = "5.1"
+        for frame in frames:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(video.encode(None))
+        tone = np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE).astype(np.float32) * 0.3
+        for i in range(0, RATE, 1024):
+            chunk = np.ascontiguousarray(np.tile(tone[i:i + 1024], (6, 1)))
+            block = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="5.1")
+            block.sample_rate, block.pts = RATE, i
+            out.mux(audio.encode(block))
+        out.mux(audio.encode(None))
+    return path
+
+
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory, duet) -> dict[str, Path]:
-    import subprocess
-
     d = tmp_path_factory.mktemp("shipped_bad")
     frames = np.full((8, 64, 64, 3), 120, np.uint8)
     silent = write_video(d / "silent.mp4", frames, fps=8)
     short = write_video(d / "short.mp4", frames[:1], fps=8, audio=np.zeros(300, np.float32), sample_rate=RATE)
-    surround = d / "surround.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=64x64:r=8:d=1", "-f", "lavfi",
-                    "-i", "sine=frequency=440:duration=1", "-filter_complex", "[1:a]pan=5.1|c0=c0|c1=c0|c2=c0|c3=c0|"
-                    "c4=c0|c5=c0[a]", "-map", "0:v", "-map", "[a]", "-c:v", "libx264", "-c:a", "aac", "-shortest",
-                    str(surround)], check=True)
+    surround = _write_surround(d / "surround.mp4", frames)
     other = d / "classification_run"
     other.mkdir()
     (other / "config.yaml").write_text("task: classification\n")
