@@ -20,6 +20,9 @@ The table's baselines (random-init probe, scratch, video-only, chance) are measu
 Training runs with one torch thread (as ``task: av_mae`` does on CPU: tiny layers on a shared machine).
 
     python benchmarks/pretraining.py --seeds 0 1 --work /tmp/avkit_pretraining | tee docs/benchmarks/pretraining_cpu.txt
+    # or one process per seed (same --work), then the tables of both:
+    python benchmarks/pretraining.py --seeds 1 --work /tmp/avkit_pretraining --json /tmp/avkit_pretraining/seed1.json
+    python benchmarks/pretraining.py --from-json /tmp/avkit_pretraining/seed0.json /tmp/avkit_pretraining/seed1.json
     python benchmarks/pretraining.py --seeds 0 --pretrain-epochs 2 --epochs-scale 0.1   # a quick look
 """
 from __future__ import annotations
@@ -134,10 +137,11 @@ def main() -> None:
     ap.add_argument("--pretrain-epochs", type=int, default=0, help="0 = the recipe's")
     ap.add_argument("--epochs-scale", type=float, default=1.0, help="scale the downstream epochs (a quick look)")
     ap.add_argument("--json", type=Path, default=None, help="write every number here (after each run)")
-    ap.add_argument("--from-json", type=Path, default=None, help="print the tables of a finished run's --json")
+    ap.add_argument("--from-json", type=Path, nargs="+", default=None,
+                    help="print the tables of finished runs' --json (several: runs of other seeds, merged)")
     args = ap.parse_args()
     if args.from_json:
-        saved = json.loads(args.from_json.read_text())
+        saved = merge([json.loads(path.read_text()) for path in args.from_json])
         print_tables(saved, saved["groups"], time.perf_counter())
         return
 
@@ -194,6 +198,15 @@ def main() -> None:
     results["steps"] = step_times()
     save()
     print_tables(results, groups, t0)
+
+
+def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from runs of different seeds (e.g. one process per seed): rows joined, step times of the first."""
+    out = {"seeds": [], "groups": parts[0]["groups"], "pretrain": [], "downstream": [], "steps": parts[0]["steps"]}
+    for part in parts:
+        for key in ("seeds", "pretrain", "downstream"):
+            out[key] += part[key]
+    return out
 
 
 def print_tables(results: dict[str, Any], groups: dict[str, str], t0: float) -> None:

@@ -112,7 +112,7 @@ def test_loss_never_reads_labels() -> None:
     def loss(b: dict) -> float:
         torch.manual_seed(1)  # the same masks every call
         value, stats, n = task.train_step(model, b)
-        assert n == 4 and set(stats) == {"loss", "recon_video", "recon_audio", "contrastive"}
+        assert n == 4 and set(stats) == {"loss", "recon_video", "recon_audio", "contrastive", "arrow"}
         return float(value.detach())
 
     reference = loss(batch)
@@ -233,8 +233,8 @@ def test_contrastive_embeddings_see_whole_clips() -> None:
     torch.manual_seed(0)
     model = AVMAE(AVMAEEncoder(**TINY)).eval()
     batch = tiny_batch(3)
-    _, one = model(batch, {"video": 0.9, "audio": 0.75}, torch.Generator().manual_seed(1))
-    _, two = model(batch, {"video": 0.9, "audio": 0.75}, torch.Generator().manual_seed(2))
+    _, one, _ = model(batch, {"video": 0.9, "audio": 0.75}, torch.Generator().manual_seed(1))
+    _, two, _ = model(batch, {"video": 0.9, "audio": 0.75}, torch.Generator().manual_seed(2))
     whole = model.embed_unmasked(batch)
     for m in ("video", "audio"):
         torch.testing.assert_close(one[m], two[m])
@@ -292,3 +292,80 @@ def test_probe_head_norm_uses_frozen_statistics_in_eval() -> None:
     expected = linear((features - stats[0]) / (stats[1] + norm.eps).sqrt())
     torch.testing.assert_close(alone, expected)
     assert isinstance(AVMAEClassifier(5, **TINY).head, torch.nn.Linear)  # off by default
+
+
+def moving_squares(b: int, seed: int, step: int = 2) -> torch.Tensor:
+    """``[b, 3, 8, 32, 32]`` clips: a square of a random colour on a random flat background, from a random
+    place, moving ``step`` pixels per frame to the right (wrapping round)."""
+    g = torch.Generator().manual_seed(seed)
+    clips = torch.empty(b, 3, 8, 32, 32)
+    for i in range(b):
+        frame = torch.rand(3, 1, 1, generator=g).expand(3, 32, 32).clone()
+        y, x = torch.randint(0, 32, (2,), generator=g).tolist()
+        colour = torch.rand(3, 1, 1, generator=g) + 1.0
+        for t in range(8):
+            clips[i, :, t] = frame
+            clips[i, :, t, :, :6] = colour  # drawn at the left edge, then moved into place
+            clips[i, :, t, :7] = frame[:, :7]
+            clips[i, :, t] = torch.roll(clips[i, :, t], (y, x + step * t), dims=(-2, -1))
+    return clips
+
+
+def _mean_colour(video: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.normalize(video.mean((2, 3, 4)), dim=-1)
+
+
+def _colour_and_direction(video: torch.Tensor) -> torch.Tensor:
+    """Mean colour plus which way the frame moves (+1 right, -1 left, 0 still), from how the next frame
+    lines up with this one rolled 2 pixels either way."""
+    a, b = video[:, :, :-1], video[:, :, 1:]
+    right = (torch.roll(a, 2, dims=-1) - b).abs().mean((1, 2, 3, 4))
+    left = (torch.roll(a, -2, dims=-1) - b).abs().mean((1, 2, 3, 4))
+    still = (a - b).abs().mean((1, 2, 3, 4))
+    direction = torch.where(still < torch.minimum(left, right), 0.0, torch.sign(left - right))
+    return torch.nn.functional.normalize(torch.cat([video.mean((2, 3, 4)), direction[:, None]], 1), dim=-1)
+
+
+def test_arrow_term_asks_for_the_direction_of_motion(monkeypatch) -> None:
+    """The arrow-of-time loss of one clip (so its only candidates are itself shifted in space and itself played
+    backwards) with hand-made embeddings: one blind to time (mean colour) cannot tell them apart, loss ln 2;
+    one that encodes the direction of motion brings it near 0. A still clip has no reversed negative: 0."""
+    model = AVMAE(AVMAEEncoder(**{**TINY, "modalities": ["video"]}), arrow=True)
+
+    def loss(embed: Any, video: torch.Tensor) -> float:
+        monkeypatch.setattr(model, "arrow_embeddings", embed)
+        return float(model.arrow_loss(video, torch.Generator().manual_seed(0)))
+
+    ln2 = float(torch.log(torch.tensor(2.0)))
+    for seed, step in [(3, 2), (4, 2), (5, -2), (6, -2)]:
+        clip = moving_squares(1, seed=seed, step=step)
+        assert abs(loss(_mean_colour, clip) - ln2) < 1e-5
+        assert loss(_colour_and_direction, clip) < 0.01
+        still = moving_squares(1, seed=seed, step=0)
+        assert loss(_mean_colour, still) == loss(_colour_and_direction, still) == 0.0
+
+
+def test_arrow_term_has_no_reversed_negative_for_a_still_clip() -> None:
+    """A clip that is the same backwards cannot be told from its reversal: its loss is InfoNCE against the
+    other clips only. A moving clip's loss includes the reversal (and so is larger while they look alike)."""
+    torch.manual_seed(0)
+    model = AVMAE(AVMAEEncoder(**{**TINY, "modalities": ["video"]}), arrow=True).eval()
+    still = moving_squares(4, seed=1, step=0)
+    moving = moving_squares(4, seed=1, step=2)
+    gen = lambda: torch.Generator().manual_seed(5)  # noqa: E731  (the same shifts each call)
+    with torch.no_grad():
+        got = model.arrow_loss(still, gen())
+        shifts = torch.randint(0, 32 * 32, (4,), generator=gen()).tolist()
+        shifted = torch.stack([torch.roll(v, (s // 32, s % 32), dims=(-2, -1)) for v, s in zip(still, shifts)])
+        z, zs = model.arrow_embeddings(still), model.arrow_embeddings(shifted)
+        expected = torch.nn.functional.cross_entropy(z @ zs.t() / 0.1, torch.arange(4), reduction="none")
+        torch.testing.assert_close(got, expected)
+        shifted = torch.stack([torch.roll(v, (s // 32, s % 32), dims=(-2, -1)) for v, s in zip(moving, shifts)])
+        z, zs = model.arrow_embeddings(moving), model.arrow_embeddings(shifted)
+        without = torch.nn.functional.cross_entropy(z @ zs.t() / 0.1, torch.arange(4), reduction="none")
+        assert (model.arrow_loss(moving, gen()) > without).all()  # the reversal is one more negative
+    task = pretrain_task(arrow_weight=1.0)
+    torch.manual_seed(0)
+    _, stats, _ = task.train_step(task.build_model(), tiny_batch(4))
+    off = pretrain_task(arrow_weight=0.0)
+    assert stats["arrow"] > 0 and "arrow" not in off.train_step(off.build_model(), tiny_batch(4))[1]

@@ -6,7 +6,7 @@ fills with it). ``task_options`` (:class:`AVMAEOptions`) hold the masking ratio 
 decoder's size and the weights of the loss terms:
 
     loss = video_weight * MSE(hidden tubes) + audio_weight * MSE(hidden spectrogram patches)
-           + contrastive_weight * InfoNCE(audio, video)
+           + contrastive_weight * InfoNCE(audio, video) + arrow_weight * InfoNCE(clip, shifted clip | clip backwards)
 
 A ratio of 1.0 leaves that modality out (video-only or audio-only pretraining from the same code;
 the contrastive term needs both). Labels are never read: the dataset's ``label`` is in the batch
@@ -33,7 +33,7 @@ from avkit.engine.config import parse_options
 from avkit.engine.task import Task
 from avkit.errors import AvkitError
 
-TERMS = ("recon_video", "recon_audio", "contrastive")
+TERMS = ("recon_video", "recon_audio", "contrastive", "arrow")
 
 
 @dataclass
@@ -45,6 +45,7 @@ class AVMAEOptions:
     video_weight: float = 1.0  # weight of the video reconstruction loss
     audio_weight: float = 1.0  # weight of the spectrogram reconstruction loss
     contrastive_weight: float = 1.0  # weight of the audio-visual InfoNCE term (0 = off)
+    arrow_weight: float = 0.0  # weight of the arrow-of-time term (a clip against itself played backwards; 0 = off)
     temperature: float = 0.07  # InfoNCE temperature
     decoder_dim: int = 32
     decoder_depth: int = 1
@@ -109,7 +110,7 @@ class AVMAETask(Task):
             encoder = AVMAEEncoder(**self.encoder_options)
         except TypeError as err:
             raise AvkitError(f"model.video_options: {err}") from None
-        return AVMAE(encoder, o.decoder_dim, o.decoder_depth, o.decoder_heads, o.proj_dim)
+        return AVMAE(encoder, o.decoder_dim, o.decoder_depth, o.decoder_heads, o.proj_dim, arrow=o.arrow_weight > 0)
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -119,9 +120,11 @@ class AVMAETask(Task):
         from avkit.models.av_mae import info_nce
 
         o = self.opts
-        outputs, emb = model({m: batch[m] for m in self.modalities if m in batch}, self.ratios, generator)
+        outputs, emb, extra = model({m: batch[m] for m in self.modalities if m in batch}, self.ratios, generator)
         terms = {f"recon_{m}": out.loss() for m, out in outputs.items()}
-        weights = {"recon_video": o.video_weight, "recon_audio": o.audio_weight, "contrastive": o.contrastive_weight}
+        terms.update(extra)
+        weights = {"recon_video": o.video_weight, "recon_audio": o.audio_weight, "contrastive": o.contrastive_weight,
+                   "arrow": o.arrow_weight}
         if len(emb) == 2:  # computed at weight 0 too: logged, and every parameter stays in the graph (DDP)
             terms["contrastive"] = info_nce(emb["audio"], emb["video"], o.temperature)
         loss = torch.stack([weights[k] * v.mean() for k, v in terms.items()]).sum()
@@ -171,6 +174,8 @@ class AVMAETask(Task):
             retrieval = retrieval_metrics(a, v)
             metrics.update({f"val_{k}": v for k, v in retrieval.items() if not k.startswith("chance")})
             extras["retrieval"] = retrieval
+        if "val_arrow" in metrics:
+            loss += o.arrow_weight * metrics["val_arrow"]
         metrics["val_loss"] = loss
         self.write_figure()
         return metrics, extras
