@@ -369,3 +369,16 @@ def test_arrow_term_has_no_reversed_negative_for_a_still_clip() -> None:
     _, stats, _ = task.train_step(task.build_model(), tiny_batch(4))
     off = pretrain_task(arrow_weight=0.0)
     assert stats["arrow"] > 0 and "arrow" not in off.train_step(off.build_model(), tiny_batch(4))[1]
+
+
+def test_arrow_anchor_shares_the_audio_visual_pass() -> None:
+    """Pretraining passes the anchor's tokens from the audio-visual term's video pass (one pass saved): the
+    same loss as encoding the anchor again."""
+    torch.manual_seed(0)
+    model = AVMAE(AVMAEEncoder(**TINY), arrow=True)
+    video = moving_squares(4, seed=2)
+    alone = model.arrow_loss(video, torch.Generator().manual_seed(3))
+    shared = model.arrow_loss(video, torch.Generator().manual_seed(3), anchor_tokens=model.own_tokens("video", video))
+    torch.testing.assert_close(shared, alone, rtol=1e-5, atol=1e-6)
+    _, _, extra = model(tiny_batch(4), {"video": 0.9, "audio": 0.75}, torch.Generator().manual_seed(3))
+    assert extra["arrow"].shape == (4,) and torch.isfinite(extra["arrow"]).all()

@@ -367,10 +367,14 @@ class AVMAE(nn.Module):
             target, mean, std = normalise_patches(self.patches(m, x.float()))
             pred = self.decoders[m](joint[m], keep[m])
             outputs[m] = ModalityOutput(pred, target, hidden_mask(keep[m], target.shape[1]), keep[m], mean, std, x)
+        # Each modality's whole clip through its own blocks once: the audio-visual term's embeddings and the
+        # arrow term's anchor come from the same tokens.
+        wanted = set(self.projections) | ({"video"} if self.arrow is not None else set())
+        own = {m: self.own_tokens(m, x) for m, x in inputs.items() if m in wanted}
         extra = {}
         if self.arrow is not None:
-            extra["arrow"] = self.arrow_loss(inputs["video"], generator)
-        return outputs, self.contrast(inputs), extra
+            extra["arrow"] = self.arrow_loss(inputs["video"], generator, anchor_tokens=own["video"])
+        return outputs, self.embeddings(own), extra
 
     def own_tokens(self, modality: str, x: torch.Tensor) -> torch.Tensor:
         """Every token of ``x`` through its modality's own blocks (no joint block, no masking)."""
@@ -380,13 +384,15 @@ class AVMAE(nn.Module):
             tokens = block(tokens, (0, 0), False)
         return tokens
 
-    def arrow_embeddings(self, video: torch.Tensor) -> torch.Tensor:
-        """Unit-length arrow-of-time embeddings ``[B, proj_dim]`` of whole clips ``[B, 3, T, H, W]``."""
+    def arrow_embeddings(self, video: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
+        """Unit-length arrow-of-time embeddings ``[B, proj_dim]`` of whole clips ``[B, 3, T, H, W]`` (``tokens``:
+        their :meth:`own_tokens`, when already computed)."""
         assert self.arrow is not None
-        return F.normalize(self.arrow(self.own_tokens("video", video).mean(1)).float(), dim=-1)
+        tokens = self.own_tokens("video", video) if tokens is None else tokens
+        return F.normalize(self.arrow(tokens.mean(1)).float(), dim=-1)
 
     def arrow_loss(self, video: torch.Tensor, generator: torch.Generator | None = None,
-                   temperature: float = 0.1) -> torch.Tensor:
+                   temperature: float = 0.1, anchor_tokens: torch.Tensor | None = None) -> torch.Tensor:
         """Arrow of time, per clip ``[B]``: InfoNCE where clip i must match itself shifted in space (a random
         wrap-around shift, so position is not what matches) against the other clips shifted and against
         **itself played backwards**. The reversed clip has the same look and sound of every frame and the
@@ -397,8 +403,13 @@ class AVMAE(nn.Module):
         shifts = torch.randint(0, h * w, (b,), generator=generator, device="cpu").tolist()
         shifted = torch.stack([torch.roll(v, (s // w, s % w), dims=(-2, -1)) for v, s in zip(video, shifts)])
         backwards = video.flip(2)
-        z = self.arrow_embeddings(torch.cat([video, shifted, backwards]))
-        anchor, positive, reversed_ = z[:b], z[b:2 * b], z[2 * b:]
+        if anchor_tokens is None:
+            z = self.arrow_embeddings(torch.cat([video, shifted, backwards]))
+            anchor, positive, reversed_ = z[:b], z[b:2 * b], z[2 * b:]
+        else:
+            anchor = self.arrow_embeddings(video, anchor_tokens)
+            z = self.arrow_embeddings(torch.cat([shifted, backwards]))
+            positive, reversed_ = z[:b], z[b:]
         logits = torch.cat([anchor @ positive.t(), (anchor * reversed_).sum(1, keepdim=True)], dim=1) / temperature
         # Still: reversal changes the clip by under 5% of its spread (codec noise on a static shot stays
         # within 3.3% on the generated data, the slowest motion differs by 10%).
