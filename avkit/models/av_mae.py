@@ -395,8 +395,8 @@ class AVMAE(nn.Module):
                    temperature: float = 0.1, anchor_tokens: torch.Tensor | None = None) -> torch.Tensor:
         """Arrow of time, per clip ``[B]``: InfoNCE where clip i must match itself shifted in space (a random
         wrap-around shift, so position is not what matches) against the other clips shifted and against
-        **itself played backwards**. The reversed clip has the same look and sound of every frame and the
-        opposite motion, so only an embedding that encodes which way things move can tell them apart.
+        **itself played backwards**. The reversed clip has the same frames in the opposite order, so the
+        opposite motion: only an embedding that encodes which way things move can tell them apart.
         Reconstruction alone does not ask for that in a linearly readable form (docs/pretraining.md). A clip
         that looks the same backwards (no motion) has no reversed negative: it could not be told apart."""
         b, _, _, h, w = video.shape
