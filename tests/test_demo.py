@@ -206,17 +206,21 @@ def _wait_images(page: Any, selector: str, count: int) -> None:
 
 def _upload(page: Any, component: str, path: Path, tries: int = 3) -> None:
     """Give ``path`` to an upload component and wait until the page shows its name. Under load a file set
-    while the tab is still being drawn can be dropped (seen once in a CI run at load 2.5), so try again."""
+    while the tab is still being drawn can be dropped (seen once in a CI run at load 2.5): while the file
+    input is still there and no name shows, set it again; once the input has gone the upload is under way,
+    so only wait."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    shown = f"{component} :text('{path.name}')"
     page.wait_for_selector(component, state="visible", timeout=60_000)
-    for attempt in range(tries):
-        page.set_input_files(f"{component} input[type=file]", str(path))
+    for attempt in range(tries + 2):
+        if page.locator(f"{component} input[type=file]").count() and attempt < tries:
+            page.set_input_files(f"{component} input[type=file]", str(path))
         try:
-            page.wait_for_selector(f"{component} :text('{path.name}')", timeout=60_000)
+            page.wait_for_selector(shown, timeout=60_000)
             return
         except PlaywrightTimeout:
-            if attempt == tries - 1:
+            if attempt == tries + 1:
                 raise
 
 
