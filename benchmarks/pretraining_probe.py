@@ -28,8 +28,10 @@ def features(init: str, data: Path, seed: int) -> dict[str, tuple[np.ndarray, np
     """``{split: (features [N, D], labels [N])}`` of the probe recipe's model with ``model.init=init``."""
     import torch
 
+    from avkit.data.dataset import collate
     from avkit.engine.build import build_dataset, build_model
     from avkit.engine.config import load_config
+    from avkit.engine.step import pooled_features
 
     cfg = load_config(ROOT / "recipes" / "probe_av_mae.yaml", [f"data.source={data}", f"model.init={init}"])
     torch.manual_seed(seed)
@@ -37,15 +39,14 @@ def features(init: str, data: Path, seed: int) -> dict[str, tuple[np.ndarray, np
     out = {}
     for split in ("train", "val"):
         ds = build_dataset(cfg.data, split, train=False)
+        loader = torch.utils.data.DataLoader(ds, batch_size=32, collate_fn=collate)
         feats, labels = [], []
         with torch.no_grad():
-            for start in range(0, len(ds), 32):
-                items = [ds[i] for i in range(start, min(len(ds), start + 32))]
-                batch = {"video": torch.stack([it["video"][0] for it in items]),
-                         "audio": torch.stack([it["audio"][0] for it in items])}
-                feats.append(model.forward_features(batch).numpy())
-                labels += [int(it["label"]) for it in items]
-        out[split] = (np.concatenate(feats), np.array(labels))
+            for batch in loader:  # test-mode items hold one view: [B, 1, ...]
+                batch.update(video=batch["video"][:, 0], audio=batch["audio"][:, 0])
+                feats.append(pooled_features(model, batch).numpy())
+                labels.append(batch["label"].numpy())
+        out[split] = (np.concatenate(feats), np.concatenate(labels))
     return out
 
 

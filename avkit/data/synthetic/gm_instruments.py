@@ -41,9 +41,9 @@ from avkit.data.synthetic.music import (
     GMInstrument,
     Note,
     Song,
-    _fold,
     compose_part,
     compose_song,
+    fold_key,
     register,
 )
 from avkit.data.synthetic.sprites import draw_player
@@ -138,7 +138,7 @@ def unison_part(cfg: GMInstrumentsConfig, part: int, inst: GMInstrument) -> tupl
     shifts = (0, -1, 1, -2, 2, -3, 3, -4, 4)  # the nearest octave wins a tie
     fits = [sum(inst.low <= n.key + 12 * k <= inst.high for n in notes) for k in shifts]
     shift = 12 * shifts[int(np.argmax(fits))]
-    return song, [replace(n, key=_fold(n.key + shift, inst.low, inst.high)) for n in notes]
+    return song, [replace(n, key=fold_key(n.key + shift, inst.low, inst.high)) for n in notes]
 
 
 def play(inst: GMInstrument, notes: list[Note], duration: float, sample_rate: int) -> np.ndarray:

@@ -165,17 +165,17 @@ def compose_part(song: Song, inst: GMInstrument, role: str, keys: tuple[int, int
             step = int(rng.choice([-2, -1, -1, 1, 1, 2, 0, 3, -3, 4]))
             degree += step
             # The scale degree's key nearest to where the step points from the previous note.
-            key = _fold(song.degree_key(degree, previous + 1.7 * step), lo, hi)
+            key = fold_key(song.degree_key(degree, previous + 1.7 * step), lo, hi)
             degree, previous = _degree_of(song, key), key
             group = [key]
         elif role == "bass":
             root = song.degree_key(chord + (4 if rng.uniform() < 0.25 else 0), lo + 5)
-            group = [_fold(root, lo, hi)]
+            group = [fold_key(root, lo, hi)]
         elif role == "chords":
             base = song.degree_key(chord, centre - 4)
-            group = sorted({_fold(song.degree_key(chord + d, base + 2 * d), lo, hi) for d in (0, 2, 4)})
+            group = sorted({fold_key(song.degree_key(chord + d, base + 2 * d), lo, hi) for d in (0, 2, 4)})
         else:  # arpeggio: the chord's tones going up, down or up-and-down
-            tones = sorted({_fold(song.degree_key(chord + d, centre - 6 + 2 * d), lo, hi) for d in (0, 2, 4, 7)})
+            tones = sorted({fold_key(song.degree_key(chord + d, centre - 6 + 2 * d), lo, hi) for d in (0, 2, 4, 7)})
             group = [tones[len(notes) % len(tones)]]
         downbeat = abs(onset_beat % song.beats_per_bar) < 1e-6
         velocity = level + slope * onset / duration + (8 if downbeat else 0) + rng.normal(0, 6)
@@ -186,7 +186,7 @@ def compose_part(song: Song, inst: GMInstrument, role: str, keys: tuple[int, int
     return notes
 
 
-def _fold(key: int, lo: int, hi: int) -> int:
+def fold_key(key: int, lo: int, hi: int) -> int:
     """``key`` moved by octaves into ``[lo, hi]`` (clipped when the window is under an octave)."""
     while key > hi:
         key -= 12
