@@ -123,3 +123,40 @@ def test_clips_of_different_lengths_are_one_line(videos: dict[str, Path]) -> Non
     assert "\n" not in str(err.value)
     with pytest.raises(AvkitError, match="clips_at needs one or more clips"):
         read_clips(videos["default"], [])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_unwanted_non_reference_frames_are_left_out_with_the_same_pixels(videos, threads: int) -> None:
+    """``frames_at`` leaves out the B-frames no other frame is predicted from and no wanted time shows
+    (FFmpeg's ``skip_frame = NONREF``, set packet by packet): the same frames and timestamps as decoding
+    every frame, with fewer frames decoded, also with frame threads."""
+    rng = np.random.default_rng(1)
+    for name, path in videos.items():
+        for times in (np.concatenate(_clips(SECONDS, 4, seed=2)), rng.uniform(-0.2, SECONDS + 0.2, 30)):
+            read = {}
+            for skip in (True, False):
+                with VideoReader(path, threads=threads) as reader:
+                    reader.skip_unwanted = skip
+                    frames, stamps = reader.frames_at(times)
+                    read[skip] = (frames, stamps, reader.frames_decoded)
+            assert torch.equal(read[True][0], read[False][0]) and torch.equal(read[True][1], read[False][1])
+            assert read[True][2] < 0.85 * read[False][2], (name, read[True][2], read[False][2])
+        with VideoReader(path, threads=threads) as reader:  # a read after frames_at decodes every frame again
+            reader.frames_at([1.0])
+            assert len(reader.frames_between(0.0, 1.0)[0]) == FPS
+
+
+def test_a_left_out_frame_that_shows_is_read_again(videos, monkeypatch) -> None:
+    """The safety net: were a left-out frame the one displayed at a wanted time (``wants`` wrong, as it
+    could be across a gap in variable-rate video), ``frames_at`` notices and reads again without leaving
+    anything out, so the answer is never an earlier frame."""
+    from avkit.io import read as read_module
+
+    times = np.concatenate(_clips(SECONDS, 4, seed=3))
+    with VideoReader(videos["gop2"], threads=1) as reader:
+        reader.skip_unwanted = False
+        expected = reader.frames_at(times)
+    monkeypatch.setattr(read_module._SkipUnwanted, "wants", lambda self, t0, span: False)
+    with VideoReader(videos["gop2"], threads=1) as reader:
+        frames, stamps = reader.frames_at(times)
+    assert torch.equal(frames, expected[0]) and torch.equal(stamps, expected[1])

@@ -15,6 +15,7 @@ frames, each frame decoded at most once (multi-view evaluation, dense windows, `
 """
 from __future__ import annotations
 
+import bisect
 import heapq
 import math
 from collections import deque
@@ -43,6 +44,9 @@ _SEEK_SKIP = 8
 
 # Audio timestamps that disagree with the sample count by more than this (s) are obeyed.
 _AUDIO_RESYNC = 0.1
+# Codecs whose packets hold one frame each and whose decoders honour ``skip_frame = NONREF`` frame by
+# frame, so that a packet the decoder leaves out is exactly one frame no other frame needs.
+_SKIP_CODECS = frozenset({"h264", "hevc"})
 
 Size = int | tuple[int, int] | None
 
@@ -58,6 +62,35 @@ class Clip:
     start: float
     end: float
     path: str
+
+
+class _LeftOutShown(Exception):
+    """A frame the decoder left out is displayed at a wanted time (``_SkipUnwanted.missed``)."""
+
+
+class _SkipUnwanted:
+    """Which video packets the decoder may leave out while ``frames_at`` reads: non-reference frames
+    (``skip_frame = NONREF``: frames no other frame is predicted from) that show at none of the wanted
+    times. ``wants`` is cautious (a frame shows over its packet's duration, or one frame period), and
+    ``missed`` tells afterwards whether a packet that was left out shows at a time after all (a gap in
+    variable-rate video): then ``frames_at`` reads again without leaving anything out."""
+
+    def __init__(self, times: np.ndarray, period: float) -> None:
+        self.times = np.sort(times)
+        self.period = period
+        self.left_out: list[float] = []  # times (s) of the packets sent with NONREF, sorted
+
+    def wants(self, t0: float, span: float) -> bool:
+        """Whether a frame at ``t0`` that lasts ``span`` s may be the one displayed at a wanted time (a
+        time within ``_EPS`` before the next frame shows the next one)."""
+        i = int(np.searchsorted(self.times, t0 - _EPS))
+        return i < len(self.times) and self.times[i] < t0 + (span or self.period) - _EPS
+
+    def missed(self, shown: float | None, t: float) -> bool:
+        """Whether a packet left out lies after ``shown`` (the frame chosen for ``t``; None: no frame
+        before it) and at or before ``t``: the frame displayed at ``t`` may have been left out."""
+        i = bisect.bisect_right(self.left_out, -math.inf if shown is None else shown + _EPS)
+        return i < len(self.left_out) and self.left_out[i] <= t + _EPS
 
 
 class VideoReader:
@@ -97,6 +130,9 @@ class VideoReader:
         self._fresh = True  # nothing demuxed since the file was opened: reading starts at the start
         self._retired: list = []  # the container ``_reopen`` replaced last
         self.frames_decoded = 0  # video and audio frames decoded so far (for tests and benchmarks)
+        # Leave out non-reference frames that no wanted time shows (``frames_at``; same pixels, less decoding).
+        self.skip_unwanted = True
+        self._skip: _SkipUnwanted | None = None  # set while ``frames_at`` reads
         self._setup_decoder()
 
     def _setup_decoder(self) -> None:
@@ -285,9 +321,22 @@ class VideoReader:
             yield packet
 
     def _decoded(self, stream, t: float) -> Iterator:
-        """Frames of ``stream`` from the keyframe at or before ``t`` onwards (raw decode order)."""
+        """Frames of ``stream`` from the keyframe at or before ``t`` onwards (raw decode order); while
+        ``frames_at`` reads an H.264 or HEVC stream, without the non-reference frames it does not want."""
+        skip = self._skip if stream.type == "video" and stream.codec_context.name in _SKIP_CODECS else None
+        if stream.codec_context.skip_frame != "DEFAULT":  # left so by an earlier read
+            stream.codec_context.skip_frame = "DEFAULT"
+        tb = float(stream.time_base)
         try:
             for packet in self._packets(stream, t):
+                if skip is not None and packet.pts is not None:
+                    at = packet.pts * tb - self.origin
+                    mode = "DEFAULT" if skip.wants(at, (packet.duration or 0) * tb) else "NONREF"
+                    if mode == "NONREF":
+                        bisect.insort(skip.left_out, at)
+                    context = packet.stream.codec_context  # a reopened file has a new one
+                    if context.skip_frame != mode:
+                        context.skip_frame = mode
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as err:
@@ -369,6 +418,18 @@ class VideoReader:
             return self._empty(size), torch.zeros(0, dtype=torch.float64)
         if not np.all(np.isfinite(times)):
             raise AvkitError(f"{self.path}: times must be finite numbers")
+        if self.skip_unwanted:
+            self._skip = _SkipUnwanted(times, 1.0 / (self.fps or 25.0))
+            try:
+                return self._frames_at(times, size)
+            except _LeftOutShown:
+                pass  # a frame left out shows at a wanted time: read again, every frame decoded
+            finally:
+                self._skip = None
+        return self._frames_at(times, size)
+
+    def _frames_at(self, times: np.ndarray, size: Size) -> tuple[torch.Tensor, torch.Tensor]:
+        skip = self._skip
         order = np.argsort(times, kind="stable")
         out: np.ndarray | None = None  # filled frame by frame: no list of frames to stack at the end
         stamps = np.empty(len(times), dtype=np.float64)
@@ -388,6 +449,8 @@ class VideoReader:
             chosen = prev if prev is not None else nxt  # t before the first frame: the first frame
             if chosen is None:
                 raise MediaError(self.path, "no decodable video frames")
+            if skip is not None and skip.missed(prev[1] if prev is not None else None, t):
+                raise _LeftOutShown
             rgb = conv(chosen[0])
             if out is None:
                 out = np.empty((len(times), *rgb.shape), dtype=np.uint8)
