@@ -76,14 +76,14 @@ class _SkipUnwanted:
     variable-rate video): then ``frames_at`` reads again without leaving anything out."""
 
     def __init__(self, times: np.ndarray, period: float) -> None:
-        self.times = np.sort(times)
+        self.times = sorted(times.tolist())  # a list: bisect on it is cheaper than numpy per packet
         self.period = period
         self.left_out: list[float] = []  # times (s) of the packets sent with NONREF, sorted
 
     def wants(self, t0: float, span: float) -> bool:
         """Whether a frame at ``t0`` that lasts ``span`` s may be the one displayed at a wanted time (a
         time within ``_EPS`` before the next frame shows the next one)."""
-        i = int(np.searchsorted(self.times, t0 - _EPS))
+        i = bisect.bisect_left(self.times, t0 - _EPS)
         return i < len(self.times) and self.times[i] < t0 + (span or self.period) - _EPS
 
     def missed(self, shown: float | None, t: float) -> bool:

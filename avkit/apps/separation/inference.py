@@ -21,7 +21,7 @@ Reading videos and writing the outputs is :mod:`avkit.apps.separation.video`; ``
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,15 +114,16 @@ class Separator:
             raise AvkitError(f"need frames uint8 [T, H, W, 3], got shape {tuple(frames.shape)}")
         spec = self.spectral.stft(wave)
         mag = self.spectral.warp(spec.abs())
-        feats = self._audio_features(self.spectral.log_magnitude(mag))
         t = spec.shape[-1]
         maps, lo, hi, weight = self._visual_maps(frames, t, fps)
+        feats = self._audio_features(self.spectral.log_magnitude(mag), self.scene([maps]))
         return Analysis(wave.numel(), spec, mag, feats, maps, lo, hi, weight,
                         (int(maps.shape[-2]), int(maps.shape[-1])), (int(frames.shape[1]), int(frames.shape[2])))
 
     @torch.no_grad()
     def analyse_frames(self, frames: Any, a: Analysis, fps: float | None = None) -> Analysis:
-        """``a`` with the visual maps of other ``frames`` over the same audio."""
+        """``a`` with the visual maps of other ``frames`` over the same audio (a ``condition: scene`` network's
+        audio features stay those of ``a``'s picture; :meth:`separate_clips` computes them for every source's)."""
         maps, lo, hi, weight = self._visual_maps(frames, a.mix_spec.shape[-1], fps or self.opts.fps)
         return Analysis(a.length, a.mix_spec, a.mix_mag, a.audio_features, maps, lo, hi, weight,
                         (int(maps.shape[-2]), int(maps.shape[-1])), a.image_size)
@@ -177,16 +178,25 @@ class Separator:
         lo_i, hi_i, weight = frame_weights(stft_frames, count, self.hop_s, rate, self.device)
         return torch.cat(pieces), lo_i, hi_i, weight
 
-    def _audio_features(self, log_mag: torch.Tensor) -> torch.Tensor:
-        """The U-Net's ``[K, Fw, T]``, in pieces with context for long inputs."""
+    def scene(self, maps: Sequence[torch.Tensor]) -> torch.Tensor | None:
+        """The condition of a ``condition: scene`` network: the max of the visual features ``[C, K, h, w]``
+        of every picture given (as training takes it over the sources' pooled features), ``[1, K]``;
+        None for a network whose audio features do not depend on the picture."""
+        if not self.net.conditioned:
+            return None
+        return torch.stack([m.amax(dim=(0, 2, 3)) for m in maps]).amax(dim=0, keepdim=True)
+
+    def _audio_features(self, log_mag: torch.Tensor, scene: torch.Tensor | None = None) -> torch.Tensor:
+        """The U-Net's ``[K, Fw, T]`` (given the ``scene``, for a conditioned network), in pieces with
+        context for long inputs."""
         t = log_mag.shape[-1]
         x = log_mag[None, None]
         if t <= UNET_FRAMES + 2 * UNET_CONTEXT:
-            return self.net.audio_net(x)[0]
+            return self.net.audio_net(x, scene)[0]
         out = []
         for start in range(0, t, UNET_FRAMES):
             lo, hi = max(0, start - UNET_CONTEXT), min(t, start + UNET_FRAMES + UNET_CONTEXT)
-            piece = self.net.audio_net(x[..., lo:hi])[0]
+            piece = self.net.audio_net(x[..., lo:hi], scene)[0]
             out.append(piece[..., start - lo:start - lo + min(UNET_FRAMES, t - start)])
         return torch.cat(out, dim=-1)
 
@@ -321,11 +331,12 @@ class Separator:
         (each source's whole picture is pooled, as in training); ``fps`` one rate for all, or one per source."""
         rates: list[float | None] = list(fps) if isinstance(fps, Sequence) else [fps] * len(frames_per_source)
         a = self.analyse(mixture, frames_per_source[0], rates[0])
-        out = []
-        for frames, rate in zip(frames_per_source, rates):
-            b = self.analyse_frames(frames, a, rate)
-            out.append(self.separate_regions(b, [np.ones(b.grid, bool)])[0])
-        return np.stack(out)
+        per_source = [self.analyse_frames(frames, a, rate) for frames, rate in zip(frames_per_source, rates)]
+        scene = self.scene([b.maps for b in per_source])
+        if scene is not None:  # the scene is every source's picture, as in training
+            feats = self._audio_features(self.spectral.log_magnitude(a.mix_mag), scene)
+            per_source = [replace(b, audio_features=feats, positions=None) for b in per_source]
+        return np.stack([self.separate_regions(b, [np.ones(b.grid, bool)])[0] for b in per_source])
 
     def separate(self, mixture: Any, sample_rate: int, sources: Sequence[Any]) -> list[np.ndarray]:
         """:func:`avkit.apps.separation.separate` with this model: float32 ``[S]`` waveforms at ``sample_rate``,

@@ -56,6 +56,10 @@ class NetConfig:
     visual: str = "appearance"  # appearance (max over frames) | motion (per-frame, with differences) | none
     slots: int = 2  # visual none: output slots (sources per mixture)
     fps: float = 8.0  # frame rate of the pictures (motion: maps video frames to STFT frames)
+    # scene: the U-Net's coarsest level is modulated (FiLM) by what the picture holds (the max of the
+    # sources' visual features), so its K channels can describe the instruments present, which the inner
+    # product cannot do alone when two instruments share every harmonic (unison). none: not modulated.
+    condition: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -63,6 +67,10 @@ class NetConfig:
     def __post_init__(self) -> None:
         if self.visual not in VISUALS:
             raise AvkitError(f"task_options.visual must be one of {', '.join(VISUALS)}, got {self.visual!r}")
+        if self.condition not in ("none", "scene"):
+            raise AvkitError(f"model.audio_options.condition must be 'none' or 'scene', got {self.condition!r}")
+        if self.condition == "scene" and self.visual == "none":
+            raise AvkitError("model.audio_options.condition: scene needs pictures (task_options.visual is none)")
         if self.mask not in ("ratio", "binary"):
             raise AvkitError(f"task_options.mask must be 'ratio' or 'binary', got {self.mask!r}")
         if self.channels < 1 or self.unet_width < 1 or self.visual_width < 1 or not 1 <= self.unet_depth <= 7:
@@ -87,10 +95,18 @@ class AudioUNet(nn.Module):
     thousand multiply-adds at width 16.
     """
 
-    def __init__(self, out_channels: int = 16, width: int = 16, depth: int = 5, blocks: int = 0) -> None:
+    def __init__(self, out_channels: int = 16, width: int = 16, depth: int = 5, blocks: int = 0,
+                 condition_size: int = 0) -> None:
         super().__init__()
         self.depth = depth
         widths = [width * min(2 ** i, 16) for i in range(depth)]
+        # FiLM of the coarsest level by a condition vector; zero at the start, so the U-Net starts as the
+        # unconditioned one (and takes its weights unchanged)
+        self.film: nn.Linear | None = None
+        if condition_size:
+            self.film = nn.Linear(condition_size, 2 * widths[-1])
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
         self.input_bn = nn.BatchNorm2d(1)
         self.down = nn.ModuleList()
         for i in range(depth):
@@ -103,7 +119,8 @@ class AudioUNet(nn.Module):
         self.head = nn.Sequential(_block(widths[0] + 1, widths[0]), nn.Conv2d(widths[0], out_channels, 1))
         self.widths = widths
 
-    def forward(self, log_mag: torch.Tensor) -> torch.Tensor:
+    def forward(self, log_mag: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """``condition [B, C]`` scales and shifts the coarsest level's channels (only with ``condition_size``)."""
         f, t = log_mag.shape[-2:]
         m = 2 ** self.depth
         if f % m:
@@ -116,6 +133,11 @@ class AudioUNet(nn.Module):
             x = down(x)
             skips.append(x)
         x = skips.pop()
+        if self.film is not None:
+            if condition is None:
+                raise AvkitError("this U-Net is conditioned: pass the condition vector")
+            scale, shift = self.film(condition.to(x.dtype)).chunk(2, dim=-1)
+            x = x * (1 + scale[..., None, None]) + shift[..., None, None]
         for i in reversed(range(self.depth - 1)):
             skip = skips[i]
             x = self.up[i](torch.cat([F.interpolate(x, size=skip.shape[-2:], mode="nearest"), skip], dim=1))
@@ -203,7 +225,8 @@ class SeparationNet(nn.Module):
         if self.spectral.cfg.net_bins % (2 ** c.unet_depth):
             raise AvkitError(f"stft.freq_bins ({self.spectral.cfg.net_bins}) must be a multiple of 2 ** unet_depth "
                              f"({2 ** c.unet_depth})")
-        self.audio_net = AudioUNet(c.channels, c.unet_width, c.unet_depth, c.unet_blocks)
+        self.audio_net = AudioUNet(c.channels, c.unet_width, c.unet_depth, c.unet_blocks,
+                                   condition_size=c.channels if c.condition == "scene" else 0)
         self.visual_net: nn.Module | None = None
         if c.visual == "appearance":
             self.visual_net = VisualNet(c.channels, c.visual_width)
@@ -215,6 +238,20 @@ class SeparationNet(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1))
 
     # -- the pieces ------------------------------------------------------------------------------
+
+    @property
+    def conditioned(self) -> bool:
+        """Whether the audio features depend on the picture (``condition: scene``)."""
+        return self.net_cfg.condition == "scene"
+
+    @staticmethod
+    def scene(visual: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+        """The scene's feature ``[B, K]``: the max over the sources (``valid [B, N]`` ones only) and over time
+        of their pooled features ``[B, N, K]`` or ``[B, N, T', K]``."""
+        per_source = visual.amax(dim=2) if visual.ndim == 4 else visual
+        if valid is not None:
+            per_source = per_source.masked_fill(~valid[..., None].bool(), 0.0)  # features are >= 0
+        return per_source.amax(dim=1)
 
     @property
     def temporal(self) -> bool:
@@ -251,17 +288,20 @@ class SeparationNet(nn.Module):
             return torch.einsum("bntk,bkft->bnft", visual * self.scale, audio) + self.bias
         return torch.einsum("bnk,bkft->bnft", visual * self.scale, audio) + self.bias
 
-    def forward(self, log_mag: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    def forward(self, log_mag: torch.Tensor, frames: torch.Tensor, valid: torch.Tensor | None = None
+                ) -> torch.Tensor:
         """Mask logits ``[B, N, Fw, T]`` for the mixture ``log_mag [B, 1, Fw, T]`` and each source's
         frames ``frames [B, N, T', 3, H, W]`` (frame ``j`` at ``j / fps`` s of the mixture with ``visual:
-        motion``; ``visual: none`` uses only N, the slots' count)."""
-        audio = self.audio_net(log_mag)
+        motion``; ``visual: none`` uses only N, the slots' count). ``valid [B, N]`` says which sources are
+        real (the others are padding; they do not count in the scene of ``condition: scene``)."""
         if self.visual_net is None:
+            audio = self.audio_net(log_mag)
             n = frames.shape[1]
             if n > self.net_cfg.slots:
                 raise AvkitError(f"this audio-only model separates {self.net_cfg.slots} sources, asked for {n}")
             return self.synthesize(self.slots[:n].expand(audio.shape[0], n, -1), audio)
         visual = self.pool(self.visual_maps(frames))  # [B, N, K] or [B, N, T', K]
+        audio = self.audio_net(log_mag, self.scene(visual, valid) if self.conditioned else None)
         if self.temporal:
             visual = self.per_stft_frame(visual, audio.shape[-1])
         return self.synthesize(visual, audio)

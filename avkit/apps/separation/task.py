@@ -137,7 +137,7 @@ class SeparationTask(Task):
             else:
                 target = (src_mag >= src_mag.max(1, keepdim=True).values).float() * (src_mag > 0).float()
             log_mag = spectral.log_magnitude(mix_mag).unsqueeze(1)
-        logits = model(log_mag, batch["frames"]).float()
+        logits = model(log_mag, batch["frames"], valid).float()
         if self.opts.visual == "none":  # audio only: the slots are matched to the sources (permutation invariant)
             logits = self._best_permutation(logits, target, weight)
         per_item = self._per_item(logits, target, weight)
