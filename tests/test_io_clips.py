@@ -20,17 +20,21 @@ FPS, SECONDS = 30, 6.0
 PANCAKE = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "video" / "pancake_h264_opus.mkv"
 
 
-def _h264(path: Path, gop_seconds: float | None) -> Path:
-    """Moving coloured noise, 96x64, x264 with B-frames; ``gop_seconds=None``: the encoder's keyframe interval."""
+def _h264(path: Path, gop_seconds: float | None, bframes: bool = True) -> Path:
+    """Moving coloured noise, 96x64, x264 with B-frames (unless not ``bframes``); ``gop_seconds=None``: the
+    encoder's keyframe interval."""
     rng = np.random.default_rng(0)
     texture = np.repeat(np.repeat(rng.integers(0, 256, (40, 64, 3), dtype=np.uint8), 4, 0), 4, 1)
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=FPS)
         s.width, s.height, s.pix_fmt = 96, 64, "yuv420p"
         s.options = {"preset": "veryfast", "crf": "28"}
+        params = [] if bframes else ["bframes=0"]
         if gop_seconds is not None:
             gop = int(gop_seconds * FPS)
-            s.options = {**s.options, "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0"}
+            params.append(f"keyint={gop}:min-keyint={gop}:scenecut=0")
+        if params:
+            s.options = {**s.options, "x264-params": ":".join(params)}
         for k in range(int(SECONDS * FPS)):
             img = np.ascontiguousarray(texture[k % 96:k % 96 + 64, (2 * k) % 160:(2 * k) % 160 + 96])
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
@@ -159,4 +163,18 @@ def test_a_left_out_frame_that_shows_is_read_again(videos, monkeypatch) -> None:
     monkeypatch.setattr(read_module._SkipUnwanted, "wants", lambda self, t0, span: False)
     with VideoReader(videos["gop2"], threads=1) as reader:
         frames, stamps = reader.frames_at(times)
+    assert torch.equal(frames, expected[0]) and torch.equal(stamps, expected[1])
+
+
+def test_a_stream_with_nothing_to_leave_out_stops_asking(tmp_path: Path) -> None:
+    """Without B-frames every packet is a reference frame that comes out at once: after a few dozen packets
+    the reader stops asking the decoder to leave frames out (no per-packet cost), with the same frames."""
+    path = _h264(tmp_path / "no_b.mp4", 2.0, bframes=False)
+    times = np.concatenate(_clips(SECONDS, 4, seed=4))
+    with VideoReader(path, threads=1) as reader:
+        reader.skip_unwanted = False
+        expected = reader.frames_at(times)
+    with VideoReader(path, threads=1) as reader:
+        frames, stamps = reader.frames_at(times)
+        assert reader.skip_unwanted is False
     assert torch.equal(frames, expected[0]) and torch.equal(stamps, expected[1])

@@ -327,6 +327,7 @@ class VideoReader:
         if stream.codec_context.skip_frame != "DEFAULT":  # left so by an earlier read
             stream.codec_context.skip_frame = "DEFAULT"
         tb = float(stream.time_base)
+        sent = out = asked = 0  # packets decoded, frames out, packets sent with NONREF
         try:
             for packet in self._packets(stream, t):
                 if skip is not None and packet.pts is not None:
@@ -334,6 +335,7 @@ class VideoReader:
                     mode = "DEFAULT" if skip.wants(at, (packet.duration or 0) * tb) else "NONREF"
                     if mode == "NONREF":
                         bisect.insort(skip.left_out, at)
+                        asked += 1
                     context = packet.stream.codec_context  # a reopened file has a new one
                     if context.skip_frame != mode:
                         context.skip_frame = mode
@@ -345,6 +347,10 @@ class VideoReader:
                     raise MediaError(self.path, f"corrupt or truncated {stream.type} data near "
                                                 f"{_packet_time(packet, self.origin)} ({_msg(err)})") from None
                 self.frames_decoded += len(frames)
+                sent, out = sent + (packet.size > 0), out + len(frames)
+                if skip is not None and asked >= 32 and out >= sent:  # every packet gave its frame at once (no
+                    skip, self.skip_unwanted = None, False  # B-frame delay, nothing left out): stop asking
+                    packet.stream.codec_context.skip_frame = "DEFAULT"
                 yield from frames
         except av.FFmpegError as err:  # demuxer error: damaged or cut-off container
             if not self.lenient:
