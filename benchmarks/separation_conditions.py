@@ -13,12 +13,17 @@ pulls the two apart, on the 15 two-source pairs of the six instruments (4.5 s, p
   away from the other source's (different notes, same rhythm).
 
 Each source's pictures: ``instruments.draw`` moving at its own (shifted) note grid, with the benchmark's
-seeds, so the ``real unison`` row is the benchmark's 2-source mean. Methods: the pictured
+seeds, so the ``real unison`` row is the benchmark's 2-source mean.
+
+``--unison-set DIR`` adds a fifth row: 15 pairs of solo clips of a gm_instruments dataset generated with
+``unison`` (the training set: clips the models were trained on), two different instruments on the same
+shared melody, each with its own video's frames: unison on the training bank's own music, nothing new. Methods: the pictured
 runs given (``--runs``; ``shipped`` = assets/separation), audio-only runs (``--audio-runs``; outputs put
 in the order that suits the references), and the phase-sensitive mask (the best oracle of the benchmark).
 
     python benchmarks/separation_conditions.py --runs shipped runs/separation_gm --audio-runs runs/separation_gm_audio
     python benchmarks/separation_conditions.py --unison-only --runs RUN ... --audio-runs RUN ...   # many runs, quickly
+    python benchmarks/separation_conditions.py --runs shipped RUN --unison-set runs/gm/gm_train_unison
 """
 from __future__ import annotations
 
@@ -56,6 +61,31 @@ def delayed(wave: np.ndarray, seconds: float) -> np.ndarray:
     return np.concatenate([np.zeros(int(seconds * bench.RATE), np.float32), wave])[: len(wave)]
 
 
+def unison_pairs(root: Path, count: int = 15) -> list[tuple[np.ndarray, list[np.ndarray], int]]:
+    """``count`` mixtures of two solo clips of ``root`` (a gm_instruments set with ``unison``) that play the
+    same shared melody on different instruments: ``(references [2, S], [frames_a, frames_b], sample rate)``,
+    the first such pair of each melody in manifest order."""
+    from avkit.data.synthetic import read_manifest, read_wav
+    from avkit.io import read_clip
+
+    by_part: dict[int, list[dict]] = {}
+    for row in read_manifest(root):
+        if row["meta"].get("unison_part") is not None and not row["meta"]["duet"]:
+            by_part.setdefault(row["meta"]["unison_part"], []).append(row)
+    out = []
+    for _, rows in sorted(by_part.items()):
+        pair = next(((a, b) for a, b in itertools.combinations(rows, 2) if a["label"] != b["label"]), None)
+        if pair is None:
+            continue
+        waves, rates = zip(*(read_wav(root / r["meta"]["sources"][0]["stem"]) for r in pair))
+        n = min(len(w) for w in waves)
+        frames = [read_clip(root / r["path"], audio=False).frames.numpy() for r in pair]
+        out.append((np.stack([w[:n] for w in waves]), frames, int(rates[0])))
+        if len(out) == count:
+            break
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from avkit.apps.separation import load
     from avkit.apps.separation.metrics import oracle_estimates
@@ -66,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio-runs", nargs="*", default=[], help="audio-only runs (visual: none)")
     p.add_argument("--real", default=str(bench.ROOT.parent / "shared" / "media" / "audio"))
     p.add_argument("--unison-only", action="store_true", help="only the benchmark's mixtures (real unison)")
+    p.add_argument("--unison-set", default="", help="a gm_instruments set with unison clips: a row of its pairs")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     real = bench.load_recordings(Path(args.real))
@@ -84,15 +115,21 @@ def main(argv: list[str] | None = None) -> int:
     methods = [*pictured, *(f"{r} (audio only)" for r in audio), "psm (oracle)"]
     print("| condition | " + " | ".join(methods) + " |")
     print("|---|" + "---:|" * len(methods))
+    rows: dict[str, list[tuple[np.ndarray, list[np.ndarray], int]]] = {}
     for cname, (waves, shift) in conditions.items():
-        sdri: dict[str, list[float]] = {m: [] for m in methods}
+        rows[cname] = []
         for a, b in itertools.combinations(bench.REAL, 2):
-            refs = np.stack([waves[a], delayed(waves[b], shift)])
-            mix = refs.sum(0)
             onsets_b = tuple(t + shift for t in bench.NOTE_GRID if t + shift < bench.WINDOW)
             frames = [draw(a, bench.WINDOW, fps=8, size=64, onsets=bench.NOTE_GRID, seed=bench.REAL.index(a)),
                       draw(b, bench.WINDOW, fps=8, size=64, onsets=onsets_b, seed=bench.REAL.index(b))]
-            sets = {run: np.stack(sep.separate(mix, bench.RATE, frames)) for run, sep in pictured.items()}
+            rows[cname].append((np.stack([waves[a], delayed(waves[b], shift)]), frames, bench.RATE))
+    if args.unison_set:
+        rows["training clips, unison pairs"] = unison_pairs(Path(args.unison_set))
+    for cname, mixtures in rows.items():
+        sdri: dict[str, list[float]] = {m: [] for m in methods}
+        for refs, frames, rate in mixtures:
+            mix = refs.sum(0)
+            sets = {run: np.stack(sep.separate(mix, rate, frames)) for run, sep in pictured.items()}
             for run, sep in audio.items():
                 est = bench.audio_only(sep, mix, refs)
                 if est is not None:
