@@ -1,8 +1,8 @@
-"""Why separation of the real scales is hard: the same 15 pairs under four conditions, one run.
+"""Why separation of the real scales is hard: the same 15 pairs under five conditions (six with --unison-set), one run.
 
 The real-recording benchmark (``benchmarks/separation.py``) mixes six scale recordings that play the same
 notes at the same times (unison), rendered from a bank the models never heard (FluidR3_GM). This script
-pulls the two apart, on the 15 two-source pairs of the six instruments (4.5 s, peak 0.45 each):
+pulls the two apart, on the 15 two-source pairs of the six instruments (4.5 s, peak 0.45 each), under five conditions:
 
 - ``real unison``: the benchmark's mixtures;
 - ``training bank unison``: the same C-major scale (C4-C5, 0.5 s a note, velocity 100) rendered from
@@ -10,7 +10,9 @@ pulls the two apart, on the 15 two-source pairs of the six instruments (4.5 s, p
 - ``real, 2nd +0.25 s``: the second recording delayed by half a note, so onsets differ and pitches
   mostly differ;
 - ``real, 2nd +0.5 s``: delayed by a whole note: the onsets coincide again but every note is a step
-  away from the other source's (different notes, same rhythm).
+  away from the other source's (different notes, same rhythm);
+- ``training bank, 2nd +0.5 s``: the same on the training bank's renders: different notes, same rhythm,
+  no change of bank.
 
 Each source's pictures: ``instruments.draw`` moving at its own (shifted) note grid, with the benchmark's
 seeds, so the ``real unison`` row is the benchmark's 2-source mean.
@@ -107,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     audio = {run: load(run, device="cpu") for run in args.audio_runs}
     bank = {name: render_scale(name) for name in bench.REAL}
     conditions = {"real unison": (real, 0.0), "training bank unison": (bank, 0.0),
-                  "real, 2nd +0.25 s": (real, 0.25), "real, 2nd +0.5 s": (real, 0.5)}
+                  "real, 2nd +0.25 s": (real, 0.25), "real, 2nd +0.5 s": (real, 0.5),
+                  "training bank, 2nd +0.5 s": (bank, 0.5)}
     if args.unison_only:
         conditions = {"real unison": conditions["real unison"]}
     print(f"# python benchmarks/separation_conditions.py; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
