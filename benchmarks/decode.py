@@ -160,6 +160,7 @@ class Method:
     rates: list[float] = field(default_factory=list)
     ratios_all: list[float] = field(default_factory=list)
     ratios_seek: list[float] = field(default_factory=list)
+    ratios_tc: list[float] = field(default_factory=list)  # against torchcodec kept open, same threads
     clips_timed: list[int] = field(default_factory=list)
     frames_per_clip: float | None = None
     max_diff: int | None = None
@@ -197,13 +198,13 @@ def avkit_methods(path: Path, threads: int) -> list[Method]:
     ]
 
 
-def torchcodec_methods(path: Path, threads: int) -> tuple[list[Method], str]:
-    """torchcodec's VideoDecoder (approximate seek), per clip and kept open; [] and why if unusable."""
+def torchcodec_methods(path: Path, threads: int, seek_mode: str) -> tuple[list[Method], str]:
+    """torchcodec's VideoDecoder in ``seek_mode``, per clip and kept open; [] and why if unusable."""
     try:
         import torchcodec  # type: ignore
         from torchcodec.decoders import VideoDecoder  # type: ignore
 
-        decoder = VideoDecoder(str(path), seek_mode="approximate", num_ffmpeg_threads=threads)
+        decoder = VideoDecoder(str(path), seek_mode=seek_mode, num_ffmpeg_threads=threads)
     except Exception as err:  # noqa: BLE001 - not installed, or its FFmpeg libraries are missing
         return [], f"{type(err).__name__}: {str(err).strip().splitlines()[-1][:160] if str(err) else ''}"
 
@@ -211,10 +212,10 @@ def torchcodec_methods(path: Path, threads: int) -> tuple[list[Method], str]:
         return batch.data.permute(0, 2, 3, 1).numpy()
 
     def per_clip(t: np.ndarray) -> np.ndarray:
-        dec = VideoDecoder(str(path), seek_mode="approximate", num_ffmpeg_threads=threads)
+        dec = VideoDecoder(str(path), seek_mode=seek_mode, num_ffmpeg_threads=threads)
         return nhwc(dec.get_frames_played_at(seconds=t.tolist()))
 
-    name = f"torchcodec {torchcodec.__version__.split('+')[0]} VideoDecoder"
+    name = f"torchcodec {torchcodec.__version__.split('+')[0]} VideoDecoder ({seek_mode})"
     return [Method(name, threads, "per clip", per_clip),
             Method(name, threads, "kept open", lambda t: nhwc(decoder.get_frames_played_at(seconds=t.tolist())))], ""
 
@@ -266,6 +267,8 @@ def main() -> None:
     ap.add_argument("--video", type=Path, default=None, help="use this file instead of generating one")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
+    ap.add_argument("--seek-modes", nargs="+", default=["exact", "approximate"], choices=["exact", "approximate"],
+                    help="torchcodec's seek modes to time (exact scans the file when it opens it)")
     args = ap.parse_args()
     seconds = 20.0 if args.quick else 60.0
     n_pos = args.clips or (6 if args.quick else 40)
@@ -293,8 +296,9 @@ def main() -> None:
         methods: list[Method] = []
         for threads in args.threads:
             methods += pyav_methods(path, threads) + avkit_methods(path, threads)
-            tc, tc_note = torchcodec_methods(path, threads)
-            methods += tc
+            for mode in args.seek_modes:
+                tc, tc_note = torchcodec_methods(path, threads, mode)
+                methods += tc
         try:
             reference: list[np.ndarray] | None = None
             for rnd in range(args.repeat):
@@ -314,19 +318,25 @@ def main() -> None:
                 for m in methods:  # ratios against this round's baselines with the same threads
                     m.ratios_all.append(m.rates[-1] / base[("decode-all", m.threads)])
                     m.ratios_seek.append(m.rates[-1] / base[("seek baseline", m.threads)])
+                    tc_open = next((o for o in methods if o.name.startswith("torchcodec") and o.file == "kept open"
+                                    and o.threads == m.threads and o.name.endswith(f"({args.seek_modes[0]})")), None)
+                    if tc_open is not None:
+                        m.ratios_tc.append(m.rates[-1] / tc_open.rates[-1])
         finally:
             for m in methods:
                 if m.close:
                     m.close()
 
-    print("\n| method | threads | file | clips timed | clips/s | vs decode-all | vs seek baseline "
+    tc_col = f"vs torchcodec ({args.seek_modes[0]}, kept open)"
+    print(f"\n| method | threads | file | clips timed | clips/s | vs decode-all | vs seek baseline | {tc_col} "
           "| frames decoded per clip | same pixels |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---|")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     for m in methods:
         same = "yes" if m.max_diff == 0 else f"no (max diff {m.max_diff})"
         fpc = "-" if m.frames_per_clip is None else f"{m.frames_per_clip:.0f}"
         print(f"| {m.name} | {fmt_threads(m)} | {m.file} | {'/'.join(map(str, m.clips_timed))} "
-              f"| {spread(m.rates, 2)} | {spread(m.ratios_all, 1)}x | {spread(m.ratios_seek, 1)}x | {fpc} | {same} |")
+              f"| {spread(m.rates, 2)} | {spread(m.ratios_all, 1)}x | {spread(m.ratios_seek, 1)}x "
+              f"| {spread(m.ratios_tc, 2) + 'x' if m.ratios_tc else '-'} | {fpc} | {same} |")
     if tc_note:
         print(f"\ntorchcodec rows skipped: {tc_note}")
     print(f"\nThe file has {total_frames} frames. clips/s and ratios: median over {args.repeat} round(s)"
