@@ -15,8 +15,9 @@ with FFmpeg's automatic thread count ("auto": cores + 1 for H.264 frame threadin
   avkit         ``VideoReader(path, threads=N).read_clip(times=...)``: seek, decode to the clip end,
                 convert only the 8 wanted frames; "per clip" opens the file for every clip (this
                 is what ``avkit.io.read_clip`` does, with threads=auto), "kept open" reuses one reader
-  torchcodec    ``VideoDecoder(path, seek_mode="approximate", num_ffmpeg_threads=N)
-                .get_frames_played_at(seconds=...)``, per clip and kept open, if it is installed
+  torchcodec    ``VideoDecoder(path, seek_mode=MODE, num_ffmpeg_threads=N).get_frames_played_at(seconds=...)``
+                for each of ``--seek-modes`` (exact, approximate), per clip and kept open, if it is installed;
+                the last column compares every method with the first mode's decoder kept open
 
 A method times the positions in order (cycling through them again if it is fast) until it has done
 every position and run ``--min-time`` seconds, or has done ``--min-clips`` clips and used its

@@ -99,6 +99,8 @@ class VideoReader:
     ``video_stream`` / ``audio_stream`` are container stream indices; None picks the default
     streams (see ``avkit.io.probe``). ``lenient=True`` returns what a truncated or damaged file
     still holds instead of raising. ``threads=0`` lets FFmpeg pick the decoder thread count.
+    ``skip_unwanted`` (attribute, default True): ``frames_at`` leaves out the H.264/HEVC non-reference
+    frames that no wanted time shows (the same frames, less decoding; False decodes every frame).
     """
 
     def __init__(self, path: str | Path, *, video_stream: int | None = None,
