@@ -233,6 +233,15 @@ def speed_part(run: str | None, sep: Any, seconds: float) -> dict:
         out["command"] = {"rc": int(rc), "wall_s": round(float(wall), 2), "duration": round(r.duration, 2),
                           "rtf": round(r.duration / float(wall), 1), "peak_rss_mb": round(int(rss) / 1024, 1),
                           "argv": "avkit separate VIDEO --out DIR" + (f" --run {run}" if run else "")}
+        # The floor under the command: a fresh Python importing what it imports (best of two, same run).
+        for name, code in (("import_torch_s", "import torch"),
+                           ("import_torch_matplotlib_scipy_s", "import torch, matplotlib.pyplot, scipy.ndimage")):
+            times = []
+            for _ in range(2):
+                start = time.perf_counter()
+                subprocess.run([sys.executable, "-c", code], check=True)
+                times.append(time.perf_counter() - start)
+            out["command"][name] = round(min(times), 2)
     return out
 
 
@@ -339,7 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nspeed: {s['duration']} s two-instrument video, {s['sources']} sources found; separation "
               f"{s['separate']} s = {s['rtf_separation']}x real time; separate_video with the videos {s['total']} s = "
               f"{s['rtf_total']}x; the whole command in a fresh process {c['wall_s']} s = {c['rtf']}x (rc {c['rc']}), "
-              f"peak RSS {c['peak_rss_mb']} MB")
+              f"peak RSS {c['peak_rss_mb']} MB; a fresh Python importing torch alone {c['import_torch_s']} s, torch, "
+              f"matplotlib and scipy.ndimage {c['import_torch_matplotlib_scipy_s']} s")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
