@@ -311,11 +311,11 @@ def moving_squares(b: int, seed: int, step: int = 2) -> torch.Tensor:
     return clips
 
 
-def _mean_colour(video: torch.Tensor) -> torch.Tensor:
+def _mean_colour(video: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
     return torch.nn.functional.normalize(video.mean((2, 3, 4)), dim=-1)
 
 
-def _colour_and_direction(video: torch.Tensor) -> torch.Tensor:
+def _colour_and_direction(video: torch.Tensor, tokens: torch.Tensor | None = None) -> torch.Tensor:
     """Mean colour plus which way the frame moves (+1 right, -1 left, 0 still), from how the next frame
     lines up with this one rolled 2 pixels either way."""
     a, b = video[:, :, :-1], video[:, :, 1:]
