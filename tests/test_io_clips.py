@@ -176,5 +176,5 @@ def test_a_stream_with_nothing_to_leave_out_stops_asking(tmp_path: Path) -> None
         expected = reader.frames_at(times)
     with VideoReader(path, threads=1) as reader:
         frames, stamps = reader.frames_at(times)
-        assert reader.skip_unwanted is False
+        assert reader._nothing_to_skip and reader.skip_unwanted  # learnt; the user's setting left alone
     assert torch.equal(frames, expected[0]) and torch.equal(stamps, expected[1])

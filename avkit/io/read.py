@@ -134,6 +134,7 @@ class VideoReader:
         self.frames_decoded = 0  # video and audio frames decoded so far (for tests and benchmarks)
         # Leave out non-reference frames that no wanted time shows (``frames_at``; same pixels, less decoding).
         self.skip_unwanted = True
+        self._nothing_to_skip = False  # learnt: every packet of the stream gives its frame at once (no B-frames)
         self._skip: _SkipUnwanted | None = None  # set while ``frames_at`` reads
         self._setup_decoder()
 
@@ -351,7 +352,7 @@ class VideoReader:
                 self.frames_decoded += len(frames)
                 sent, out = sent + (packet.size > 0), out + len(frames)
                 if skip is not None and asked >= 32 and out >= sent:  # every packet gave its frame at once (no
-                    skip, self.skip_unwanted = None, False  # B-frame delay, nothing left out): stop asking
+                    skip, self._nothing_to_skip = None, True  # B-frame delay, nothing left out): stop asking
                     packet.stream.codec_context.skip_frame = "DEFAULT"
                 yield from frames
         except av.FFmpegError as err:  # demuxer error: damaged or cut-off container
@@ -426,7 +427,7 @@ class VideoReader:
             return self._empty(size), torch.zeros(0, dtype=torch.float64)
         if not np.all(np.isfinite(times)):
             raise AvkitError(f"{self.path}: times must be finite numbers")
-        if self.skip_unwanted:
+        if self.skip_unwanted and not self._nothing_to_skip:
             self._skip = _SkipUnwanted(times, 1.0 / (self.fps or 25.0))
             try:
                 return self._frames_at(times, size)
