@@ -22,7 +22,18 @@ Parts, each with its baselines measured in the same run:
    alone, the faster of two runs) and the whole ``avkit separate`` command in a fresh process (wall
    time, peak RSS of that process).
 
-The figures of docs/separation.md (three processes; the speed part alone, after the others):
+The shipped model holds an audio-only network beside the pictured one (for two sources its stems, ordered by
+the pictured network's estimates, are the output: docs/separation.md); every part also scores the pictured
+network alone ("pictured_network") and the audio-only network with the order given ("audio_only"), in the
+same run. The figures of docs/separation.md since then (``--stems``: the other training of that network):
+
+    python benchmarks/separation.py --threads 1 --skip speed --mixtures 25 --same-duets 48 \
+        --json docs/benchmarks/separation_gm_stems.json
+    python benchmarks/separation.py --threads 1 --skip speed --mixtures 25 --same-duets 48 \
+        --stems runs/separation_gm_audio_unison_eq --json docs/benchmarks/separation_gm_stems_seed0.json
+    python benchmarks/separation.py --threads 1 --skip real synthetic duets --json docs/benchmarks/separation_gm_speed_stems.json
+
+Before it (three processes; the speed part alone, after the others):
 
     python benchmarks/separation.py --threads 1 --seed-runs runs/separation_gm_seed1 --audio-run runs/separation_gm_audio \\
         --old-run /tmp/sepbench/run30 --skip speed synthetic duets --json docs/benchmarks/separation_gm_real.json
@@ -164,20 +175,23 @@ def real_part(models: dict[str, Any], audio: Any, old: Any, folder: Path) -> dic
             "mixtures": rows}
 
 
-def synthetic_part(sep: Any, test: str, per_n: int, audio: Any = None) -> dict:
+def synthetic_part(sep: Any, test: str, per_n: int, audio: Any = None, pictured: Any = None) -> dict:
+    """Held-out mixtures of 2 and 3 sources; the audio-only network (order given) and the pictured network alone
+    on the same 2-source mixtures."""
     from avkit.apps.separation.evaluate import mixtures_of, score_mixtures
     from avkit.apps.separation.metrics import summarize
 
     out = {"source": test}
     mixtures = mixtures_of(test, sep.opts, num_mix=[2, 3], length=2 * per_n, seed=1)
     out["summary"] = summarize(score_mixtures(sep, mixtures, progress=_bar(f"held-out {Path(test).name}")))
-    if audio is not None:
-        two = mixtures_of(test, audio.opts, num_mix=[2], length=per_n, seed=1)
-        out["audio_only_2"] = summarize(score_mixtures(audio, two, oracles=False, progress=_bar("audio only")))["2"]
+    two = [item for item in (mixtures[i] for i in range(len(mixtures))) if int(item["valid"].sum()) == 2]
+    for name, other in (("audio_only_2", audio), ("pictured_network_2", pictured)):
+        if other is not None:
+            out[name] = summarize(score_mixtures(other, two, oracles=False, progress=_bar(name)))["2"]
     return out
 
 
-def same_duets_part(sep: Any, audio: Any, test: Path, limit: int) -> dict:
+def same_duets_part(sep: Any, audio: Any, test: Path, limit: int, pictured: Any = None) -> dict:
     """Same-instrument duet videos of ``test``: ``--regions 2x1``, each half against its side's stem."""
     from avkit.apps.separation import separate_video
     from avkit.data.synthetic import read_manifest
@@ -196,6 +210,12 @@ def same_duets_part(sep: Any, audio: Any, test: Path, limit: int) -> dict:
             n = min(stems.shape[1], *(len(e) for e in ests))
             stems, est = stems[:, :n], np.stack([e[:n] for e in ests])
             sets = {"model": est}
+            if pictured is not None:
+                p = separate_video(test / row["path"], pictured, Path(tmp) / f"{i}_pictured", regions="2x1",
+                                   videos=False)
+                sets["pictured_network"] = np.stack([read_audio(Path(tmp) / f"{i}_pictured" / f"source_{k}.wav",
+                                                                sample_rate=sep.sample_rate)[0].numpy()[:n]
+                                                     for k in range(len(p.sources))])
             if audio is not None:
                 sets["audio_only"] = audio_only(audio, stems.sum(0), stems)
             out_rows.append({"path": row["path"], "instrument": srcs[0]["label"], "scores": score(stems, sets)})
@@ -222,6 +242,11 @@ def speed_part(run: str | None, sep: Any, seconds: float) -> dict:
                              **{k: round(v, 3) for k, v in best.items()},
                              "rtf_separation": round(r.duration / best["separate"], 1),
                              "rtf_total": round(r.duration / best["total"], 1)}
+        # the two players as two halves: two sources, so a model with an audio-only network uses its stems
+        halves = min((separate_video(video, sep, Path(tmp) / f"halves_{rep}", regions="2x1", videos=False).seconds
+                      for rep in range(2)), key=lambda s: s["total"])
+        out["in_process"]["separate_2x1"] = round(halves["separate"], 3)
+        out["in_process"]["rtf_separation_2x1"] = round(r.duration / halves["separate"], 1)
         cmd = [sys.executable, "-m", "avkit.cli.main", "separate", str(video), "--out", str(Path(tmp) / "cli")]
         if run:
             cmd += ["--run", run]
@@ -286,13 +311,15 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from avkit.apps.separation import load
+    from avkit.apps.separation import Separator, load
     from avkit.apps.separation.metrics import format_table
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default=None, help="the model with pictures (default: the shipped model)")
     p.add_argument("--seed-runs", nargs="*", default=[], help="trainings of the same recipe with other seeds")
-    p.add_argument("--audio-run", default="", help="the same network trained with no pictures (visual: none)")
+    p.add_argument("--stems", default="", help="an audio-only run to give the model's stems instead of its own")
+    p.add_argument("--audio-run", default="", help="the same network trained with no pictures (visual: none; "
+                                                     "default: the model's own audio-only network, if it has one)")
     p.add_argument("--old-run", default="", help="a run of recipes/separation_instruments.yaml")
     p.add_argument("--gm-test", default=str(ROOT / "runs" / "gm" / "gm_test"), help="held-out gm_instruments clips")
     p.add_argument("--mixtures", type=int, default=50, help="held-out synthetic mixtures per number of sources")
@@ -311,9 +338,20 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     sep = load(args.run, device="cpu")
     models = {"model": sep, **{f"model_seed_run{k + 1}": load(r, device="cpu") for k, r in enumerate(args.seed_runs)}}
+    if args.stems:  # another training of the model's audio-only network (the seed-to-seed spread)
+        sep.attach_stems(load(args.stems, device="cpu"))
+    pictured = None
+    if sep.stems is not None:  # the same model without its audio-only network: what the pictures alone give
+        pictured = load(args.run, device="cpu")
+        pictured.stems = None
+        models["pictured_network"] = pictured
     audio = load(args.audio_run, device="cpu") if args.audio_run else None
+    if audio is None and sep.stems is not None:
+        audio = Separator(sep.stems, sep.opts, sep.device)
     old = load(args.old_run, device="cpu") if args.old_run else None
-    results: dict[str, Any] = {"run": args.run or "shipped", "seed_runs": args.seed_runs, "audio_run": args.audio_run,
+    results: dict[str, Any] = {"run": args.run or "shipped", "stems": args.stems or ("shipped" if sep.stems is not None
+                                                                                   else ""),
+                               "seed_runs": args.seed_runs, "audio_run": args.audio_run,
                                "old_run": args.old_run, "torch_threads": torch.get_num_threads(),
                                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if "real" not in args.skip:
@@ -332,21 +370,25 @@ def main(argv: list[str] | None = None) -> int:
                     ao = f"{np.mean(s['audio_only']['sdri']):+.2f}" if "audio_only" in s else "-"
                     print(f"  {'+'.join(r['names']):<24} {np.mean(s['model']['sdri']):+.2f} | {ao} | {best:+.2f}")
     if "synthetic" not in args.skip and Path(args.gm_test).is_dir():
-        results["synthetic"] = synthetic_part(sep, args.gm_test, args.mixtures, audio)
+        results["synthetic"] = synthetic_part(sep, args.gm_test, args.mixtures, audio, pictured)
         print()
         print(format_table(results["synthetic"]["summary"], title=f"held-out gm_instruments mixtures ({args.gm_test}; dB)"))
+        if "pictured_network_2" in results["synthetic"]:
+            p2 = results["synthetic"]["pictured_network_2"]["model"]
+            print(f"pictured network alone, 2 sources: SDR {p2['sdr']:.2f} SDRi {p2['sdri']:.2f} SI-SDR {p2['si_sdr']:.2f}")
         if "audio_only_2" in results["synthetic"]:
             a2 = results["synthetic"]["audio_only_2"]["model"]
             print(f"audio only, 2 sources: SDR {a2['sdr']:.2f} SDRi {a2['sdri']:.2f} SI-SDR {a2['si_sdr']:.2f}")
     if "duets" not in args.skip and Path(args.gm_test).is_dir():
-        results["same_duets"] = same_duets_part(sep, audio, Path(args.gm_test), args.same_duets)
+        results["same_duets"] = same_duets_part(sep, audio, Path(args.gm_test), args.same_duets, pictured)
         print(_table(results["same_duets"]["summary"], f"\nsame-instrument duets ({results['same_duets']['duets']}, "
                                                        "--regions 2x1 against each side's stem; dB)"))
     if "speed" not in args.skip:
         results["speed"] = speed_part(args.run, sep, args.rtf_seconds)
         s, c = results["speed"]["in_process"], results["speed"]["command"]
         print(f"\nspeed: {s['duration']} s two-instrument video, {s['sources']} sources found; separation "
-              f"{s['separate']} s = {s['rtf_separation']}x real time; separate_video with the videos {s['total']} s = "
+              f"{s['separate']} s = {s['rtf_separation']}x real time (--regions 2x1: {s['separate_2x1']} s = "
+              f"{s['rtf_separation_2x1']}x); separate_video with the videos {s['total']} s = "
               f"{s['rtf_total']}x; the whole command in a fresh process {c['wall_s']} s = {c['rtf']}x (rc {c['rc']}), "
               f"peak RSS {c['peak_rss_mb']} MB; a fresh Python importing torch alone {c['import_torch_s']} s, torch, "
               f"matplotlib and scipy.ndimage {c['import_torch_matplotlib_scipy_s']} s")

@@ -33,9 +33,11 @@ if TYPE_CHECKING:
     from avkit.apps.separation.video import SeparationResult, separate_pair, separate_video
 
 
-# The model shipped with avkit: config.yaml (its recipe), model.safetensors (weights), MODEL_CARD.md
+# The model shipped with avkit: config.yaml (its recipe), model.safetensors (weights), MODEL_CARD.md, and in
+# audio_only/ the audio-only network that gives the sounds when it has a slot per source (Separator.attach_stems)
 SHIPPED_MODEL = shipped_asset("separation")
 SHIPPED_WEIGHTS = "model.safetensors"
+SHIPPED_STEMS = "audio_only"
 TRAIN_HINT = "train one with recipes/separation_gm.yaml"
 
 _EXPORTS = {"Separator": "inference", "separate_video": "video", "separate_pair": "video",
@@ -60,17 +62,25 @@ def load(run_dir: str | Path | None = None, checkpoint: str = "best",
 
 
 def _load_shipped(device: str | torch.device | None) -> Separator:
+    separator = _load_shipped_folder(SHIPPED_MODEL, device)
+    separator.attach_stems(_load_shipped_folder(SHIPPED_MODEL / SHIPPED_STEMS, device))
+    return separator
+
+
+def _load_shipped_folder(folder: Path, device: str | torch.device | None) -> Separator:
+    """The network of one shipped folder (config.yaml + model.safetensors); a missing or damaged file is one
+    line naming it and how to get it back."""
     from avkit.apps.separation.inference import Separator
     from avkit.engine.checkpoint import RunFiles, read_meta
     from avkit.engine.config import load_config
 
     for name in ("config.yaml", SHIPPED_WEIGHTS):
-        if not (SHIPPED_MODEL / name).is_file():
-            raise AvkitError(f"{SHIPPED_MODEL / name}: the separation model shipped with avkit is missing; {REINSTALL}, "
+        if not (folder / name).is_file():
+            raise AvkitError(f"{folder / name}: the separation model shipped with avkit is missing; {REINSTALL}, "
                              "or give a run directory (--run RUN)")
-    weights = SHIPPED_MODEL / SHIPPED_WEIGHTS
+    weights = folder / SHIPPED_WEIGHTS
     try:
-        run = RunFiles(SHIPPED_MODEL, load_config(SHIPPED_MODEL), weights, read_meta(weights))
+        run = RunFiles(folder, load_config(folder), weights, read_meta(weights))
         return Separator.from_run(run, device)
     except Exception as err:  # a damaged file: safetensors, YAML or a mismatch of the two
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

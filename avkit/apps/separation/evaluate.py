@@ -35,7 +35,8 @@ def mixtures_of(source: str | Path, opts: Any, *, split: str = "", num_mix: Sequ
 def score_mixtures(separator: Any, items: Sequence[dict[str, Any]] | Any, *, oracles: bool = True, bss: bool = True,
                    progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """:func:`~avkit.apps.separation.metrics.evaluate_mixture` of every mix item (dicts with ``audio``,
-    ``frames``, ``valid``), the model separating each source from its own frames."""
+    ``frames``, ``valid``), the model separating each source from its own frames (as the separator does: with
+    an attached audio-only network, its stems in the order of the pictured estimates when it has k slots)."""
     from avkit.apps.separation.metrics import evaluate_mixture
     from avkit.apps.separation.stft import Spectral
 
@@ -52,6 +53,9 @@ def score_mixtures(separator: Any, items: Sequence[dict[str, Any]] | Any, *, ora
         est = net.separate(mix, frames, separator.opts.mask_threshold)[0].cpu().numpy()
         if net.visual_net is None:  # audio only: its outputs are in no particular order
             est = best_order(refs.numpy(), est)
+        stems = getattr(separator, "stems", None)
+        if stems is not None and k == stems.net_cfg.slots:  # Separator.ordered_stems, on the batch path
+            est = best_order(est.astype(np.float64), stems.separate(mix, frames)[0].cpu().numpy()).astype(np.float32)
         r: dict[str, Any] = {**evaluate_mixture(spectral, refs.numpy(), est, oracles=oracles, bss=bss), "num_sources": k}
         results.append(r)
         if progress is not None:

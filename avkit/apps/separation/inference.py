@@ -15,6 +15,12 @@ features and the per-position visual features of every time chunk once; then
 - :meth:`Separator.separate_clips` / :meth:`Separator.separate` are the mix-and-separate case: each
   source's own frames, pooled whole.
 
+A separator may also hold an audio-only network (``visual: none``, :meth:`Separator.attach_stems`; the
+shipped model has one). When it has a slot for every source asked for, it gives the sounds and the
+pictured network only says whose each is: its stems are put in the order that matches the pictured
+network's own estimates best (docs/separation.md: the audio-only network separates better, the pictured
+one tells which sound belongs to which picture).
+
 Reading videos and writing the outputs is :mod:`avkit.apps.separation.video`; ``--regions`` is
 :mod:`~avkit.apps.separation.regions`, the pictures :mod:`~avkit.apps.separation.plots`.
 """
@@ -85,6 +91,18 @@ class Separator:
         self.spectral = net.spectral
         self.sample_rate = net.spectral.cfg.sample_rate
         self.hop_s = net.spectral.cfg.hop / self.sample_rate
+        self.stems: SeparationNet | None = None  # an audio-only network that gives the sounds (attach_stems)
+
+    def attach_stems(self, stems: Separator) -> None:
+        """Let the audio-only network of ``stems`` (a run with ``visual: none`` and the same STFT) separate
+        whenever it has one slot per source; this separator's pictured network then orders its stems."""
+        if stems.net.visual_net is not None:
+            raise AvkitError(f"{stems.run_dir or 'the stems model'}: not an audio-only model (task_options.visual: "
+                             f"{stems.net.net_cfg.visual}); the stems come from a model trained with visual: none")
+        if stems.spectral.cfg != self.spectral.cfg:
+            raise AvkitError(f"{stems.run_dir or 'the stems model'}: its STFT ({stems.spectral.cfg}) differs from "
+                             f"the pictured model's ({self.spectral.cfg})")
+        self.stems = stems.net.to(self.device).eval()
 
     @classmethod
     def from_run(cls, run: RunFiles, device: str | torch.device | None = None) -> Separator:
@@ -186,17 +204,19 @@ class Separator:
             return None
         return torch.stack([m.amax(dim=(0, 2, 3)) for m in maps]).amax(dim=0, keepdim=True)
 
-    def _audio_features(self, log_mag: torch.Tensor, scene: torch.Tensor | None = None) -> torch.Tensor:
+    def _audio_features(self, log_mag: torch.Tensor, scene: torch.Tensor | None = None,
+                        net: SeparationNet | None = None) -> torch.Tensor:
         """The U-Net's ``[K, Fw, T]`` (given the ``scene``, for a conditioned network), in pieces with
-        context for long inputs."""
+        context for long inputs; ``net``: another network's U-Net (default: this separator's)."""
+        unet = (net or self.net).audio_net
         t = log_mag.shape[-1]
         x = log_mag[None, None]
         if t <= UNET_FRAMES + 2 * UNET_CONTEXT:
-            return self.net.audio_net(x, scene)[0]
+            return unet(x, scene)[0]
         out = []
         for start in range(0, t, UNET_FRAMES):
             lo, hi = max(0, start - UNET_CONTEXT), min(t, start + UNET_FRAMES + UNET_CONTEXT)
-            piece = self.net.audio_net(x[..., lo:hi], scene)[0]
+            piece = unet(x[..., lo:hi], scene)[0]
             out.append(piece[..., start - lo:start - lo + min(UNET_FRAMES, t - start)])
         return torch.cat(out, dim=-1)
 
@@ -298,7 +318,7 @@ class Separator:
             regions.append(region.reshape(h, w))
         if rest and regions and len(regions) < max_sources:
             # what the found sources leave unexplained; if that is a lot, the rest of the picture is a source
-            found = self.separate_regions(a, regions)
+            found = self.separate_regions(a, regions, stems=False)  # what the pictures explain
             mixture = self.spectral.istft(a.mix_spec, a.length).cpu().numpy().astype(np.float64)
             residual = mixture - found.sum(0)
             if (residual ** 2).sum() >= REST_SHARE * (mixture ** 2).sum():
@@ -315,14 +335,30 @@ class Separator:
     # -- separation ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def separate_regions(self, a: Analysis, regions: Sequence[np.ndarray]) -> np.ndarray:
-        """Waveforms ``[N, S]`` of one source per region (bool ``[h, w]``; max-pooled features inside)."""
+    def separate_regions(self, a: Analysis, regions: Sequence[np.ndarray], stems: bool = True) -> np.ndarray:
+        """Waveforms ``[N, S]`` of one source per region (bool ``[h, w]``; max-pooled features inside); with
+        ``stems``, the audio-only network's stems in their order when there is one for N sources."""
         if not regions:
             return np.zeros((0, a.length), np.float32)
         feats = torch.stack([self.net.pool(a.maps, torch.as_tensor(r, device=self.device)) for r in regions])
         feats = torch.maximum(feats, self.baseline(a))  # as in training, the pooled feature includes the scene's floor
         masks = self._masks(self._logits(a, feats))  # [N, Fw, T]
-        return self.spectral.apply_warped_mask(a.mix_spec, masks, a.length).cpu().numpy()
+        estimates = self.spectral.apply_warped_mask(a.mix_spec, masks, a.length).cpu().numpy()
+        return self.ordered_stems(a, estimates) if stems else estimates
+
+    @torch.no_grad()
+    def ordered_stems(self, a: Analysis, estimates: np.ndarray) -> np.ndarray:
+        """The audio-only network's stems ``[N, S]`` of ``a``'s mixture, in the order whose mean SI-SDR against
+        the pictured ``estimates [N, S]`` is highest; ``estimates`` themselves when there is no audio-only
+        network or its slots are not N."""
+        from avkit.apps.separation.evaluate import best_order
+
+        if self.stems is None or len(estimates) != self.stems.net_cfg.slots:
+            return estimates
+        feats = self._audio_features(self.spectral.log_magnitude(a.mix_mag), net=self.stems)
+        logits = self.stems.synthesize(self.stems.slots[None], feats[None])[0]  # [N, Fw, T]
+        stems = self.spectral.apply_warped_mask(a.mix_spec, self.stems.masks(logits), a.length).cpu().numpy()
+        return best_order(estimates.astype(np.float64), stems).astype(np.float32)
 
     @torch.no_grad()
     def separate_clips(self, mixture: Any, frames_per_source: Sequence[Any],
@@ -336,7 +372,8 @@ class Separator:
         if scene is not None:  # the scene is every source's picture, as in training
             feats = self._audio_features(self.spectral.log_magnitude(a.mix_mag), scene)
             per_source = [replace(b, audio_features=feats, positions=None) for b in per_source]
-        return np.stack([self.separate_regions(b, [np.ones(b.grid, bool)])[0] for b in per_source])
+        estimates = np.stack([self.separate_regions(b, [np.ones(b.grid, bool)])[0] for b in per_source])
+        return self.ordered_stems(a, estimates)
 
     def separate(self, mixture: Any, sample_rate: int, sources: Sequence[Any]) -> list[np.ndarray]:
         """:func:`avkit.apps.separation.separate` with this model: float32 ``[S]`` waveforms at ``sample_rate``,
