@@ -78,6 +78,14 @@ def test_separate_without_run_uses_the_shipped_model(duet, tmp_path: Path, capsy
     np.testing.assert_allclose(stems[0] + stems[1] + residual, mixture, atol=1e-4)  # the stems split the mixture
     assert not np.allclose(stems[0], stems[1], atol=1e-3)  # each half gets its own share
     assert abs(len(mixture) / RATE - 3.0) < 0.05 and record["sources"][0]["wav"] == "source_0.wav"
+    assert record["stems"] == str(separation.SHIPPED_MODEL / separation.SHIPPED_STEMS)  # two regions: the stems
+
+    code, stdout, err = run_cli(capsys, "separate", video, "--out", tmp_path / "alone", "--regions", "2x1",
+                                "--no-video", "--json", "--stems", "none")
+    assert code == 0, err
+    assert json.loads((tmp_path / "alone" / "separation.json").read_text())["stems"] is None
+    alone = [read_audio(tmp_path / "alone" / f"source_{k}.wav", sample_rate=RATE)[0].numpy() for k in range(2)]
+    assert not np.allclose(np.stack(alone), np.stack(stems), atol=1e-3)  # the pictured network's own estimates
 
 
 def _duet_sources(duet) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -183,6 +191,7 @@ def bad(tmp_path_factory, duet) -> dict[str, Path]:
     ("{video} --out {dir}/o4 --regions 0,0,200,64", ".mp4", "does not fit the 64x64 frame"),
     ("{video} --out {dir}/o5 --regions 100,100,120,120", ".mp4", "lies outside the 64x64 frame"),
     ("{video} --out {dir}/o6 --run {other}", "classification_run", "not a separation run"),
+    ("{video} --out {dir}/o7 --stems {other}", "classification_run", "not a separation run"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(bad, capsys, line: str, names: str, expected: str) -> None:
     argv = line.format(**{k: str(v) for k, v in bad.items()}).split()

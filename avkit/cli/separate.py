@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from avkit.apps.separation.inference import Separator
     from avkit.apps.separation.video import SeparationResult
 
 REQUIRES = ("torch", "av", "matplotlib")  # loaded (or reported in one line) before the command runs
@@ -25,6 +26,9 @@ EPILOG = """examples:
         the classic demonstration: mix the sounds of two videos, separate each from its own
         picture, print SDR/SIR/SAR/SI-SDR of the model, the mixture and the ideal-mask oracles
   avkit separate duet.mp4 --run runs/separation_instruments --out sep/duet --no-video --json
+  avkit separate duet.mp4 --run runs/separation_gm --stems runs/separation_gm_audio --out sep/duet --regions 2x1
+        two sources: an audio-only run (visual: none) gives the sounds, the pictured run says whose
+        each is (the shipped model does this with its own audio-only network; --stems none turns it off)
 
 Outputs (in --out; an existing non-empty folder only with --overwrite, which replaces the files
 an earlier 'avkit separate' wrote there): source_K.wav (32-bit float, the model's sample rate),
@@ -49,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="auto (the model finds the sources), whole, grid:CxR (or CxR), or boxes 'x0,y0,x1,y1;...'")
     p.add_argument("--max-sources", type=int, default=4, help="with --regions auto: at most this many sources")
     p.add_argument("--no-video", action="store_true", help="write the WAVs and soundmap.png only (faster)")
+    p.add_argument("--stems", default=None, metavar="RUN",
+                   help="an audio-only separation run whose stems the model orders when it has a slot per source "
+                        "('none': the pictured model alone; default: the model's own, which only the shipped one has)")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights of the run")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier 'avkit separate' output in --out")
@@ -70,12 +77,13 @@ def run(args: argparse.Namespace) -> int:
     if len(args.videos) == 2 and args.regions != "auto":
         raise AvkitError("--regions is for one video; with two videos each is separated from its whole picture")
     with _status(enabled=not args.json) as say:
+        model = _model(args) if args.stems else args.run
         if len(args.videos) == 2:
-            result = separate_pair(args.videos[0], args.videos[1], args.run, args.out, overwrite=args.overwrite,
+            result = separate_pair(args.videos[0], args.videos[1], model, args.out, overwrite=args.overwrite,
                                    videos=not args.no_video, checkpoint=args.checkpoint, device=args.device,
                                    progress=say)
         else:
-            result = separate_video(args.videos[0], args.run, args.out, regions=args.regions,
+            result = separate_video(args.videos[0], model, args.out, regions=args.regions,
                                     overwrite=args.overwrite, videos=not args.no_video, max_sources=args.max_sources,
                                     checkpoint=args.checkpoint, device=args.device, progress=say)
     if args.json:
@@ -83,6 +91,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print(result)
     return 0
+
+
+def _model(args: argparse.Namespace) -> Separator:
+    """The model of ``--run`` with the stems of ``--stems`` (or none)."""
+    from avkit.apps.separation import load
+
+    separator = load(args.run, args.checkpoint, args.device)
+    if args.stems.lower() == "none":
+        separator.stems, separator.stems_dir = None, None
+    else:
+        separator.attach_stems(load(args.stems, args.checkpoint, args.device))
+    return separator
 
 
 @contextlib.contextmanager

@@ -91,7 +91,8 @@ class Separator:
         self.spectral = net.spectral
         self.sample_rate = net.spectral.cfg.sample_rate
         self.hop_s = net.spectral.cfg.hop / self.sample_rate
-        self.stems: SeparationNet | None = None  # an audio-only network that gives the sounds (attach_stems)
+        self.stems: SeparationNet | None = None  # an audio-only network that gives the sounds (attach_stems) ...
+        self.stems_dir: Path | None = None  # ... and where it came from
 
     def attach_stems(self, stems: Separator) -> None:
         """Let the audio-only network of ``stems`` (a run with ``visual: none`` and the same STFT) separate
@@ -102,7 +103,11 @@ class Separator:
         if stems.spectral.cfg != self.spectral.cfg:
             raise AvkitError(f"{stems.run_dir or 'the stems model'}: its STFT ({stems.spectral.cfg}) differs from "
                              f"the pictured model's ({self.spectral.cfg})")
-        self.stems = stems.net.to(self.device).eval()
+        self.stems, self.stems_dir = stems.net.to(self.device).eval(), stems.run_dir
+
+    def uses_stems(self, sources: int) -> bool:
+        """Whether separating ``sources`` sources gives the audio-only network's stems (it has that many slots)."""
+        return self.stems is not None and sources == self.stems.net_cfg.slots
 
     @classmethod
     def from_run(cls, run: RunFiles, device: str | torch.device | None = None) -> Separator:
@@ -353,7 +358,7 @@ class Separator:
         network or its slots are not N."""
         from avkit.apps.separation.evaluate import best_order
 
-        if self.stems is None or len(estimates) != self.stems.net_cfg.slots:
+        if self.stems is None or not self.uses_stems(len(estimates)):
             return estimates
         feats = self._audio_features(self.spectral.log_magnitude(a.mix_mag), net=self.stems)
         logits = self.stems.synthesize(self.stems.slots[None], feats[None])[0]  # [N, Fw, T]

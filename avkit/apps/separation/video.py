@@ -130,6 +130,7 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
                    for k, s in enumerate(sources)]
         written = files + [JSON_NAME]
         record = {"video": str(video), "run": str(sep.run_dir), "regions": regions, "sample_rate": sr,
+                  "stems": str(sep.stems_dir) if sep.uses_stems(len(sources)) else None,
                   "duration": clip.duration, "frame_size": list(clip.frame_size), "sources": entries,
                   "residual_energy": round(float((residual.astype(np.float64) ** 2).sum() / energy), 4),
                   "seconds": {k: round(v, 4) for k, v in seconds.items()}, "files": written}
@@ -194,6 +195,7 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
         written = files + [JSON_NAME]
         metrics = {"per_source": scores, "mean": summary}
         record = {"videos": [str(video_a), str(video_b)], "run": str(sep.run_dir), "mode": "mix", "sample_rate": sr,
+                  "stems": str(sep.stems_dir) if sep.uses_stems(2) else None,
                   "duration": n / sr, "sources": sources, "metrics": metrics,
                   "seconds": {k: round(v, 4) for k, v in seconds.items()}, "files": written}
         atomic_write_json(d / JSON_NAME, record)
