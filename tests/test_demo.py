@@ -151,10 +151,17 @@ def test_localize_tab_says_what_is_missing(loc_run: Path, tmp_path: Path, monkey
 def test_separation_missing_says_how(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from avkit.apps import separation
 
+    real = separation.SHIPPED_MODEL
     monkeypatch.setattr(separation, "SHIPPED_MODEL", tmp_path / "gone")
     why = work.separation_missing(None)
     assert why is not None and "gone/config.yaml is missing" in why and "avkit demo --run RUN" in why
     assert work.separation_missing(tmp_path) is None  # a --run is given
+    copy = tmp_path / "shipped"
+    shutil.copytree(real, copy)
+    (copy / separation.SHIPPED_STEMS / separation.SHIPPED_WEIGHTS).unlink()  # only its audio-only network gone
+    monkeypatch.setattr(separation, "SHIPPED_MODEL", copy)
+    why = work.separation_missing(None)
+    assert why is not None and "audio_only/model.safetensors is missing" in why
 
 
 def test_demo_help_loads_no_gradio() -> None:

@@ -230,14 +230,15 @@ def separate(video: Path, run: Path | None, out: Path, *, regions: str = "auto",
 
 def separation_missing(run: Path | None) -> str | None:
     """Why the Separate tab cannot run (None when it can): no ``--run`` and no shipped model file."""
-    from avkit.apps.separation import SHIPPED_MODEL, SHIPPED_WEIGHTS, TRAIN_HINT
+    from avkit.apps.separation import SHIPPED_MODEL, SHIPPED_STEMS, SHIPPED_WEIGHTS, TRAIN_HINT
 
     if run is not None:
         return None
-    missing = [n for n in ("config.yaml", SHIPPED_WEIGHTS) if not (SHIPPED_MODEL / n).is_file()]
+    missing = [folder / n for folder in (SHIPPED_MODEL, SHIPPED_MODEL / SHIPPED_STEMS)
+               for n in ("config.yaml", SHIPPED_WEIGHTS) if not (folder / n).is_file()]
     if not missing:
         return None
-    return (f"The separation model shipped with avkit is not installed ({SHIPPED_MODEL / missing[0]} is missing). "
+    return (f"The separation model shipped with avkit is not installed ({missing[0]} is missing). "
             f"Reinstall avkit to get it, or {TRAIN_HINT} and start `avkit demo --run RUN`.")
 
 
