@@ -69,6 +69,15 @@ OLD_SPRITES = {"flute": "flute", "violin": "violin", "trumpet": "violin", "cello
 METRICS = ("sdr", "sir", "sar", "si_sdr")
 
 
+def all_recordings(folder: Path) -> dict[str, np.ndarray] | None:
+    """:func:`load_recordings`, or None (and a line saying so) when any of the six is missing."""
+    recordings = load_recordings(folder)
+    if len(recordings) < len(REAL):
+        print(f"(the six scale recordings are not all in {folder}: nothing to do)")
+        return None
+    return recordings
+
+
 def load_recordings(folder: Path) -> dict[str, np.ndarray]:
     """The six scale recordings, 16 kHz mono, the first ``WINDOW`` s, peak ``PEAK``."""
     from avkit.io import read_audio
@@ -201,21 +210,20 @@ def same_duets_part(sep: Any, audio: Any, test: Path, limit: int, pictured: Any 
     out_rows = []
     bar = _bar("same-instrument duets")
     with tempfile.TemporaryDirectory() as tmp:
+        def halves(model: Any, out: Path) -> list[np.ndarray]:
+            r = separate_video(test / row["path"], model, out, regions="2x1", videos=False)
+            return [read_audio(out / f"source_{k}.wav", sample_rate=sep.sample_rate)[0].numpy()
+                    for k in range(len(r.sources))]
+
         for i, row in enumerate(rows):
-            r = separate_video(test / row["path"], sep, Path(tmp) / str(i), regions="2x1", videos=False)
             srcs = sorted(row["meta"]["sources"], key=lambda s: s["side"] != "left")  # left half, right half
             stems = np.stack([read_audio(test / s["stem"], sample_rate=sep.sample_rate)[0].numpy() for s in srcs])
-            ests = [read_audio(Path(tmp) / str(i) / f"source_{k}.wav", sample_rate=sep.sample_rate)[0].numpy()
-                    for k in range(len(r.sources))]
-            n = min(stems.shape[1], *(len(e) for e in ests))
-            stems, est = stems[:, :n], np.stack([e[:n] for e in ests])
-            sets = {"model": est}
+            ests = {"model": halves(sep, Path(tmp) / str(i))}
             if pictured is not None:
-                p = separate_video(test / row["path"], pictured, Path(tmp) / f"{i}_pictured", regions="2x1",
-                                   videos=False)
-                sets["pictured_network"] = np.stack([read_audio(Path(tmp) / f"{i}_pictured" / f"source_{k}.wav",
-                                                                sample_rate=sep.sample_rate)[0].numpy()[:n]
-                                                     for k in range(len(p.sources))])
+                ests["pictured_network"] = halves(pictured, Path(tmp) / f"{i}_pictured")
+            n = min(stems.shape[1], *(len(e) for est in ests.values() for e in est))
+            stems = stems[:, :n]
+            sets = {name: np.stack([e[:n] for e in est]) for name, est in ests.items()}
             if audio is not None:
                 sets["audio_only"] = audio_only(audio, stems.sum(0), stems)
             out_rows.append({"path": row["path"], "instrument": srcs[0]["label"], "scores": score(stems, sets)})
@@ -343,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     pictured = None
     if sep.stems is not None:  # the same model without its audio-only network: what the pictures alone give
         pictured = load(args.run, device="cpu")
-        pictured.stems = None
+        pictured.detach_stems()
         models["pictured_network"] = pictured
     audio = load(args.audio_run, device="cpu") if args.audio_run else None
     if audio is None and sep.stems is not None:

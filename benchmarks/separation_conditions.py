@@ -101,9 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unison-set", default="", help="a gm_instruments set with unison clips: a row of its pairs")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    real = bench.load_recordings(Path(args.real))
-    if len(real) < len(bench.REAL):
-        print(f"(the six scale recordings are not all in {args.real}: nothing to do)")
+    real = bench.all_recordings(Path(args.real))
+    if real is None:
         return 0
     pictured = {run: load(None if run == "shipped" else run, device="cpu") for run in args.runs}
     audio = {run: load(run, device="cpu") for run in args.audio_runs}

@@ -74,9 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--real", default=str(bench.ROOT.parent / "shared" / "media" / "audio"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    real = bench.load_recordings(Path(args.real))
-    if len(real) < len(bench.REAL):
-        print(f"(the six scale recordings are not all in {args.real}: nothing to do)")
+    real = bench.all_recordings(Path(args.real))
+    if real is None:
         return 0
     spectral = load(None, device="cpu").spectral  # the shipped model's STFT
     bank = {name: conditions.render_scale(name) for name in bench.REAL}

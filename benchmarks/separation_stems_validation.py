@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     pictured = load(None, device="cpu")
-    pictured.stems = None
+    pictured.detach_stems()
     mixtures = mixtures_of(args.val, pictured.opts, num_mix=[2], length=args.mixtures, seed=1)
     items = [mixtures[i] for i in range(len(mixtures))]
 

@@ -99,7 +99,7 @@ def _model(args: argparse.Namespace) -> Separator:
 
     separator = load(args.run, args.checkpoint, args.device)
     if args.stems.lower() == "none":
-        separator.stems, separator.stems_dir = None, None
+        separator.detach_stems()
     else:
         separator.attach_stems(load(args.stems, args.checkpoint, args.device))
     return separator

@@ -105,6 +105,10 @@ class Separator:
                              f"the pictured model's ({self.spectral.cfg})")
         self.stems, self.stems_dir = stems.net.to(self.device).eval(), stems.run_dir
 
+    def detach_stems(self) -> None:
+        """Separate with the pictured network alone from now on."""
+        self.stems, self.stems_dir = None, None
+
     def uses_stems(self, sources: int) -> bool:
         """Whether separating ``sources`` sources gives the audio-only network's stems (it has that many slots)."""
         return self.stems is not None and sources == self.stems.net_cfg.slots
