@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from avkit.data.sampling import as_rng
 from avkit.errors import AvkitError
@@ -80,6 +79,8 @@ class ResizeShortSide:
             h, w = self.size, max(1, round(W * self.size / H))
         else:
             h, w = max(1, round(H * self.size / W)), self.size
+        import torchvision.transforms.v2.functional as TF  # here: importing torchvision costs 1-2 s
+
         lead = frames.shape[:-3]
         x = frames.reshape(-1, H, W, 3).permute(0, 3, 1, 2)
         # torchvision resizes uint8 directly (fast path) and float tensors alike.

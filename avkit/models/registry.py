@@ -55,9 +55,30 @@ def register_model(
     return wrap
 
 
+# Every family file; each registers its builders when imported. Keep one module per line.
+FAMILIES = (
+    "avkit.models.audio_ast",
+    "avkit.models.audio_cnn",
+    "avkit.models.av_mae",
+    "avkit.models.c3d",
+    "avkit.models.conv_recurrent",
+    "avkit.models.early_fusion",
+    "avkit.models.hf_video",
+    "avkit.models.i3d",
+    "avkit.models.late_fusion",
+    "avkit.models.recurrent",
+    "avkit.models.single_frame",
+    "avkit.models.torchvision_video",
+    "avkit.models.two_stream",
+    "avkit.models.video_transformer",
+)
+
+
 def _load_families() -> None:
-    # Importing the package imports every family file, which registers its builders.
-    import avkit.models  # noqa: F401
+    import importlib
+
+    for module in FAMILIES:
+        importlib.import_module(module)
 
 
 def list_models(family: str | None = None, modality: str | None = None) -> list[str]:
@@ -70,8 +91,14 @@ def list_models(family: str | None = None, modality: str | None = None) -> list[
 
 
 def model_entry(name: str) -> ModelEntry:
-    """The registry entry for ``name`` (raises AvkitError listing close names if unknown)."""
-    _load_families()
+    """The registry entry for ``name`` (raises AvkitError listing close names if unknown); looking it up imports
+    only ``avkit.models.<name>`` when that file registers it, every family file otherwise."""
+    if name not in _MODELS and f"avkit.models.{name}" in FAMILIES:
+        import importlib
+
+        importlib.import_module(f"avkit.models.{name}")
+    if name not in _MODELS:
+        _load_families()
     if name not in _MODELS:
         import difflib
 
