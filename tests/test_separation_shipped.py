@@ -109,6 +109,7 @@ def test_the_shipped_model_gives_its_audio_only_stems_in_the_order_the_pictures_
     refs, frames = _duet_sources(duet)
     mixture = refs.sum(0)
     sep = separation.load(None)
+    sep.detach_namer()  # the networks' path (the timbre path: test_separation_timbre.py)
     assert sep.stems is not None and sep.stems.visual_net is None
     out = np.stack(separation.separate(mixture, RATE, frames, run=sep))
     stems = sep.stems.separate(torch.as_tensor(mixture)[None], torch.zeros(1, 2, 1, 3, 8, 8, dtype=torch.uint8))[0]
@@ -118,6 +119,7 @@ def test_the_shipped_model_gives_its_audio_only_stems_in_the_order_the_pictures_
     np.testing.assert_allclose(swapped, out[::-1], atol=1e-5)
     pictured = separation.load(None)
     pictured.detach_stems()
+    pictured.detach_namer()
     alone = np.stack(separation.separate(mixture, RATE, frames, run=pictured))
     assert si_sdr(alone, out).mean() > si_sdr(alone, out[::-1]).mean()  # the order the pictured network agrees with
     assert not np.allclose(alone, out, atol=1e-3)
@@ -155,6 +157,8 @@ def test_three_sources_are_the_pictured_networks_alone(duet) -> None:
     sep = separation.load(None)
     pictured = separation.load(None)
     pictured.detach_stems()
+    for model in (sep, pictured):
+        model.detach_namer()  # the networks' path
     three = [*frames, third]
     np.testing.assert_array_equal(np.stack(separation.separate(refs.sum(0), RATE, three, run=sep)),
                                   np.stack(separation.separate(refs.sum(0), RATE, three, run=pictured)))
@@ -214,6 +218,8 @@ def bad(tmp_path_factory, duet) -> dict[str, Path]:
     ("{video} --out {dir}/o5 --regions 100,100,120,120", ".mp4", "lies outside the 64x64 frame"),
     ("{video} --out {dir}/o6 --run {other}", "classification_run", "not a separation run"),
     ("{video} --out {dir}/o7 --stems {other}", "classification_run", "not a separation run"),
+    ("{video} --out {dir}/o8 --instruments violin,banana", "banana", "unknown instrument"),
+    ("{video} --out {dir}/o9 --regions 2x1 --instruments violin,flute,piano", ".mp4", "3 name(s) for 2 source(s)"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(bad, capsys, line: str, names: str, expected: str) -> None:
     argv = line.format(**{k: str(v) for k, v in bad.items()}).split()
@@ -255,6 +261,16 @@ def test_a_missing_shipped_file_says_which_and_how_to_get_it_back(tmp_path: Path
 def test_a_missing_audio_only_network_says_which_file(tmp_path: Path, monkeypatch) -> None:
     copy = _copy_shipped(tmp_path)
     gone = copy / separation.SHIPPED_STEMS / separation.SHIPPED_WEIGHTS
+    gone.unlink()
+    monkeypatch.setattr(separation, "SHIPPED_MODEL", copy)
+    with pytest.raises(AvkitError, match="missing; reinstall avkit") as info:
+        separation.load(None)
+    assert str(gone) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_missing_instrument_namer_says_which_file(tmp_path: Path, monkeypatch) -> None:
+    copy = _copy_shipped(tmp_path)
+    gone = copy / separation.SHIPPED_NAMER / separation.SHIPPED_WEIGHTS
     gone.unlink()
     monkeypatch.setattr(separation, "SHIPPED_MODEL", copy)
     with pytest.raises(AvkitError, match="missing; reinstall avkit") as info:

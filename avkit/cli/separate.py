@@ -29,6 +29,10 @@ EPILOG = """examples:
   avkit separate duet.mp4 --run runs/separation_gm --stems runs/separation_gm_audio --out sep/duet --regions 2x1
         two sources: an audio-only run (visual: none) gives the sounds, the pictured run says whose
         each is (the shipped model does this with its own audio-only network; --stems none turns it off)
+  avkit separate duet.mp4 --out sep/duet --regions 2x1 --instruments violin,flute
+        two different instruments, named by you (one per region, in order): separated by their
+        timbres (by default the shipped model names them from the pictures when it is sure;
+        --instruments none always uses the networks; 'avkit separate --instruments list' names the choices)
 
 Outputs (in --out; an existing non-empty folder only with --overwrite, which replaces the files
 an earlier 'avkit separate' wrote there): source_K.wav (32-bit float, the model's sample rate),
@@ -56,6 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--stems", default=None, metavar="RUN",
                    help="an audio-only separation run whose stems the model orders when it has a slot per source "
                         "('none': the pictured model alone; default: the model's own, which only the shipped one has)")
+    p.add_argument("--instruments", default="auto", metavar="NAMES",
+                   help="the instrument of each source, comma-separated (violin,flute): separate them by timbre; "
+                        "'auto' (default): named from the pictures by the shipped model, used when it is sure; "
+                        "'none': the networks only; 'list': print the names")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights of the run")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier 'avkit separate' output in --out")
@@ -67,8 +75,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from avkit.apps.separation import separate_pair, separate_video
     from avkit.apps.separation.regions import parse_regions
+    from avkit.apps.separation.timbre import check_instruments, instruments
     from avkit.errors import AvkitError
 
+    if args.instruments == "list":
+        print("\n".join(sorted(instruments())))
+        return 0
+    given = None
+    if args.instruments not in ("auto", "none"):
+        given = check_instruments([n.strip() for n in args.instruments.split(",")])
     if len(args.videos) > 2:
         raise AvkitError(f"give one video, or two for the mix demonstration (got {len(args.videos)})")
     if args.max_sources < 1:
@@ -77,15 +92,15 @@ def run(args: argparse.Namespace) -> int:
     if len(args.videos) == 2 and args.regions != "auto":
         raise AvkitError("--regions is for one video; with two videos each is separated from its whole picture")
     with _status(enabled=not args.json) as say:
-        model = _model(args) if args.stems else args.run
+        model = _model(args) if args.stems or args.instruments == "none" else args.run
         if len(args.videos) == 2:
             result = separate_pair(args.videos[0], args.videos[1], model, args.out, overwrite=args.overwrite,
                                    videos=not args.no_video, checkpoint=args.checkpoint, device=args.device,
-                                   progress=say)
+                                   instruments=given, progress=say)
         else:
             result = separate_video(args.videos[0], model, args.out, regions=args.regions,
                                     overwrite=args.overwrite, videos=not args.no_video, max_sources=args.max_sources,
-                                    checkpoint=args.checkpoint, device=args.device, progress=say)
+                                    checkpoint=args.checkpoint, device=args.device, instruments=given, progress=say)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
@@ -94,14 +109,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _model(args: argparse.Namespace) -> Separator:
-    """The model of ``--run`` with the stems of ``--stems`` (or none)."""
+    """The model of ``--run`` with the stems of ``--stems`` (or none), and no namer with ``--instruments none``."""
     from avkit.apps.separation import load
 
     separator = load(args.run, args.checkpoint, args.device)
-    if args.stems.lower() == "none":
+    if args.stems and args.stems.lower() == "none":
         separator.detach_stems()
-    else:
+    elif args.stems:
         separator.attach_stems(load(args.stems, args.checkpoint, args.device))
+    if args.instruments == "none":
+        separator.detach_namer()
     return separator
 
 
@@ -124,6 +141,8 @@ def _print(result: SeparationResult) -> None:
     print(f"{len(result.sources)} source(s), {result.duration:.2f} s of audio -> {result.out}")
     for k, src in enumerate(result.sources):
         where = f"{src['label']}, box {src['box']}" if "box" in src else src.get("label", "")
+        if "instrument" in src:
+            where += f", {src['instrument']} (separated by timbre)"
         print(f"  source {k}: {where}, {100 * src['energy']:.1f}% of the energy -> {src['wav']}"
               + (f", {src['video']}" if "video" in src else ""))
     if result.metrics is not None:

@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from avkit.engine.build import build_dataset, build_model, loader_workers
-from avkit.engine.checkpoint import load_trained, open_run
+from avkit.engine.checkpoint import RunFiles, load_trained, open_run
 from avkit.engine.config import Config
 from avkit.engine.memory_format import to_channels_last
 from avkit.engine.metrics import classification_metrics, confusion_matrix
@@ -40,7 +40,12 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str | torch.
     fine-tuned run is evaluated offline) and loaded strictly. Hugging Face ``pretrained`` folders stay:
     they define the architecture.
     """
-    run = open_run(run_dir, checkpoint)
+    return classifier_from_run(open_run(run_dir, checkpoint), device)
+
+
+def classifier_from_run(run: RunFiles, device: str | torch.device | None = "auto"
+                        ) -> tuple[nn.Module, Config, list[str]]:
+    """:func:`load_run` for the files :func:`~avkit.engine.checkpoint.open_run` found (or a shipped folder's)."""
     state = run.meta
     names = state.get("class_names") or []
     num_classes = int(state.get("num_classes") or len(names))

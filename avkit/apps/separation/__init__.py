@@ -17,9 +17,9 @@ package loads no torch.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from avkit.errors import AvkitError
 from avkit.utils import REINSTALL, shipped_asset
@@ -34,11 +34,15 @@ if TYPE_CHECKING:
 
 
 # The model shipped with avkit: config.yaml (its recipe), model.safetensors (weights), MODEL_CARD.md, and in
-# audio_only/ the audio-only network that gives the sounds when it has a slot per source (Separator.attach_stems)
+# audio_only/ the audio-only network that gives the sounds when it has a slot per source (Separator.attach_stems),
+# and in instrument_names/ the classifier that names each source's instrument (Separator.attach_namer)
 SHIPPED_MODEL = shipped_asset("separation")
 SHIPPED_WEIGHTS = "model.safetensors"
 SHIPPED_STEMS = "audio_only"
+SHIPPED_NAMER = "instrument_names"  # the classifier that names each source's instrument (naming.py)
 TRAIN_HINT = "train one with recipes/separation_gm.yaml"
+
+T = TypeVar("T")
 
 _EXPORTS = {"Separator": "inference", "separate_video": "video", "separate_pair": "video",
             "SeparationResult": "video", "evaluate_separation": "evaluate"}
@@ -62,15 +66,18 @@ def load(run_dir: str | Path | None = None, checkpoint: str = "best",
 
 
 def _load_shipped(device: str | torch.device | None) -> Separator:
-    separator = _load_shipped_folder(SHIPPED_MODEL, device)
-    separator.attach_stems(_load_shipped_folder(SHIPPED_MODEL / SHIPPED_STEMS, device))
+    from avkit.apps.separation.inference import Separator
+    from avkit.apps.separation.naming import InstrumentNamer
+
+    separator = _from_shipped_folder(SHIPPED_MODEL, Separator.from_run, device)
+    separator.attach_stems(_from_shipped_folder(SHIPPED_MODEL / SHIPPED_STEMS, Separator.from_run, device))
+    separator.attach_namer(_from_shipped_folder(SHIPPED_MODEL / SHIPPED_NAMER, InstrumentNamer.from_run, device))
     return separator
 
 
-def _load_shipped_folder(folder: Path, device: str | torch.device | None) -> Separator:
-    """The network of one shipped folder (config.yaml + model.safetensors); a missing or damaged file is one
-    line naming it and how to get it back."""
-    from avkit.apps.separation.inference import Separator
+def _from_shipped_folder(folder: Path, build: Callable[[Any, Any], T], device: str | torch.device | None) -> T:
+    """``build(run, device)`` of one shipped folder (config.yaml + model.safetensors); a missing or damaged
+    file is one line naming it and how to get it back."""
     from avkit.engine.checkpoint import RunFiles, read_meta
     from avkit.engine.config import load_config
 
@@ -80,8 +87,8 @@ def _load_shipped_folder(folder: Path, device: str | torch.device | None) -> Sep
                              "or give a run directory (--run RUN)")
     weights = folder / SHIPPED_WEIGHTS
     try:
-        run = RunFiles(folder, load_config(folder), weights, read_meta(weights))
-        return Separator.from_run(run, device)
+        meta = read_meta(weights)
+        return build(RunFiles(folder, load_config(folder), weights, meta.get("state", meta)), device)
     except Exception as err:  # a damaged file: safetensors, YAML or a mismatch of the two
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         first = first.removeprefix(f"{weights}: ")

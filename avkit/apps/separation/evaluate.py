@@ -36,7 +36,8 @@ def score_mixtures(separator: Any, items: Sequence[dict[str, Any]] | Any, *, ora
                    progress: Callable[[int, int], None] | None = None) -> list[dict[str, Any]]:
     """:func:`~avkit.apps.separation.metrics.evaluate_mixture` of every mix item (dicts with ``audio``,
     ``frames``, ``valid``), the model separating each source from its own frames (as the separator does: with
-    an attached audio-only network, its stems in the order of the pictured estimates when it has k slots)."""
+    an attached audio-only network, its stems in the order of the pictured estimates when it has k slots; with an
+    attached namer, by timbre when it names k different instruments)."""
     from avkit.apps.separation.metrics import evaluate_mixture
     from avkit.apps.separation.stft import Spectral
 
@@ -50,12 +51,18 @@ def score_mixtures(separator: Any, items: Sequence[dict[str, Any]] | Any, *, ora
         refs = item["audio"][:k].float()
         mix = refs.sum(0, keepdim=True).to(separator.device)
         frames = item["frames"][:k].unsqueeze(0).to(separator.device)
-        est = net.separate(mix, frames, separator.opts.mask_threshold)[0].cpu().numpy()
-        if net.visual_net is None:  # audio only: its outputs are in no particular order
-            est = best_order(refs.numpy(), est)
-        stems = getattr(separator, "stems", None)
-        if stems is not None and k == stems.net_cfg.slots:  # Separator.ordered_stems, on the batch path
-            est = best_order(est.astype(np.float64), stems.separate(mix, frames)[0].cpu().numpy()).astype(np.float32)
+        names = None
+        if getattr(separator, "namer", None) is not None:  # Separator.plan_timbre, on the batch path
+            names, _ = separator.plan_timbre(list(item["frames"][:k].permute(0, 1, 3, 4, 2).numpy()))
+        if names is not None:
+            est = separator.separate_by_timbre(spectral.stft(mix[0]), names, mix.shape[-1])
+        else:
+            est = net.separate(mix, frames, separator.opts.mask_threshold)[0].cpu().numpy()
+            if net.visual_net is None:  # audio only: its outputs are in no particular order
+                est = best_order(refs.numpy(), est)
+            stems = getattr(separator, "stems", None)
+            if stems is not None and k == stems.net_cfg.slots:  # Separator.ordered_stems, on the batch path
+                est = best_order(est.astype(np.float64), stems.separate(mix, frames)[0].cpu().numpy()).astype(np.float32)
         r: dict[str, Any] = {**evaluate_mixture(spectral, refs.numpy(), est, oracles=oracles, bss=bss), "num_sources": k}
         results.append(r)
         if progress is not None:

@@ -39,6 +39,7 @@ from avkit.apps.separation.options import SeparationOptions, SeparationSpec
 from avkit.errors import AvkitError
 
 if TYPE_CHECKING:
+    from avkit.apps.separation.naming import InstrumentNamer
     from avkit.engine.checkpoint import RunFiles
 
 CHUNK_FRAMES = 128  # STFT frames per visual chunk (2.97 s at the defaults, the training clips' length)
@@ -93,6 +94,7 @@ class Separator:
         self.hop_s = net.spectral.cfg.hop / self.sample_rate
         self.stems: SeparationNet | None = None  # an audio-only network that gives the sounds (attach_stems) ...
         self.stems_dir: Path | None = None  # ... and where it came from
+        self.namer: InstrumentNamer | None = None  # names each source's instrument, to separate by timbre (attach_namer)
 
     def attach_stems(self, stems: Separator) -> None:
         """Let the audio-only network of ``stems`` (a run with ``visual: none`` and the same STFT) separate
@@ -108,6 +110,47 @@ class Separator:
     def detach_stems(self) -> None:
         """Separate with the pictured network alone from now on."""
         self.stems, self.stems_dir = None, None
+
+    def attach_namer(self, namer: InstrumentNamer) -> None:
+        """Let ``namer`` name each source's instrument from its picture: when it names two or more different
+        instruments, each with probability >= ``naming.CONFIDENT``, they are separated by their timbres
+        (:mod:`avkit.apps.separation.timbre`) instead of by the networks (:meth:`plan_timbre`)."""
+        self.namer = namer
+
+    def detach_namer(self) -> None:
+        """Never separate by timbre unless told the instruments."""
+        self.namer = None
+
+    def plan_timbre(self, pictures: Sequence[np.ndarray], instruments: Sequence[str] | None = None
+                    ) -> tuple[list[str] | None, list[tuple[str, float]] | None]:
+        """Whether to separate the sources of ``pictures`` (one uint8 ``[T, H, W, 3]`` each) by timbre:
+        ``(names, named)``, ``names`` the instruments to separate (None: the networks) and ``named`` what the
+        namer said (instrument, probability) per picture (None when it was not asked). ``instruments``: the
+        user's names, one per source, used as given. Only two or more different instruments are separated by
+        timbre (one instrument's players are told apart by their motion); named ones need every probability
+        >= ``naming.CONFIDENT``."""
+        from avkit.apps.separation.naming import CONFIDENT
+        from avkit.apps.separation.timbre import check_instruments
+
+        n = len(pictures)
+        if instruments is not None:
+            names = check_instruments(instruments)
+            if len(names) != n:
+                raise AvkitError(f"--instruments: {len(names)} name(s) for {n} source(s); give one per source, "
+                                 "in the order of the regions")
+            named = None
+        elif self.namer is not None and n >= 2:
+            named = self.namer.name(pictures)
+            names = [name for name, _ in named] if all(p >= CONFIDENT for _, p in named) else []
+        else:
+            return None, None
+        return (names if n >= 2 and len(set(names)) == n else None), named
+
+    def separate_by_timbre(self, mix_spec: torch.Tensor, names: Sequence[str], length: int) -> np.ndarray:
+        """Waveforms ``[N, length]`` of the instruments ``names`` in the mixture of complex STFT ``mix_spec``."""
+        from avkit.apps.separation.timbre import separate_by_timbre
+
+        return separate_by_timbre(self.spectral, mix_spec, names, length)
 
     def uses_stems(self, sources: int) -> bool:
         """Whether separating ``sources`` sources gives the audio-only network's stems (it has that many slots)."""
@@ -344,11 +387,15 @@ class Separator:
     # -- separation ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def separate_regions(self, a: Analysis, regions: Sequence[np.ndarray], stems: bool = True) -> np.ndarray:
+    def separate_regions(self, a: Analysis, regions: Sequence[np.ndarray], stems: bool = True,
+                         timbre: Sequence[str] | None = None) -> np.ndarray:
         """Waveforms ``[N, S]`` of one source per region (bool ``[h, w]``; max-pooled features inside); with
-        ``stems``, the audio-only network's stems in their order when there is one for N sources."""
+        ``stems``, the audio-only network's stems in their order when there is one for N sources; with
+        ``timbre`` (one instrument per region, from :meth:`plan_timbre`), by their timbres."""
         if not regions:
             return np.zeros((0, a.length), np.float32)
+        if timbre is not None:
+            return self.separate_by_timbre(a.mix_spec, timbre, a.length)
         feats = torch.stack([self.net.pool(a.maps, torch.as_tensor(r, device=self.device)) for r in regions])
         feats = torch.maximum(feats, self.baseline(a))  # as in training, the pooled feature includes the scene's floor
         masks = self._masks(self._logits(a, feats))  # [N, Fw, T]
@@ -371,9 +418,14 @@ class Separator:
 
     @torch.no_grad()
     def separate_clips(self, mixture: Any, frames_per_source: Sequence[Any],
-                       fps: float | Sequence[float] | None = None) -> np.ndarray:
+                       fps: float | Sequence[float] | None = None, timbre: Sequence[str] | None = None
+                       ) -> np.ndarray:
         """The mix-and-separate case: ``[N, S]`` waveforms of the sources whose own frames are given
-        (each source's whole picture is pooled, as in training); ``fps`` one rate for all, or one per source."""
+        (each source's whole picture is pooled, as in training); ``fps`` one rate for all, or one per source;
+        with ``timbre`` (one instrument per source, from :meth:`plan_timbre`), by their timbres."""
+        if timbre is not None:
+            wave = torch.as_tensor(np.asarray(mixture, np.float32)).to(self.device)
+            return self.separate_by_timbre(self.spectral.stft(wave), timbre, len(wave))
         rates: list[float | None] = list(fps) if isinstance(fps, Sequence) else [fps] * len(frames_per_source)
         a = self.analyse(mixture, frames_per_source[0], rates[0])
         per_source = [self.analyse_frames(frames, a, rate) for frames, rate in zip(frames_per_source, rates)]
@@ -384,9 +436,11 @@ class Separator:
         estimates = np.stack([self.separate_regions(b, [np.ones(b.grid, bool)])[0] for b in per_source])
         return self.ordered_stems(a, estimates)
 
-    def separate(self, mixture: Any, sample_rate: int, sources: Sequence[Any]) -> list[np.ndarray]:
+    def separate(self, mixture: Any, sample_rate: int, sources: Sequence[Any],
+                 instruments: Sequence[str] | None = None) -> list[np.ndarray]:
         """:func:`avkit.apps.separation.separate` with this model: float32 ``[S]`` waveforms at ``sample_rate``,
-        one per source's frames (uint8 ``[T, H, W, 3]`` spanning the mixture), in the order given."""
+        one per source's frames (uint8 ``[T, H, W, 3]`` spanning the mixture), in the order given;
+        ``instruments``: each source's instrument when known (else named from the pictures: :meth:`plan_timbre`)."""
         wave = np.asarray(mixture, dtype=np.float32)
         if wave.ndim != 1 or wave.size == 0:
             raise AvkitError(f"mixture: need mono float32 samples [S], got shape {wave.shape}")
@@ -403,7 +457,8 @@ class Separator:
         if len(at_model) < self.spectral.cfg.n_fft:
             raise AvkitError(f"mixture: too short to separate ({duration:.3f} s; the model needs "
                              f"{self.spectral.cfg.n_fft / self.sample_rate:.3f} s)")
-        estimates = self.separate_clips(at_model, frames, fps=[len(f) / duration for f in frames])
+        names, _ = self.plan_timbre([np.asarray(f) for f in sources], instruments)  # named at their own size
+        estimates = self.separate_clips(at_model, frames, fps=[len(f) / duration for f in frames], timbre=names)
         out = []
         for est in estimates:
             back = resample(est, self.sample_rate, sample_rate)[:len(wave)]
@@ -415,14 +470,18 @@ class Separator:
         arr = np.asarray(frames)
         if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3 or len(arr) == 0:
             raise AvkitError(f"{what}: need frames uint8 [T, H, W, 3], got {arr.dtype} of shape {arr.shape}")
-        h, w = arr.shape[1:3]
-        size = self.opts.image_size
-        if min(h, w) == size:
-            return arr
-        out = (size, max(1, round(w * size / h))) if h <= w else (max(1, round(h * size / w)), size)
-        x = torch.from_numpy(arr).permute(0, 3, 1, 2).float()
-        x = torch.nn.functional.interpolate(x, size=out, mode="bilinear", align_corners=False, antialias=True)
-        return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        return short_side(torch.from_numpy(arr), self.opts.image_size).numpy()
+
+
+def short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 ``[T, H, W, 3]`` resized (bilinear, antialiased) so that its short side is ``size``."""
+    h, w = frames.shape[1:3]
+    if min(h, w) == size:
+        return frames
+    out = (size, max(1, round(w * size / h))) if h <= w else (max(1, round(h * size / w)), size)
+    x = torch.nn.functional.interpolate(frames.permute(0, 3, 1, 2).float(), size=out, mode="bilinear",
+                                        align_corners=False, antialias=True)
+    return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
 def _per_stft_frame(features: torch.Tensor, a: Analysis, frames: slice) -> torch.Tensor:

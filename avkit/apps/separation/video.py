@@ -64,9 +64,11 @@ class SeparationResult:
 
 def separate_video(video: str | Path, run_dir: str | Path | Separator | None, out: str | Path, *, regions: str = "auto",
                    overwrite: bool = False, videos: bool = True, max_sources: int = 4, checkpoint: str = "best",
-                   device: str = "auto", progress: Callable[[str], None] | None = None) -> SeparationResult:
+                   device: str = "auto", instruments: Sequence[str] | None = None,
+                   progress: Callable[[str], None] | None = None) -> SeparationResult:
     """Separate the sources of ``video`` into ``out`` (see the module docstring); ``regions`` as
-    :func:`~avkit.apps.separation.regions.parse_regions`; ``run_dir`` a run directory or a loaded :class:`Separator`."""
+    :func:`~avkit.apps.separation.regions.parse_regions`; ``run_dir`` a run directory or a loaded :class:`Separator`;
+    ``instruments`` one name per region to separate by timbre (else as :meth:`Separator.plan_timbre` decides)."""
     t0 = time.perf_counter()
     spec = parse_regions(regions)
     previous = earlier_outputs(out, overwrite)  # refuse early, before any work
@@ -92,7 +94,12 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
         except AvkitError as err:
             raise MediaError(video, f"--regions: {err}") from None
         labels = [f"region {k}" for k in range(len(masks))]
-    estimates = sep.separate_regions(a, masks)
+    pictures = [crop_box(clip.net_frames, box, clip.frame_size) for box in boxes]
+    try:
+        names, named = sep.plan_timbre(pictures, instruments)
+    except AvkitError as err:
+        raise MediaError(video, str(err)) from None
+    estimates = sep.separate_regions(a, masks, timbre=names)
     share, frame_share = sep.sound_map(a)
     t_write = time.perf_counter()
     mixture = clip.audio
@@ -126,12 +133,13 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
             hop_s = sep.spectral.cfg.hop / sr
             write_video(d / "soundmap.mp4", sound_map_video(frames, clip.fps, frame_share, hop_s), clip.fps, mixture, sr)
         seconds = _timings(t0, t_read, t_sep, t_write)
-        entries = [dict(s.to_dict(), wav=f"source_{k}.wav", **({"video": f"source_{k}.mp4"} if videos else {}))
+        entries = [dict(s.to_dict(), wav=f"source_{k}.wav", **({"video": f"source_{k}.mp4"} if videos else {}),
+                        **_instrument(k, names, named))
                    for k, s in enumerate(sources)]
         written = files + [JSON_NAME]
         record = {"video": str(video), "run": str(sep.run_dir), "regions": regions, "sample_rate": sr,
-                  "stems": str(sep.stems_dir) if sep.uses_stems(len(sources)) else None,
-                  "duration": clip.duration, "frame_size": list(clip.frame_size), "sources": entries,
+                  "stems": str(sep.stems_dir) if names is None and sep.uses_stems(len(sources)) else None,
+                  "by_timbre": names is not None, "duration": clip.duration, "frame_size": list(clip.frame_size), "sources": entries,
                   "residual_energy": round(float((residual.astype(np.float64) ** 2).sum() / energy), 4),
                   "seconds": {k: round(v, 4) for k, v in seconds.items()}, "files": written}
         atomic_write_json(d / JSON_NAME, record)
@@ -144,8 +152,10 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
 
 def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path | Separator | None, out: str | Path, *,
                   overwrite: bool = False, videos: bool = True, checkpoint: str = "best", device: str = "auto",
+                  instruments: Sequence[str] | None = None,
                   progress: Callable[[str], None] | None = None) -> SeparationResult:
-    """Mix the sounds of two videos, separate each again from its own picture, and score it."""
+    """Mix the sounds of two videos, separate each again from its own picture, and score it; ``instruments``
+    as in :func:`separate_video`."""
     from avkit.apps.separation.metrics import evaluate_mixture, summarize
     from avkit.apps.separation.stft import Spectral
 
@@ -161,7 +171,8 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
     mixture = refs.sum(0)
     t_sep = time.perf_counter()
     step("separating")
-    estimates = sep.separate_clips(mixture, [c.net_frames for c in clips])
+    names, named = sep.plan_timbre([c.net_frames for c in clips], instruments)
+    estimates = sep.separate_clips(mixture, [c.net_frames for c in clips], timbre=names)
     t_write = time.perf_counter()
     step("scoring")
     # summarize() groups by num_sources; the key is also kept in the written per_source scores
@@ -182,7 +193,7 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
             _write_wav(d / f"source_{k}.wav", est, sr)
             entry = {"label": Path(clip.path).name, "video_in": clip.path,
                      "energy": round(float((est.astype(np.float64) ** 2).sum() / energy), 4), "wav": f"source_{k}.wav",
-                     **{m: round(scores["model"][m][k], 3) for m in scores["model"]}}
+                     **{m: round(scores["model"][m][k], 3) for m in scores["model"]}, **_instrument(k, names, named)}
             if videos:
                 from avkit.io import write_video
 
@@ -195,11 +206,31 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
         written = files + [JSON_NAME]
         metrics = {"per_source": scores, "mean": summary}
         record = {"videos": [str(video_a), str(video_b)], "run": str(sep.run_dir), "mode": "mix", "sample_rate": sr,
-                  "stems": str(sep.stems_dir) if sep.uses_stems(2) else None,
+                  "stems": str(sep.stems_dir) if names is None and sep.uses_stems(2) else None,
+                  "by_timbre": names is not None,
                   "duration": n / sr, "sources": sources, "metrics": metrics,
                   "seconds": {k: round(v, 4) for k, v in seconds.items()}, "files": written}
         atomic_write_json(d / JSON_NAME, record)
     return SeparationResult(Path(out), sources, written, seconds, metrics, n / sr)
+
+
+def crop_box(frames: np.ndarray, box: Sequence[float], frame_size: tuple[int, int]) -> np.ndarray:
+    """The part of ``frames [T, h, w, 3]`` inside ``box`` (x0, y0, x1, y1 in pixels of ``frame_size`` (H, W))."""
+    h, w = frames.shape[1:3]
+    sy, sx = h / frame_size[0], w / frame_size[1]
+    x0, y0 = int(np.floor(box[0] * sx)), int(np.floor(box[1] * sy))
+    x1, y1 = max(x0 + 1, int(np.ceil(box[2] * sx))), max(y0 + 1, int(np.ceil(box[3] * sy)))
+    return frames[:, y0:min(y1, h), x0:min(x1, w)]
+
+
+def _instrument(k: int, names: Sequence[str] | None, named: Sequence[tuple[str, float]] | None) -> dict[str, Any]:
+    """Source ``k``'s instrument fields in separation.json: what the namer said, and the one separated by."""
+    out: dict[str, Any] = {}
+    if named is not None:
+        out["named"] = {"instrument": named[k][0], "probability": round(named[k][1], 4)}
+    if names is not None:
+        out["instrument"] = names[k]
+    return out
 
 
 def _timings(t0: float, t_read: float, t_sep: float, t_write: float) -> dict[str, float]:

@@ -1,0 +1,100 @@
+"""Separation by each instrument's timbre: supervised NMF with per-instrument, per-pitch spectra.
+
+The networks learn one sound bank's timbres and transfer poorly to recordings of other instruments
+(docs/separation.md, "A separator that is told the instruments"); a model of each instrument as the
+spectra of its notes transfers far better once something says *which* instruments play: the pictures
+(:class:`~avkit.apps.separation.inference.Separator` names them with the shipped instrument classifier) or
+the user (``avkit separate --instruments violin,flute``).
+
+Each instrument's dictionary holds, for every key of its range (+-3) at two velocities, the attack (first
+6 STFT frames) and sustain (the rest, up to two thirds of the note) spectra of the note rendered from the
+bank avkit trains on (pretty_midi's TimGM6mb; never the bank the benchmark's recordings come from), each
+normalised to sum 1. A mixture's magnitude STFT is fitted with the named instruments' dictionaries side by
+side (activations only; multiplicative updates of the KL divergence, from a fixed start so runs repeat),
+and each source gets the ratio mask of its own part.
+"""
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from avkit.apps.separation.stft import Spectral, STFTConfig
+from avkit.errors import AvkitError
+
+# Chosen on a held-out bank (benchmarks/separation_timbre_tuning.py): 50 updates separate as well as 200, and
+# dropping the atoms that stay silent all through the mixture after 10 of them changes nothing but the time.
+ITERATIONS = 50  # multiplicative updates
+PRUNE_AFTER = 10  # updates before the silent atoms are dropped ...
+PRUNE_BELOW = 1e-2  # ... silent: their largest activation below this share of the largest one
+KEY_MARGIN = 3  # keys beyond the instrument's usual range that its dictionary still covers
+VELOCITIES = (60, 110)
+NOTE_SECONDS = 0.8
+ATTACK_FRAMES = 6
+
+
+def instruments() -> tuple[str, ...]:
+    """The instruments that have a dictionary: the gm_instruments kind's (General MIDI names, snake_case)."""
+    from avkit.data.synthetic.music import BY_NAME
+
+    return tuple(BY_NAME)
+
+
+def check_instruments(names: Sequence[str]) -> list[str]:
+    """``names`` as a list, or a one-line error naming the first unknown one and the choices."""
+    known = instruments()
+    for name in names:
+        if name not in known:
+            raise AvkitError(f"unknown instrument {name!r}; choose from {', '.join(sorted(known))}")
+    return list(names)
+
+
+@functools.lru_cache(maxsize=64)
+def dictionary(instrument: str, cfg: STFTConfig) -> torch.Tensor:
+    """``[F, K]`` float32: the attack and sustain spectra of each of ``instrument``'s notes (see the module
+    docstring) on ``cfg``'s linear STFT grid, each summing to 1; rendered once per process."""
+    from avkit.data.synthetic import soundfont
+    from avkit.data.synthetic.music import BY_NAME
+
+    check_instruments([instrument])
+    font, inst = soundfont.load(), BY_NAME[instrument]
+    spectral = Spectral(cfg)
+    atoms = []
+    for key in range(max(inst.low - KEY_MARGIN, 21), min(inst.high + KEY_MARGIN, 108) + 1):
+        for velocity in VELOCITIES:
+            wave = font.note(inst.program, key, velocity, NOTE_SECONDS, cfg.sample_rate)
+            mag = spectral.stft(torch.from_numpy(wave)).abs()  # [F, T]
+            sustain_end = max(ATTACK_FRAMES + 1, 2 * mag.shape[1] // 3)
+            for part in (mag[:, :ATTACK_FRAMES], mag[:, ATTACK_FRAMES:sustain_end]):
+                atom = part.mean(1)
+                atoms.append(atom / atom.sum().clamp_min(1e-9))
+    return torch.stack(atoms, 1)
+
+
+def timbre_masks(mag: torch.Tensor, names: Sequence[str], cfg: STFTConfig,
+                 iterations: int = ITERATIONS) -> torch.Tensor:
+    """Ratio masks ``[N, F, T]``, one per instrument of ``names``, for the magnitude STFT ``mag [F, T]``."""
+    dicts = [dictionary(name, cfg).to(mag.device) for name in check_instruments(names)]
+    owner = torch.cat([torch.full((d.shape[1],), k, device=mag.device) for k, d in enumerate(dicts)])
+    w = torch.cat(dicts, 1)
+    v = mag.float()
+    h = torch.as_tensor(np.random.default_rng(0).random((w.shape[1], v.shape[1])), dtype=torch.float32,
+                        device=v.device) + 0.1
+    norm = w.sum(0, keepdim=True).T  # [K, 1]: KL's denominator (1 for every atom, kept for clarity)
+    for step in range(iterations):
+        if step == PRUNE_AFTER:
+            peak = h.amax(1)
+            keep = peak >= PRUNE_BELOW * peak.max()
+            w, h, norm, owner = w[:, keep], h[keep], norm[keep], owner[keep]
+        h *= (w.T @ (v / (w @ h + 1e-9))) / (norm + 1e-9)
+    parts = torch.stack([w[:, owner == k] @ h[owner == k] for k in range(len(dicts))])
+    return parts / (parts.sum(0, keepdim=True) + 1e-12)
+
+
+def separate_by_timbre(spectral: Spectral, mix_spec: torch.Tensor, names: Sequence[str], length: int) -> np.ndarray:
+    """Waveforms ``[N, length]`` (float32) of the instruments ``names`` in the mixture whose complex STFT is
+    ``mix_spec [F, T]``: :func:`timbre_masks` applied with the mixture's phase."""
+    masks = timbre_masks(mix_spec.abs(), names, spectral.cfg)
+    return spectral.apply_mask(mix_spec, masks, length).cpu().numpy().astype(np.float32)
