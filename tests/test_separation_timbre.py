@@ -198,3 +198,11 @@ def test_cli_instruments_given_none_and_list(duet, tmp_path: Path, capsys) -> No
     code, stdout, err = run_cli(capsys, "separate", video, "--out", tmp_path / "list", "--instruments", "list")
     assert code == 0 and stdout.split() == sorted(timbre.instruments()) and "violin" in stdout.split()
     assert not (tmp_path / "list").exists()
+
+
+def test_mirrored_pictures_are_read_as_copies(sep, flute_and_cello) -> None:
+    """Frames with negative strides (a mirrored view) separate as their contiguous copies do."""
+    mix = flute_and_cello.sum(0)
+    views = [draw(name, 2.0, onsets=[0.2, 1.0], seed=3)[:, :, ::-1] for name in ("flute", "cello")]
+    out = np.stack(sep.separate(mix, RATE, views))
+    np.testing.assert_array_equal(out, np.stack(sep.separate(mix, RATE, [np.ascontiguousarray(v) for v in views])))

@@ -470,7 +470,7 @@ class Separator:
         arr = np.asarray(frames)
         if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3 or len(arr) == 0:
             raise AvkitError(f"{what}: need frames uint8 [T, H, W, 3], got {arr.dtype} of shape {arr.shape}")
-        return short_side(torch.from_numpy(arr), self.opts.image_size).numpy()
+        return short_side(torch.from_numpy(np.ascontiguousarray(arr)), self.opts.image_size).numpy()
 
 
 def short_side(frames: torch.Tensor, size: int) -> torch.Tensor:
