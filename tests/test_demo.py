@@ -162,6 +162,22 @@ def test_separation_missing_says_how(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setattr(separation, "SHIPPED_MODEL", copy)
     why = work.separation_missing(None)
     assert why is not None and "audio_only/model.safetensors is missing" in why
+    shutil.copytree(real / separation.SHIPPED_STEMS, copy / separation.SHIPPED_STEMS, dirs_exist_ok=True)
+    (copy / separation.SHIPPED_NAMER / separation.SHIPPED_WEIGHTS).unlink()  # only the instrument namer gone
+    why = work.separation_missing(None)
+    assert why is not None and "instrument_names/model.safetensors is missing" in why
+
+
+def test_separate_tab_takes_the_instruments(tmp_path: Path) -> None:
+    """The Separate tab's instruments field: the bundled duet's two halves named by the user are separated by
+    timbre and labelled with their instruments; an unknown name is a one-line error."""
+    from avkit.errors import AvkitError
+
+    duet = example_path("duet.mp4")
+    res = work.separate(duet, None, tmp_path / "told", regions="2x1", instruments="violin, flute")
+    assert [s.get("instrument") for s in res["stems"]] == ["violin", "flute"]
+    with pytest.raises(AvkitError, match="unknown instrument 'kazoo'"):
+        work.separate(duet, None, tmp_path / "bad", regions="2x1", instruments="violin,kazoo")
 
 
 def test_demo_help_loads_no_gradio() -> None:

@@ -96,19 +96,20 @@ def build(options: DemoOptions) -> gr.Blocks:
                 f"{g['dense']} dense: **{100 * g['saved']:.0f}% saved**" + "".join(f"; {n}" for n in res["notes"]))
         return _status(True, text), res["timeline"], res["clips"]
 
-    def do_separate(upload, example, regions, max_sources, progress=gr.Progress()):  # noqa: B008
+    def do_separate(upload, example, regions, max_sources, instruments, progress=gr.Progress()):  # noqa: B008
         run = Path(separators[0]) if separators else None
         missing = work.separation_missing(run)
         if missing:
             raise AvkitError(missing)
         res = work.separate(pick(upload, example), run, scratch("separate"), regions=regions or "auto",
-                            max_sources=int(max_sources), progress=reporter(progress))
+                            max_sources=int(max_sources), instruments=instruments or "", progress=reporter(progress))
         stems = res["stems"]
-        slots = [gr.update(value=s["wav"], label=f"{s['label']} ({100 * s['energy']:.0f}% of the energy)",
-                           visible=True) for s in stems[:MAX_STEMS]]
+        slots = [gr.update(value=s["wav"], label=f"{s['label']}" + (f", {s['instrument']}" if "instrument" in s else "")
+                           + f" ({100 * s['energy']:.0f}% of the energy)", visible=True) for s in stems[:MAX_STEMS]]
         slots += [gr.update(value=None, visible=False)] * (MAX_STEMS - len(slots))
         text = f"{len(stems)} source(s) in {res['seconds']} s" + (
-            f" (showing {MAX_STEMS})" if len(stems) > MAX_STEMS else "")
+            f" (showing {MAX_STEMS})" if len(stems) > MAX_STEMS else "") + (
+            ", separated by timbre" if any("instrument" in s for s in stems) else "")
         return (_status(True, text), res["mixture"], res["soundmap"], *slots)
 
     def do_localize(upload, example, run, min_score, progress=gr.Progress()):  # noqa: B008
@@ -141,6 +142,8 @@ def build(options: DemoOptions) -> gr.Blocks:
                 regions = gr.Textbox(value="auto", label="regions: auto (avkit finds the sources), whole, 2x1, "
                                                          "or boxes x0,y0,x1,y1;...", elem_id="separate-regions")
                 max_sources = gr.Slider(1, MAX_STEMS, value=3, step=1, label="at most this many sources (auto)")
+                instruments = gr.Textbox(value="", label="instruments (optional): one per source, e.g. violin,flute; "
+                                                         "separates them by timbre", elem_id="separate-instruments")
             button = gr.Button("Separate", variant="primary", elem_id="separate-run")
             status = gr.Markdown(elem_id="separate-status")
             with gr.Row():
@@ -150,7 +153,7 @@ def build(options: DemoOptions) -> gr.Blocks:
                                     buttons=["download"], elem_id="separate-soundmap")
             stems = [gr.Audio(label=f"source {k}", type="filepath", interactive=False, visible=False,
                               buttons=["download"], elem_id=f"separate-stem-{k}") for k in range(MAX_STEMS)]
-            button.click(_guard(do_separate, 2 + MAX_STEMS), [upload, example, regions, max_sources],
+            button.click(_guard(do_separate, 2 + MAX_STEMS), [upload, example, regions, max_sources, instruments],
                          [status, mixture, soundmap, *stems])
 
         with gr.Tab("Classify", id="classify"):

@@ -211,30 +211,36 @@ LOCALIZE_HINT = ("Generate its data with the command at the top of recipes/local
 
 
 def separate(video: Path, run: Path | None, out: Path, *, regions: str = "auto", max_sources: int = 4,
-             progress: Progress | None = None) -> dict[str, Any]:
+             instruments: str = "", progress: Progress | None = None) -> dict[str, Any]:
     """Separate ``video``'s sounds with ``run`` (None: the model shipped with avkit) into ``out``: the mixture,
-    one WAV per source with its label and energy share, and the sound map over the frame."""
+    one WAV per source with its label, energy share and the instrument it was separated as (by timbre), and the
+    sound map over the frame. ``instruments``: one name per source, comma-separated ("" lets the model decide)."""
     from avkit.apps.separation import separate_video
+    from avkit.apps.separation.timbre import check_instruments
+
+    given = check_instruments([n.strip() for n in instruments.split(",")]) if instruments.strip() else None
 
     say = progress or (lambda f, msg: None)
     say(0.1, "loading the model")
     steps = {"reading the video": 0.3, "separating": 0.5}
     result = separate_video(video, run, out, regions=regions, max_sources=max_sources, videos=False, device="cpu",
-                            overwrite=True, progress=lambda msg: say(steps.get(msg, 0.8), msg))
+                            overwrite=True, instruments=given, progress=lambda msg: say(steps.get(msg, 0.8), msg))
     say(1.0, "done")
     return {"mixture": str(out / "mixture.wav"), "soundmap": str(out / "soundmap.png"),
             "stems": [{"label": s.get("label", f"source {k}"), "energy": float(s["energy"]), "wav": str(out / s["wav"]),
-                       **({"box": s["box"]} if "box" in s else {})} for k, s in enumerate(result.sources)],
+                       **({"box": s["box"]} if "box" in s else {}),
+                       **({"instrument": s["instrument"]} if "instrument" in s else {})}
+                      for k, s in enumerate(result.sources)],
             "seconds": round(result.seconds.get("total", 0.0), 2)}
 
 
 def separation_missing(run: Path | None) -> str | None:
     """Why the Separate tab cannot run (None when it can): no ``--run`` and no shipped model file."""
-    from avkit.apps.separation import SHIPPED_MODEL, SHIPPED_STEMS, SHIPPED_WEIGHTS, TRAIN_HINT
+    from avkit.apps.separation import SHIPPED_MODEL, SHIPPED_NAMER, SHIPPED_STEMS, SHIPPED_WEIGHTS, TRAIN_HINT
 
     if run is not None:
         return None
-    missing = [folder / n for folder in (SHIPPED_MODEL, SHIPPED_MODEL / SHIPPED_STEMS)
+    missing = [folder / n for folder in (SHIPPED_MODEL, SHIPPED_MODEL / SHIPPED_STEMS, SHIPPED_MODEL / SHIPPED_NAMER)
                for n in ("config.yaml", SHIPPED_WEIGHTS) if not (folder / n).is_file()]
     if not missing:
         return None
