@@ -281,7 +281,7 @@ def speed_part(run: str | None, sep: Any, seconds: float) -> dict:
             line = subprocess.run([sys.executable, "-c", probe, *cmd, "--out", str(out_dir)], capture_output=True,
                                   text=True, check=True).stdout.split()
             runs.append(line)
-        rc, wall, rss = min(runs, key=lambda r: float(r[1]))
+        rc, wall, rss = min(runs, key=lambda run_: float(run_[1]))
         out["command"] = {"rc": int(rc), "wall_s": round(float(wall), 2), "duration": round(r.duration, 2),
                           "rtf": round(r.duration / float(wall), 1), "peak_rss_mb": round(int(rss) / 1024, 1),
                           "argv": "avkit separate VIDEO --out DIR" + (f" --run {run}" if run else "")}

@@ -20,6 +20,7 @@ import importlib.util
 import itertools
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,26 @@ def nmf(mag: np.ndarray, dicts: list[np.ndarray], beta: float = 1.0, iters: int 
     return [part / total for part in parts]
 
 
+def score_pairs(pairs: list[tuple[str, str]], waves: dict[str, np.ndarray],
+                masks_of: Callable[[torch.Tensor, str, str], torch.Tensor]) -> tuple[str, float]:
+    """Every pair at the same times and with the second part 0.5 s later, separated with the masks
+    ``masks_of(magnitude [F, T], a, b) -> [2, F, T]``: the summary line and the seconds spent in ``masks_of``."""
+    sdri: dict[str, list[float]] = {"same times": [], "+0.5 s": []}
+    seconds = 0.0
+    for a, b in pairs:
+        for case, shift in (("same times", 0.0), ("+0.5 s", 0.5)):
+            refs = np.stack([waves[a], np.concatenate([np.zeros(int(shift * RATE), np.float32), waves[b]])[:len(waves[b])]])
+            mix = torch.as_tensor(refs.sum(0))
+            stft = SPECTRAL.stft(mix)
+            start = time.perf_counter()
+            masks = masks_of(stft.abs(), a, b)
+            seconds += time.perf_counter() - start
+            est = SPECTRAL.apply_mask(stft, masks, len(mix)).numpy()
+            sdri[case].append(float(np.mean(bench.score(refs.astype(np.float64), {"m": est})["m"]["sdri"])))
+    line = " ".join(f"{case} {np.mean(v):+.2f} ({min(v):+.2f}, <1: {sum(x < 1 for x in v)})" for case, v in sdri.items())
+    return line, seconds
+
+
 def shipped_settings(pairs: list[tuple[str, str]], waves: dict[str, np.ndarray]) -> None:
     """avkit's own timbre_masks (torch, float32) at its update counts and pruning, timed per 4.5 s mixture."""
     from avkit.apps.separation import timbre
@@ -116,21 +137,10 @@ def shipped_settings(pairs: list[tuple[str, str]], waves: dict[str, np.ndarray])
     keep = timbre.PRUNE_AFTER, timbre.PRUNE_BELOW
     for iterations, prune_after, prune_below in ((100, 30, 1e-3), (100, 10, 1e-2), (50, 10, 1e-2)):
         timbre.PRUNE_AFTER, timbre.PRUNE_BELOW = prune_after, prune_below
-        sdri: dict[str, list[float]] = {"same times": [], "+0.5 s": []}
-        seconds = 0.0
-        for a, b in pairs:
-            for case, shift in (("same times", 0.0), ("+0.5 s", 0.5)):
-                refs = np.stack([waves[a], np.concatenate([np.zeros(int(shift * RATE), np.float32), waves[b]])[:len(waves[b])]])
-                mix = torch.as_tensor(refs.sum(0))
-                stft = SPECTRAL.stft(mix)
-                start = time.perf_counter()
-                masks = timbre.timbre_masks(stft.abs(), [a, b], SPECTRAL.cfg, iterations=iterations)
-                seconds += time.perf_counter() - start
-                est = SPECTRAL.apply_mask(stft, masks, len(mix)).numpy()
-                sdri[case].append(float(np.mean(bench.score(refs.astype(np.float64), {"m": est})["m"]["sdri"])))
-        print(f"timbre.py: {iterations} updates, prune after {prune_after} below {prune_below}: "
-              + " ".join(f"{case} {np.mean(v):+.2f} ({min(v):+.2f}, <1: {sum(x < 1 for x in v)})" for case, v in sdri.items())
-              + f", {1000 * seconds / (2 * len(pairs)):.0f} ms a mixture", flush=True)
+        line, seconds = score_pairs(pairs, waves, lambda mag, a, b, n=iterations: timbre.timbre_masks(
+            mag, [a, b], SPECTRAL.cfg, iterations=n))
+        print(f"timbre.py: {iterations} updates, prune after {prune_after} below {prune_below}: {line}, "
+              f"{1000 * seconds / (2 * len(pairs)):.0f} ms a mixture", flush=True)
     timbre.PRUNE_AFTER, timbre.PRUNE_BELOW = keep
 
 
@@ -158,18 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         dict_options = options.pop("_d", {})
         dicts = {name: dictionary(name, **dict_options) for name in {n for pair in pairs for n in pair}}
         start = time.time()
-        sdri: dict[str, list[float]] = {"same times": [], "+0.5 s": []}
-        for a, b in pairs:
-            for case, shift in (("same times", 0.0), ("+0.5 s", 0.5)):
-                refs = np.stack([waves[a], np.concatenate([np.zeros(int(shift * RATE), np.float32), waves[b]])[:len(waves[b])]])
-                mix = torch.as_tensor(refs.sum(0))
-                stft = SPECTRAL.stft(mix)
-                masks = torch.as_tensor(np.stack(nmf(stft.abs().numpy(), [dicts[a], dicts[b]], **options)),
-                                        dtype=torch.float32)
-                est = SPECTRAL.apply_mask(stft, masks, len(mix)).numpy()
-                sdri[case].append(float(np.mean(bench.score(refs.astype(np.float64), {"m": est})["m"]["sdri"])))
-        print(f"{variant:10s} " + " ".join(f"{case} {np.mean(v):+.2f} ({min(v):+.2f}, <1: {sum(x < 1 for x in v)})"
-                                           for case, v in sdri.items()), f"{time.time() - start:.0f} s", flush=True)
+        line, _ = score_pairs(pairs, waves, lambda mag, a, b, d=dicts, o=options: torch.as_tensor(
+            np.stack(nmf(mag.numpy(), [d[a], d[b]], **o)), dtype=torch.float32))
+        print(f"{variant:10s} {line} {time.time() - start:.0f} s", flush=True)
     return 0
 
 

@@ -31,3 +31,14 @@ def shared_videos() -> list[Path]:
 def shared_audio() -> list[Path]:
     d = MEDIA_DIR / "audio"
     return sorted(d.glob("*.wav")) if d.is_dir() else []
+
+
+@pytest.fixture(scope="session")
+def duet(tmp_path_factory) -> tuple[Path, dict]:
+    """One 3 s gm_instruments duet of two different instruments (generator seed 4): its video and manifest row."""
+    from avkit.data.synthetic import generate, read_manifest
+
+    root = tmp_path_factory.mktemp("gm_duet")
+    generate("gm_instruments", root / "d", 1, seed=4, duets=1.0, duration=3.0)
+    row = read_manifest(root / "d")[0]
+    return root / "d" / row["path"], row

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 
 import avkit.apps.separation as separation
-import avkit.cli.main as cli
 from avkit.apps.separation.metrics import bss_eval
 from avkit.data.synthetic import generate, read_manifest
 from avkit.data.synthetic.instruments import draw
@@ -21,15 +21,6 @@ from avkit.io import read_audio, write_video
 
 MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "audio"
 RATE = 16000
-
-
-def run_cli(capsys, *argv: object) -> tuple[int, str, str]:
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.xfail(strict=True, reason="issue #21 target not met: the shipped model (pictures + audio-only stems; the namer "
@@ -55,14 +46,6 @@ def test_the_shipped_model_separates_two_real_recordings() -> None:
     assert (model - mixture).mean() > 3.0, (model, mixture)
     swapped = bss_eval(refs, np.stack(separation.separate(refs.sum(0), RATE, frames[::-1])[::-1]))["sdr"]
     assert model.mean() > swapped.mean() + 3.0  # the pictures decide which sound comes out where
-
-
-@pytest.fixture(scope="module")
-def duet(tmp_path_factory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("shipped_duet")
-    generate("gm_instruments", root / "d", 1, seed=4, duets=1.0, duration=3.0)
-    row = read_manifest(root / "d")[0]
-    return root / "d" / row["path"], row
 
 
 def test_separate_without_run_uses_the_shipped_model(duet, tmp_path: Path, capsys) -> None:
@@ -259,19 +242,10 @@ def test_a_missing_shipped_file_says_which_and_how_to_get_it_back(tmp_path: Path
     assert str(copy / separation.SHIPPED_WEIGHTS) in str(info.value)
 
 
-def test_a_missing_audio_only_network_says_which_file(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("part", [separation.SHIPPED_STEMS, separation.SHIPPED_NAMER])
+def test_a_missing_audio_only_network_or_namer_says_which_file(part: str, tmp_path: Path, monkeypatch) -> None:
     copy = _copy_shipped(tmp_path)
-    gone = copy / separation.SHIPPED_STEMS / separation.SHIPPED_WEIGHTS
-    gone.unlink()
-    monkeypatch.setattr(separation, "SHIPPED_MODEL", copy)
-    with pytest.raises(AvkitError, match="missing; reinstall avkit") as info:
-        separation.load(None)
-    assert str(gone) in str(info.value) and "\n" not in str(info.value)
-
-
-def test_a_missing_instrument_namer_says_which_file(tmp_path: Path, monkeypatch) -> None:
-    copy = _copy_shipped(tmp_path)
-    gone = copy / separation.SHIPPED_NAMER / separation.SHIPPED_WEIGHTS
+    gone = copy / part / separation.SHIPPED_WEIGHTS
     gone.unlink()
     monkeypatch.setattr(separation, "SHIPPED_MODEL", copy)
     with pytest.raises(AvkitError, match="missing; reinstall avkit") as info:

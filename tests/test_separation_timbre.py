@@ -9,12 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli
 
 import avkit.apps.separation as separation
-import avkit.cli.main as cli
 from avkit.apps.separation import naming, timbre
 from avkit.apps.separation.metrics import bss_eval
-from avkit.data.synthetic import generate, read_manifest, soundfont
+from avkit.data.synthetic import soundfont
 from avkit.data.synthetic.instruments import draw
 from avkit.data.synthetic.music import BY_NAME
 from avkit.errors import AvkitError
@@ -153,23 +153,6 @@ def test_named_instruments_separate_two_real_recordings_by_timbre(sep) -> None:
     np.testing.assert_allclose(out, np.stack(sep.separate(refs.sum(0), RATE, frames, instruments=names)), atol=1e-6)
     gain = bss_eval(refs, out)["sdr"] - bss_eval(refs, np.stack([refs.sum(0)] * 2))["sdr"]
     assert gain.mean() > 3.0, gain
-
-
-@pytest.fixture(scope="module")
-def duet(tmp_path_factory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("timbre_duet")
-    generate("gm_instruments", root / "d", 1, seed=4, duets=1.0, duration=3.0)
-    row = read_manifest(root / "d")[0]
-    return root / "d" / row["path"], row
-
-
-def run_cli(capsys, *argv: object) -> tuple[int, str, str]:
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_instruments_given_none_and_list(duet, tmp_path: Path, capsys) -> None:

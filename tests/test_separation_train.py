@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from cli_helpers import run_cli
 
-import avkit.cli.main as cli
 from avkit.apps.separation.data import collate
 from avkit.apps.separation.task import SeparationTask
 from avkit.data.synthetic import generate, read_manifest
@@ -111,15 +111,6 @@ def test_resume_continues_the_same_run(data: Path, run_dir: Path, tmp_path: Path
     resumed = train(config_from_dict(tiny_recipe(data, tmp_path / "part")), resume=True, quiet=True)
     assert [r["train_loss"] for r in resumed.history] == pytest.approx([float(r["train_loss"]) for r in full],
                                                                       rel=1e-5)
-
-
-def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = cli.main([str(a) for a in argv])
-    except SystemExit as exit_:
-        code = exit_.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_separate_writes_stems_videos_and_a_sound_map(run_dir: Path, data: Path, tmp_path: Path, capsys) -> None:

@@ -49,6 +49,7 @@ class InstrumentNamer:
         for frames in pictures:
             pick = np.linspace(0, len(frames) - 1, data.num_frames).round().astype(int)
             clip = torch.from_numpy(np.ascontiguousarray(frames[pick]))
+            # resized here, so the transform's own resize (torchvision: 1-2 s to import) has nothing to do
             clips.append(transform(short_side(clip, short_side_of(data))))
         device = next(self.net.parameters()).device
         probs = forward_batch(self.net, {"video": torch.stack(clips).to(device)}).float().softmax(-1).cpu()

@@ -82,13 +82,12 @@ def timbre_masks(mag: torch.Tensor, names: Sequence[str], cfg: STFTConfig,
     v = mag.float()
     h = torch.as_tensor(np.random.default_rng(0).random((w.shape[1], v.shape[1])), dtype=torch.float32,
                         device=v.device) + 0.1
-    norm = w.sum(0, keepdim=True).T  # [K, 1]: KL's denominator (1 for every atom, kept for clarity)
     for step in range(iterations):
         if step == PRUNE_AFTER:
             peak = h.amax(1)
             keep = peak >= PRUNE_BELOW * peak.max()
-            w, h, norm, owner = w[:, keep], h[keep], norm[keep], owner[keep]
-        h *= (w.T @ (v / (w @ h + 1e-9))) / (norm + 1e-9)
+            w, h, owner = w[:, keep], h[keep], owner[keep]
+        h *= w.T @ (v / (w @ h + 1e-9))  # KL's update; its denominator, each atom's sum, is 1
     parts = torch.stack([w[:, owner == k] @ h[owner == k] for k in range(len(dicts))])
     return parts / (parts.sum(0, keepdim=True) + 1e-12)
 
