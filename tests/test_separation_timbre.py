@@ -172,6 +172,11 @@ def test_cli_instruments_given_none_and_list(duet, tmp_path: Path, capsys) -> No
     mixture = bss_eval(refs, np.stack([refs.sum(0)] * 2))["sdr"]
     assert (bss_eval(refs, told)["sdr"] - mixture).mean() > 3.0  # the bank's own timbres, other notes
 
+    code, stdout, err = run_cli(capsys, "separate", video, "--out", tmp_path / "same", "--regions", "2x1",
+                                "--no-video", "--instruments", f"{names[0]},{names[0]}")
+    assert code == 0 and not json.loads((tmp_path / "same" / "separation.json").read_text())["by_timbre"]
+    assert "separated by the networks" in stdout  # said, not silently another method
+
     code, stdout, err = run_cli(capsys, "separate", video, "--out", tmp_path / "none", "--regions", "2x1",
                                 "--no-video", "--instruments", "none")
     assert code == 0, err

@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
     _print(result)
+    if given is not None and not any("instrument" in src for src in result.sources):
+        print("  (one instrument named for every source: separated by the networks, which tell one instrument's "
+              "players apart by their motion)")
     return 0
 
 
