@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print(result)
     if given is not None and not any("instrument" in src for src in result.sources):
-        print("  (one instrument named for every source: separated by the networks, which tell one instrument's "
+        print("  (an instrument named for more than one source: separated by the networks, which tell one instrument's "
               "players apart by their motion)")
     return 0
 
