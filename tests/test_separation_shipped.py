@@ -23,10 +23,10 @@ MEDIA = Path(__file__).resolve().parents[1].parent / "shared" / "media" / "audio
 RATE = 16000
 
 
-@pytest.mark.xfail(strict=True, reason="issue #21 target not met: the shipped model (pictures + audio-only stems; the namer "
-                   "is unsure of this violin picture, and told the names the timbre path gains -0.2 dB on these unison "
-                   "scales) gains less than +3 dB (docs/separation.md, 'Separation by timbre'); strict, so a model "
-                   "that meets it makes this test pass and asks for the mark to go")
+@pytest.mark.xfail(strict=True, reason="issue #21 target not met: the shipped model (the namer names violin and flute, and the "
+                   "timbre path gains about -0.2 dB on these unison scales) gains less than +3 dB (docs/separation.md, "
+                   "'Separation by timbre'); strict, so a model that meets it makes this test pass and asks for the "
+                   "mark to go")
 def test_the_shipped_model_separates_two_real_recordings() -> None:
     """Violin + flute scales (FluidR3_GM, a bank the model never heard), pictures from ``draw`` moving at the
     recordings' 0.5 s note grid: each source comes out better than the mixture by more than 3 dB."""

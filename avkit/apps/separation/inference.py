@@ -36,6 +36,7 @@ import torch
 
 from avkit.apps.separation.model import SeparationNet
 from avkit.apps.separation.options import SeparationOptions, SeparationSpec
+from avkit.apps.separation.regions import group_positions
 from avkit.errors import AvkitError
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 CHUNK_FRAMES = 128  # STFT frames per visual chunk (2.97 s at the defaults, the training clips' length)
 UNET_FRAMES = 1024  # the U-Net runs on pieces of this many STFT frames (plus context) for long audio
 UNET_CONTEXT = 32
-REST_SHARE = 0.25  # find_sources: the rest of the picture is a source when this much energy is left over
+REST_SHARE = 0.6  # find_sources: the rest of the picture is a source when this much energy is unexplained
 MAP_STRIDE = 2  # the sound map looks at every other frequency bin and STFT frame
 MOTION_FRAMES = 64  # visual: motion runs on pieces of this many video frames ...
 MOTION_CONTEXT = 4  # ... with this many frames of context on each side (its temporal receptive field is 7)
@@ -346,28 +347,16 @@ class Separator:
 
     @torch.no_grad()
     def find_sources(self, a: Analysis, max_sources: int = 4, min_share: float = 0.1,
-                     similarity: float = 0.6, rest: bool = True) -> tuple[list[np.ndarray], bool]:
-        """Regions (bool ``[h, w]``) of the sources the model finds: positions that change the mask of at
-        least ``min_share`` of the mixture's energy (and half as much as the strongest position), grouped
-        greedily (strongest first) with every position whose mask change correlates ``>= similarity``.
-        With ``rest``, the rest of the picture is one more source when the found sources leave at least
-        ``REST_SHARE`` of the mixture's energy unexplained (a source that looks like the scene's floor, whose
+                     similarity: float = 0.4, active: float = 0.2, saddle: float = 0.35, rest: bool = True) -> tuple[list[np.ndarray], bool]:
+        """Regions (bool ``[h, w]``) of the sources the model finds: the sound map's positions grouped by
+        :func:`~avkit.apps.separation.regions.group_positions` (touching positions whose mask changes go
+        together). With ``rest``, the rest of the picture is one more source when the found sources leave at
+        least ``REST_SHARE`` of the mixture's energy unexplained (a source that looks like the scene's floor, whose
         positions change no mask, shows up there). Returns the regions and whether the last one is that rest."""
-        h, w = a.grid
         added_rest = False
         share, _, corr = self._positions(a)
-        flat = share.reshape(-1)
-        active = np.flatnonzero((flat >= min_share) & (flat >= 0.5 * flat.max()))
-        left = set(active.tolist())
-        regions: list[np.ndarray] = []
-        for seed in active[np.argsort(-flat[active])]:
-            if seed not in left or len(regions) >= max_sources:
-                continue
-            members = [i for i in left if corr[seed, i] >= similarity]
-            left -= set(members)
-            region = np.zeros(h * w, bool)
-            region[members] = True
-            regions.append(region.reshape(h, w))
+        regions = group_positions(share, corr, active=active, saddle=saddle, similarity=similarity, min_share=min_share,
+                                  max_sources=max_sources)
         if rest and regions and len(regions) < max_sources:
             # what the found sources leave unexplained; if that is a lot, the rest of the picture is a source
             found = self.separate_regions(a, regions, stems=False)  # what the pictures explain

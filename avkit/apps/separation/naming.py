@@ -3,10 +3,15 @@
 The shipped separator separates two or more *different* instruments by their timbres
 (:mod:`avkit.apps.separation.timbre`) once it knows which they are; this names them from the pictures.
 It is an ordinary avkit classification run (``recipes/separation_instrument_names.yaml``, a single-frame CNN
-trained on the gm_instruments pictures), shipped in ``assets/separation/instrument_names/``.
+trained on pictures cut from gm_instruments clips by :func:`write_naming_crops`), shipped in
+``assets/separation/instrument_names/``.
+
+A source found in a video (``--regions auto``) is the part of the picture that makes the sound, often a
+small part of the instrument; the namer sees :func:`naming_box` around it, the same cut it was trained on.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,6 +21,7 @@ import torch
 
 from avkit.errors import AvkitError
 
+NAMING_SIDE = 0.5  # the namer's picture of a source spans at least this share of each side of the frame
 CONFIDENT = 0.9  # a name counts at this probability: the lowest at which none of 2280 held-out draw pictures was misnamed (docs/separation.md)
 
 
@@ -55,3 +61,61 @@ class InstrumentNamer:
         probs = forward_batch(self.net, {"video": torch.stack(clips).to(device)}).float().softmax(-1).cpu()
         best = probs.max(-1)
         return [(self.names[int(i)], float(p)) for p, i in zip(best.values, best.indices)]
+
+
+def naming_box(box: Sequence[float], frame_size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The box (x0, y0, x1, y1, pixels) the namer sees for a source at ``box`` in a frame of ``frame_size``
+    (H, W): grown about its centre to at least ``NAMING_SIDE`` of each side, moved inside the frame.
+    A found region is the sounding part (a bow, a key); the instrument around it is what has a name."""
+    height, width = frame_size
+    x0, y0, x1, y1 = (float(v) for v in box)
+    w, h = min(width, max(x1 - x0, NAMING_SIDE * width)), min(height, max(y1 - y0, NAMING_SIDE * height))
+    left = min(max(0.0, (x0 + x1) / 2 - w / 2), width - w)
+    top = min(max(0.0, (y0 + y1) / 2 - h / 2), height - h)
+    return (left, top, left + w, top + h)
+
+
+def write_naming_crops(source: str | Path, out: str | Path, *, parts: int = 2, seed: int = 0) -> int:
+    """A classification dataset of the namer's pictures cut from the gm_instruments clips of ``source``.
+
+    For each player of each clip: :func:`naming_box` around its drawn box, and around ``parts`` random
+    parts of it (a quarter to two thirds of each side: what ``--regions auto`` finds); for a solo, the whole
+    frame too (a picture of one instrument, as :func:`avkit.data.synthetic.instruments.draw` gives). Each cut
+    is an mp4 of the clip's frames labelled with the player's instrument; the split is the source clip's.
+    Returns the number of pictures written."""
+    from avkit.data.synthetic import read_manifest
+    from avkit.io import read_clip, write_video
+    from avkit.utils import atomic_write_json, atomic_write_text
+
+    source, out = Path(source), Path(out)
+    rows = read_manifest(source)
+    (out / "clips").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    manifest = []
+    for row in rows:
+        clip = read_clip(source / row["path"], audio=False)
+        frames = clip.frames.numpy()
+        size = frames.shape[1:3]
+        boxes = []
+        for player in row["meta"]["sources"]:
+            drawn = np.asarray(player["box_per_frame"], dtype=np.float64)
+            whole = (drawn[:, 0].min(), drawn[:, 1].min(), drawn[:, 2].max(), drawn[:, 3].max())
+            cuts = [naming_box(whole, size)]
+            for _ in range(parts):
+                w, h = (whole[2] - whole[0]) * rng.uniform(0.25, 0.67), (whole[3] - whole[1]) * rng.uniform(0.25, 0.67)
+                x0, y0 = rng.uniform(whole[0], whole[2] - w), rng.uniform(whole[1], whole[3] - h)
+                cuts.append(naming_box((x0, y0, x0 + w, y0 + h), size))
+            if len(row["meta"]["sources"]) == 1:
+                cuts.append((0.0, 0.0, float(size[1]), float(size[0])))
+            boxes += [(player["label"], cut) for cut in cuts]
+        for k, (label, (x0, y0, x1, y1)) in enumerate(boxes):
+            w, h = 2 * max(1, round((x1 - x0) / 2)), 2 * max(1, round((y1 - y0) / 2))  # even sizes: yuv420p pads nothing
+            left, top = min(int(x0), size[1] - w), min(int(y0), size[0] - h)
+            cut = frames[:, top:top + h, left:left + w]
+            path = f"clips/{Path(row['path']).stem}_{k}.mp4"
+            write_video(out / path, cut, float(row["meta"].get("fps", 8.0)), overwrite=True)
+            manifest.append({"path": path, "label": label, "duration": row["duration"], "split": row["split"]})
+    atomic_write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in manifest))
+    atomic_write_json(out / "classes.json", json.loads((source / "classes.json").read_text()))
+    return len(manifest)
+

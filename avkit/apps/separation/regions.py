@@ -109,3 +109,67 @@ def _px(box: Sequence[float], frame_size: tuple[int, int]) -> Box:
     height, width = frame_size
     x0, y0, x1, y1 = box
     return (max(0.0, x0) * width, max(0.0, y0) * height, min(1.0, x1) * width, min(1.0, y1) * height)
+
+
+
+def group_positions(share: np.ndarray, corr: np.ndarray, *, active: float = 0.2, saddle: float = 0.35,
+                    similarity: float = 0.4, min_share: float = 0.1, max_sources: int = 4) -> list[np.ndarray]:
+    """Sources (bool ``[h, w]`` regions, strongest first) found in a sound map.
+
+    ``share [h, w]``: how much of the mixture's energy each position's feature changes the mask of;
+    ``corr [P, P]``: how alike two positions' mask changes are. The positions with at least ``active`` of
+    the strongest one's share are grouped into hills of the map (each position joins the hill of its
+    strongest already-placed neighbour, 8 neighbours, strongest positions first); where two hills meet,
+    they are one when the meeting position has at least ``saddle`` of the lower hill's peak (a dip, not a
+    valley). Then hills whose mask changes correlate ``>= similarity`` on average are one source (the
+    parts of one instrument, apart in the picture, that sound together). Hills whose peak has less
+    than ``min_share`` are dropped."""
+    h, w = share.shape
+    flat = share.reshape(-1)
+    top = float(flat.max()) if flat.size else 0.0
+    cells = [int(c) for c in np.argsort(-flat) if top > 0 and flat[c] >= active * top]
+    hill = -np.ones(h * w, int)  # the hill of each placed position
+    parent: list[int] = []  # union-find over hills
+    peak: list[float] = []
+
+    def root(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for c in cells:
+        y, x = divmod(c, w)
+        near = {root(hill[yy * w + xx]) for yy in range(max(0, y - 1), min(h, y + 2))
+                for xx in range(max(0, x - 1), min(w, x + 2)) if hill[yy * w + xx] >= 0}
+        if not near:
+            parent.append(len(parent))
+            peak.append(float(flat[c]))
+            hill[c] = len(parent) - 1
+            continue
+        best = max(near, key=lambda k: peak[k])
+        hill[c] = best
+        for k in near - {best}:
+            if flat[c] >= saddle * peak[k]:
+                parent[k] = best
+    groups: dict[int, list[int]] = {}
+    for c in cells:
+        groups.setdefault(root(hill[c]), []).append(c)
+    found = list(groups.values())
+    # hills that sound together: average-linkage merging on the correlation of their mask changes
+    while len(found) > 1:
+        pairs = [(float(corr[np.ix_(a, b)].mean()), i, j) for i, a in enumerate(found)
+                 for j, b in enumerate(found) if i < j]
+        best_corr, i, j = max(pairs)
+        if best_corr < similarity:
+            break
+        found[i] = found[i] + found.pop(j)
+    found.sort(key=lambda g: -flat[g].max())
+    regions: list[np.ndarray] = []
+    for g in found:
+        if flat[g].max() < min_share or len(regions) >= max_sources:
+            continue
+        region = np.zeros(h * w, bool)
+        region[g] = True
+        regions.append(region.reshape(h, w))
+    return regions

@@ -94,9 +94,8 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
         except AvkitError as err:
             raise MediaError(video, f"--regions: {err}") from None
         labels = [f"region {k}" for k in range(len(masks))]
-    pictures = [crop_box(clip.net_frames, box, clip.frame_size) for box in boxes]
     try:
-        names, named = sep.plan_timbre(pictures, instruments)
+        names, named = sep.plan_timbre(namer_pictures(clip.net_frames, boxes, clip.frame_size), instruments)
     except AvkitError as err:
         raise MediaError(video, str(err)) from None
     estimates = sep.separate_regions(a, masks, timbre=names)
@@ -221,6 +220,15 @@ def crop_box(frames: np.ndarray, box: Sequence[float], frame_size: tuple[int, in
     x0, y0 = int(np.floor(box[0] * sx)), int(np.floor(box[1] * sy))
     x1, y1 = max(x0 + 1, int(np.ceil(box[2] * sx))), max(y0 + 1, int(np.ceil(box[3] * sy)))
     return frames[:, y0:min(y1, h), x0:min(x1, w)]
+
+
+def namer_pictures(frames: np.ndarray, boxes: Sequence[Sequence[float]], frame_size: tuple[int, int]
+                   ) -> list[np.ndarray]:
+    """What the instrument namer sees of the sources at ``boxes``: :func:`~avkit.apps.separation.naming.naming_box`
+    around each (a found source is its instrument's sounding part; the namer was trained on these cuts)."""
+    from avkit.apps.separation.naming import naming_box
+
+    return [crop_box(frames, naming_box(box, frame_size), frame_size) for box in boxes]
 
 
 def _instrument(k: int, names: Sequence[str] | None, named: Sequence[tuple[str, float]] | None) -> dict[str, Any]:
