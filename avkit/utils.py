@@ -119,6 +119,15 @@ def cpu_cores() -> int:
 REINSTALL = "reinstall avkit to get it back (pip install --force-reinstall --no-deps avkit, or from a source tree)"
 
 
+def user_cache_dir(*parts: str) -> Path:
+    """Where avkit keeps what it can compute again but would rather not (``$AVKIT_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/avkit``, else ``~/.cache/avkit``), joined with ``parts``. Deleting it loses only time."""
+    root = os.environ.get("AVKIT_CACHE_DIR")
+    if not root:
+        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "avkit")
+    return Path(root).joinpath(*parts)
+
+
 def shipped_asset(*parts: str) -> Path:
     """A file or folder shipped with avkit: in the installed package ``avkit.assets`` (the top-level
     ``assets/`` folder of the source tree, mapped by setup.py), or in that folder itself when avkit

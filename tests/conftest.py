@@ -14,6 +14,12 @@ MEDIA_DIR = Path(os.environ.get("AVKIT_MEDIA_DIR", ROOT.parent / "shared" / "med
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory) -> None:
+    """avkit's user cache (``avkit.utils.user_cache_dir``) in a folder of this test session, not the user's."""
+    os.environ["AVKIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("avkit_cache"))
+
+
 @pytest.fixture(scope="session")
 def media_dir() -> Path:
     """``../shared/media`` (real recorded clips); skips the test cleanly when absent."""

@@ -5,6 +5,7 @@ names; the separator takes that path only for confidently named, different instr
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,29 @@ def test_masks_sum_to_one_and_each_dictionary_covers_its_range() -> None:
     masks = timbre.timbre_masks(mag, ["violin", "trumpet", "piano"], cfg, iterations=20)
     assert masks.shape == (3, *mag.shape) and (masks >= 0).all()
     torch.testing.assert_close(masks.sum(0), torch.ones_like(mag))
+
+
+def test_a_dictionary_is_rendered_once_then_read_from_the_cache(monkeypatch) -> None:
+    """The cached file gives the same atoms without rendering; a damaged one is rendered again and replaced."""
+    import torch
+
+    from avkit.apps.separation.stft import STFTConfig
+
+    cfg = STFTConfig(sample_rate=RATE, n_fft=510, hop=128, freq_bins=0)  # a grid no other test caches
+    timbre.dictionary.cache_clear()
+    rendered = timbre.dictionary("flute", cfg)
+    path = timbre._cache_file("flute", cfg)
+    assert path.is_file() and str(path).startswith(os.environ["AVKIT_CACHE_DIR"])
+    timbre.dictionary.cache_clear()
+    with monkeypatch.context() as m:
+        m.setattr(timbre, "_render", lambda *a: pytest.fail("rendered again"))
+        torch.testing.assert_close(timbre.dictionary("flute", cfg), rendered, rtol=0, atol=0)
+    path.write_bytes(b"not an array")
+    timbre.dictionary.cache_clear()
+    torch.testing.assert_close(timbre.dictionary("flute", cfg), rendered, rtol=0, atol=0)
+    assert np.load(path).shape == tuple(rendered.shape)  # replaced by the rendered atoms
+    assert timbre._cache_file("flute", STFTConfig(sample_rate=RATE, n_fft=510, hop=64, freq_bins=0)) != path
+    timbre.dictionary.cache_clear()
 
 
 class _Namer:

@@ -138,17 +138,18 @@ def _status(enabled: bool) -> Iterator[Callable[[str], None]]:
 
 
 def _print(result: SeparationResult) -> None:
-    from avkit.apps.separation.metrics import format_table
-
     d = result.to_dict()
     print(f"{len(result.sources)} source(s), {result.duration:.2f} s of audio -> {result.out}")
     for k, src in enumerate(result.sources):
         where = f"{src['label']}, box {src['box']}" if "box" in src else src.get("label", "")
-        if "instrument" in src:
-            where += f", {src['instrument']} (separated by timbre)"
+        if "instrument" in src:  # named from the picture (with how sure), or given with --instruments
+            how = f"named at p = {src['named']['probability']:.2f}" if "named" in src else "as given"
+            where += f", {src['instrument']} ({how}; separated by timbre)"
         print(f"  source {k}: {where}, {100 * src['energy']:.1f}% of the energy -> {src['wav']}"
               + (f", {src['video']}" if "video" in src else ""))
     if result.metrics is not None:
+        from avkit.apps.separation.metrics import format_table  # scipy: only for the mix mode's scores
+
         print(format_table({"2": result.metrics["mean"]}, title="metrics (dB; mean over the two sources):"))
     rtf = d.get("real_time_factor")
     if rtf is not None:

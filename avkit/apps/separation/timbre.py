@@ -11,18 +11,24 @@ Each instrument's dictionary holds, for every key of its range (+-3) at two velo
 bank avkit trains on (pretty_midi's TimGM6mb; never the bank the benchmark's recordings come from), each
 normalised to sum 1. A mixture's magnitude STFT is fitted with the named instruments' dictionaries side by
 side (activations only; multiplicative updates of the KL divergence, from a fixed start so runs repeat),
-and each source gets the ratio mask of its own part.
+and each source gets the ratio mask of its own part. Rendering a dictionary takes 0.2-0.8 s, so it is kept in
+the user's cache (``avkit.utils.user_cache_dir``), keyed by everything it is made from.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from avkit.apps.separation.stft import Spectral, STFTConfig
 from avkit.errors import AvkitError
+from avkit.utils import atomic_path, user_cache_dir
 
 # Chosen on a held-out bank (benchmarks/separation_timbre_tuning.py): 50 updates separate as well as 200, and
 # dropping the atoms that stay silent all through the mixture after 10 of them changes nothing but the time.
@@ -54,11 +60,30 @@ def check_instruments(names: Sequence[str]) -> list[str]:
 @functools.lru_cache(maxsize=64)
 def dictionary(instrument: str, cfg: STFTConfig) -> torch.Tensor:
     """``[F, K]`` float32: the attack and sustain spectra of each of ``instrument``'s notes (see the module
-    docstring) on ``cfg``'s linear STFT grid, each summing to 1; rendered once per process."""
+    docstring) on ``cfg``'s linear STFT grid, each summing to 1; rendered once, then read from the cache."""
+    check_instruments([instrument])
+    path = _cache_file(instrument, cfg)
+    try:
+        cached = np.load(path, allow_pickle=False)
+        if cached.dtype == np.float32 and cached.ndim == 2 and cached.shape[0] == cfg.n_fft // 2 + 1 \
+                and np.isfinite(cached).all():
+            return torch.from_numpy(cached)
+    except (OSError, ValueError):  # not there, or damaged: render it again
+        pass
+    atoms = _render(instrument, cfg)
+    try:
+        with atomic_path(path) as tmp:
+            np.save(tmp, atoms.numpy())
+    except (OSError, AvkitError):  # a cache that cannot be written only costs the rendering next time
+        pass
+    return atoms
+
+
+def _render(instrument: str, cfg: STFTConfig) -> torch.Tensor:
+    """:func:`dictionary`'s atoms, rendered from the bank."""
     from avkit.data.synthetic import soundfont
     from avkit.data.synthetic.music import BY_NAME
 
-    check_instruments([instrument])
     font, inst = soundfont.load(), BY_NAME[instrument]
     spectral = Spectral(cfg)
     atoms = []
@@ -70,7 +95,19 @@ def dictionary(instrument: str, cfg: STFTConfig) -> torch.Tensor:
             for part in (mag[:, :ATTACK_FRAMES], mag[:, ATTACK_FRAMES:sustain_end]):
                 atom = part.mean(1)
                 atoms.append(atom / atom.sum().clamp_min(1e-9))
-    return torch.stack(atoms, 1)
+    return torch.stack(atoms, 1).float()
+
+
+def _cache_file(instrument: str, cfg: STFTConfig) -> Path:
+    """The cache file of a dictionary, named by a hash of all it is made from: the instrument, the STFT, this
+    module's settings, the bank file, and the code that renders it (a change to any is a new file)."""
+    from avkit.data.synthetic import music, soundfont
+
+    bank = soundfont.bank_path()
+    code = b"".join(Path(m.__file__).read_bytes() for m in (soundfont, music) if m.__file__) + Path(__file__).read_bytes()
+    key = json.dumps([instrument, dataclasses.asdict(cfg), KEY_MARGIN, VELOCITIES, NOTE_SECONDS, ATTACK_FRAMES,
+                      bank.name, bank.stat().st_size, hashlib.sha1(code).hexdigest()])
+    return user_cache_dir("timbre", f"{instrument}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy")
 
 
 def timbre_masks(mag: torch.Tensor, names: Sequence[str], cfg: STFTConfig,
