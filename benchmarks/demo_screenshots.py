@@ -9,6 +9,7 @@ shows a result; a tab with nothing to run (Ask without ``--llm``) shows what is 
 
     python benchmarks/demo_screenshots.py                            # -> docs/demo_*.png
     python benchmarks/demo_screenshots.py --run runs/caption_av_s2   # the Caption tab too
+    python benchmarks/demo_screenshots.py --tabs Separate --separate-regions 2x1   # docs/demo.png as the README shows it
 """
 from __future__ import annotations
 
@@ -90,6 +91,8 @@ def main() -> None:
     ap.add_argument("--llm", default=None, help="a local video LLM for the Ask tab")
     ap.add_argument("--out", default=str(ROOT / "docs"), help="folder for demo_<tab>.png and demo.png")
     ap.add_argument("--colors", type=int, default=64, help="palette size of the PNGs")
+    ap.add_argument("--tabs", nargs="+", default=list(TABS), choices=TABS, help="the tabs to shoot")
+    ap.add_argument("--separate-regions", default="auto", help="the Separate tab's regions field")
     args = ap.parse_args()
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -102,10 +105,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="avkit-shots-") as tmp:
         runs = list(args.run)
         found = find_runs(runs, quickstart=Path(tmp) / "none")
-        if not found.of("classification"):
+        if not found.of("classification") and "Classify" in args.tabs:
             print("training a tiny classifier ...", flush=True)
             runs.append(str(tiny_classifier(Path(tmp))))
-        if not found.of("localization"):
+        if not found.of("localization") and "Localize" in args.tabs:
             print("training a tiny localiser ...", flush=True)
             runs.append(str(tiny_localizer(Path(tmp))))
         port = free_port()
@@ -120,9 +123,11 @@ def main() -> None:
                 browser = p.chromium.launch(executable_path=chromium, args=BROWSER_FLAGS)
                 page = browser.new_page(viewport={"width": 1000, "height": 700})
                 page.goto(url, wait_until="networkidle")
-                for tab in TABS:
+                for tab in args.tabs:
                     key = tab.lower()
                     page.get_by_role("tab", name=tab).click()
+                    if key == "separate":
+                        page.fill("#separate-regions textarea", args.separate_regions)
                     if not page.locator(f"#{key}-missing").is_visible():
                         page.click(f"#{key}-run")
                         page.wait_for_function("([id, done]) => new RegExp(done).test("
@@ -133,7 +138,8 @@ def main() -> None:
                     shoot(page, out / f"demo_{key}.png", args.colors)
                     print(f"{tab}: {out / f'demo_{key}.png'} ({(out / f'demo_{key}.png').stat().st_size // 1024} KB)")
                 browser.close()
-            shutil.copy(out / "demo_separate.png", out / "demo.png")
+            if "Separate" in args.tabs:
+                shutil.copy(out / "demo_separate.png", out / "demo.png")
         finally:
             proc.terminate()
             proc.wait(timeout=30)
