@@ -134,3 +134,14 @@ def test_auto_finds_one_source_on_each_side_of_most_duets(tmp_path: Path) -> Non
             sides.append(nearest["side"])
         both += sorted(sides) == ["left", "right"]
     assert both >= 7
+
+
+def test_a_regions_box_is_around_its_largest_8_connected_group() -> None:
+    from avkit.apps.separation.regions import region_box
+
+    region = np.zeros((8, 8), bool)
+    region[[1, 2, 3], [1, 2, 3]] = True  # three cells touching at their corners: one group
+    region[6, 5:7] = True  # two cells apart
+    assert region_box(region, (64, 64)) == (8.0, 8.0, 32.0, 32.0)
+    region[6, 4] = region[5, 4] = True  # now four cells
+    assert region_box(region, (64, 64)) == (32.0, 40.0, 56.0, 56.0)

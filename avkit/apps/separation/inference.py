@@ -346,8 +346,8 @@ class Separator:
         return result
 
     @torch.no_grad()
-    def find_sources(self, a: Analysis, max_sources: int = 4, min_share: float = 0.1,
-                     similarity: float = 0.4, active: float = 0.2, saddle: float = 0.35, rest: bool = True) -> tuple[list[np.ndarray], bool]:
+    def find_sources(self, a: Analysis, max_sources: int = 4, min_share: float = 0.1, similarity: float = 0.4,
+                     active: float = 0.2, saddle: float = 0.35, rest: bool = True) -> tuple[list[np.ndarray], bool]:
         """Regions (bool ``[h, w]``) of the sources the model finds: the sound map's positions grouped by
         :func:`~avkit.apps.separation.regions.group_positions` (touching positions whose mask changes go
         together). With ``rest``, the rest of the picture is one more source when the found sources leave at
@@ -355,8 +355,8 @@ class Separator:
         positions change no mask, shows up there). Returns the regions and whether the last one is that rest."""
         added_rest = False
         share, _, corr = self._positions(a)
-        regions = group_positions(share, corr, active=active, saddle=saddle, similarity=similarity, min_share=min_share,
-                                  max_sources=max_sources)
+        regions = group_positions(share, corr, active=active, saddle=saddle, similarity=similarity,
+                                  min_share=min_share, max_sources=max_sources)
         if rest and regions and len(regions) < max_sources:
             # what the found sources leave unexplained; if that is a lot, the rest of the picture is a source
             found = self.separate_regions(a, regions, stems=False)  # what the pictures explain

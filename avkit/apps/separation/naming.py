@@ -22,7 +22,7 @@ import torch
 from avkit.errors import AvkitError
 
 NAMING_SIDE = 0.5  # the namer's picture of a source spans at least this share of each side of the frame
-CONFIDENT = 0.9  # a name counts at this probability: the lowest at which none of 2280 held-out draw pictures was misnamed (docs/separation.md)
+CONFIDENT = 0.9  # a name counts at this probability: the best of 0.9-0.999 for the validation duets' SDRi (docs/separation.md)
 
 
 class InstrumentNamer:
