@@ -93,6 +93,9 @@ def write_naming_crops(source: str | Path, out: str | Path, *, parts: int = 2, s
     rng = np.random.default_rng(seed)
     manifest = []
     for row in rows:
+        if not all("box_per_frame" in p for p in row.get("meta", {}).get("sources") or [{}]):
+            raise AvkitError(f"{source / row['path']}: no players' boxes in its manifest row (meta.sources); "
+                             "write_naming_crops cuts gm_instruments clips (avkit generate gm_instruments)")
         clip = read_clip(source / row["path"], audio=False)
         frames = clip.frames.numpy()
         size = frames.shape[1:3]
