@@ -6,6 +6,7 @@ keyframe in the file, and a keyframe every 2 s), and the real Kinetics-style cli
 """
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -178,3 +179,47 @@ def test_a_stream_with_nothing_to_leave_out_stops_asking(tmp_path: Path) -> None
         frames, stamps = reader.frames_at(times)
         assert reader._nothing_to_skip and reader.skip_unwanted  # learnt; the user's setting left alone
     assert torch.equal(frames, expected[0]) and torch.equal(stamps, expected[1])
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_decoding_stops_once_the_last_wanted_frame_is_out(videos, threads: int) -> None:
+    """Past the last wanted time the reader drains the decoder instead of feeding it the packets a
+    B-frame or frame-threaded decoder waits for: the same frames and timestamps, fewer frames decoded,
+    and the next read on the same reader (a drained decoder) is right too."""
+    rng = np.random.default_rng(5)
+    for path in videos.values():
+        for times in [*_clips(SECONDS, 3, seed=6), rng.uniform(0.0, SECONDS, 5)]:
+            read = {}
+            for stop in (True, False):
+                with VideoReader(path, threads=threads) as reader:
+                    reader.stop_early = stop
+                    first = reader.frames_at(times)
+                    second = reader.frames_at(times[::-1] * 0.5)
+                    read[stop] = (*first, *second, reader.frames_decoded)
+            assert all(torch.equal(a, b) for a, b in zip(read[True][:4], read[False][:4]))
+            assert read[True][4] < read[False][4], (path.name, times, read[True][4], read[False][4])
+
+
+def test_a_time_in_a_gap_of_a_stream_that_goes_on_is_not_its_end(tmp_path: Path) -> None:
+    """Variable frame rate: frames at 0-1 s, then none until 3 s. At 2.5 s the frame of 0.9 s shows; the
+    reader stops decoding at the first packet after 2.5 s, which is no reason to call the file cut short."""
+    path = tmp_path / "gap.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 64, 64, "yuv420p"
+        s.options = {"x264-params": "bframes=0"}  # decode times are the times shown: the stop comes at 3.0 s
+        s.codec_context.time_base = s.time_base = Fraction(1, 1000)
+        shown = [k / 10 for k in range(10)] + [3.0 + k / 10 for k in range(10)]
+        for k, t in enumerate(shown):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), 10 * k, np.uint8), format="rgb24")
+            frame.pts = int(round(t * 1000))
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    with VideoReader(path, threads=1) as reader:
+        frames, stamps = reader.frames_at([0.35, 2.5])
+    assert stamps.tolist() == pytest.approx([0.3, 0.9], abs=1e-3)
+    with VideoReader(path, threads=1) as reader:
+        reader.stop_early = False
+        assert torch.equal(reader.frames_at([0.35, 2.5])[0], frames)

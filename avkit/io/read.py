@@ -101,6 +101,9 @@ class VideoReader:
     still holds instead of raising. ``threads=0`` lets FFmpeg pick the decoder thread count.
     ``skip_unwanted`` (attribute, default True): ``frames_at`` leaves out the H.264/HEVC non-reference
     frames that no wanted time shows (the same frames, less decoding; False decodes every frame).
+    ``stop_early`` (attribute, default True): ``frames_at`` drains the decoder once every frame shown up to
+    its last time is out, instead of decoding the frames a B-frame or frame-threaded decoder holds back
+    (the same frames; False decodes on to the next frame shown, as before).
     """
 
     def __init__(self, path: str | Path, *, video_stream: int | None = None,
@@ -134,6 +137,9 @@ class VideoReader:
         self.frames_decoded = 0  # video and audio frames decoded so far (for tests and benchmarks)
         # Leave out non-reference frames that no wanted time shows (``frames_at``; same pixels, less decoding).
         self.skip_unwanted = True
+        # Stop decoding once every frame shown up to the last wanted time is out (``frames_at``; ``_decoded``).
+        self.stop_early = True
+        self._stopped_early = False  # the last read stopped so (the stream went on)
         self._nothing_to_skip = False  # learnt: every packet of the stream gives its frame at once (no B-frames)
         self._skip: _SkipUnwanted | None = None  # set while ``frames_at`` reads
         self._setup_decoder()
@@ -323,16 +329,35 @@ class VideoReader:
                     self._key_shift = max(self._key_shift, float((packet.pts - packet.dts) * packet.time_base))
             yield packet
 
-    def _decoded(self, stream, t: float) -> Iterator:
+    def _decoded(self, stream, t: float, until: float | None = None) -> Iterator:
         """Frames of ``stream`` from the keyframe at or before ``t`` onwards (raw decode order); while
-        ``frames_at`` reads an H.264 or HEVC stream, without the non-reference frames it does not want."""
+        ``frames_at`` reads an H.264 or HEVC stream, without the non-reference frames it does not want.
+
+        With ``until``, they end once every frame shown at or before ``until`` is out: at the first packet
+        decoded after that time (a packet is shown no earlier than it is decoded, so no later packet
+        shows earlier), the decoder is drained instead of fed further packets, which a frame-threaded
+        or B-frame decoder would need before it gives its last frames. Only while every packet so far
+        had ``pts >= dts`` and rising ``dts``; otherwise decoding goes on as without ``until``."""
         skip = self._skip if stream.type == "video" and stream.codec_context.name in _SKIP_CODECS else None
         if stream.codec_context.skip_frame != "DEFAULT":  # left so by an earlier read
             stream.codec_context.skip_frame = "DEFAULT"
         tb = float(stream.time_base)
         sent = out = asked = 0  # packets decoded, frames out, packets sent with NONREF
+        last_dts: int | None = None
         try:
             for packet in self._packets(stream, t):
+                if until is not None and packet.dts is not None and packet.pts is not None:
+                    if packet.pts < packet.dts or (last_dts is not None and packet.dts < last_dts):
+                        until = None  # timestamps out of order: no conclusion from them
+                    elif packet.dts * tb - self.origin > until + _EPS:
+                        context = packet.stream.codec_context
+                        frames = context.decode(None)  # drain: what the decoder holds comes out
+                        context.flush_buffers()  # ready for the next read, which seeks
+                        self.frames_decoded += len(frames)
+                        self._stopped_early = True  # the stream goes on: its end is not here
+                        yield from frames
+                        return
+                    last_dts = packet.dts
                 if skip is not None and packet.pts is not None:
                     at = packet.pts * tb - self.origin
                     mode = "DEFAULT" if skip.wants(at, (packet.duration or 0) * tb) else "NONREF"
@@ -359,15 +384,16 @@ class VideoReader:
             if not self.lenient:
                 raise MediaError(self.path, f"corrupt or truncated file ({_msg(err)})") from None
 
-    def _timed_frames(self, t: float) -> Iterator[tuple[av.VideoFrame, float]]:
-        """(frame, seconds) from the keyframe at or before ``t``; timestamps made monotonic."""
+    def _timed_frames(self, t: float, until: float | None = None) -> Iterator[tuple[av.VideoFrame, float]]:
+        """(frame, seconds) from the keyframe at or before ``t``; timestamps made monotonic; ``until``: see
+        ``_decoded``."""
         stream = self.video
         tb = stream.time_base
         step = (1.0 / self.fps / float(tb)) if self.fps else 1.0
         waiting: deque = deque()
         heap: list = []
         last = None
-        for frame in self._decoded(stream, t):
+        for frame in self._decoded(stream, t, until):
             ts = frame.pts if frame.pts is not None else frame.dts
             if ts is None:
                 ts = 0 if last is None else last + step
@@ -379,7 +405,7 @@ class VideoReader:
         while waiting:
             yield waiting.popleft(), float(heapq.heappop(heap) * tb) - self.origin
 
-    def _frames_from(self, t: float) -> Iterator[tuple[av.VideoFrame, float]]:
+    def _frames_from(self, t: float, until: float | None = None) -> Iterator[tuple[av.VideoFrame, float]]:
         """Like ``_timed_frames`` but guarantees the first frame is at or before ``t``.
 
         A seek can land after ``t`` (index granularity, B-frame reordering, damaged data); then
@@ -389,7 +415,7 @@ class VideoReader:
         back = 0.0
         while True:
             at = t - back
-            frames = self._timed_frames(at)
+            frames = self._timed_frames(at, until)
             first = next(frames, None)
             if at <= start or (first is not None and first[1] <= t + _EPS):
                 if first is not None:
@@ -440,6 +466,7 @@ class VideoReader:
     def _frames_at(self, times: np.ndarray, size: Size) -> tuple[torch.Tensor, torch.Tensor]:
         skip = self._skip
         order = np.argsort(times, kind="stable")
+        last = float(times[order[-1]])  # nothing shown after this time is needed
         out: np.ndarray | None = None  # filled frame by frame: no list of frames to stack at the end
         stamps = np.empty(len(times), dtype=np.float64)
         conv = _Converter(size, self._sar)
@@ -449,11 +476,12 @@ class VideoReader:
             t = times[j]
             position = nxt[1] if nxt is not None else (prev[1] if prev is not None else -math.inf)
             if frames is None or (nxt is not None and nxt[1] <= t + _EPS and self._worth_seeking(position, t)):
-                frames = self._frames_from(t)
+                self._stopped_early = False
+                frames = self._frames_from(t, last if self.stop_early else None)
                 prev, nxt = None, next(frames, None)
             while nxt is not None and nxt[1] <= t + _EPS:
                 prev, nxt = nxt, next(frames, None)
-            if nxt is None:
+            if nxt is None and not self._stopped_early:
                 self._check_ended(prev[1] if prev is not None else None, t)
             chosen = prev if prev is not None else nxt  # t before the first frame: the first frame
             if chosen is None:
