@@ -336,8 +336,9 @@ class VideoReader:
         With ``until``, they end once every frame shown at or before ``until`` is out: at the first packet
         decoded after that time (a packet is shown no earlier than it is decoded, so no later packet
         shows earlier), the decoder is drained instead of fed further packets, which a frame-threaded
-        or B-frame decoder would need before it gives its last frames. Only while every packet so far
-        had ``pts >= dts`` and rising ``dts``; otherwise decoding goes on as without ``until``."""
+        or B-frame decoder would need before it gives its last frames. Never before the first packet (a
+        time before the first frame wants the first frame), and only while every packet so far had
+        ``pts >= dts`` and rising ``dts``; otherwise decoding goes on as without ``until``."""
         skip = self._skip if stream.type == "video" and stream.codec_context.name in _SKIP_CODECS else None
         if stream.codec_context.skip_frame != "DEFAULT":  # left so by an earlier read
             stream.codec_context.skip_frame = "DEFAULT"
@@ -349,7 +350,7 @@ class VideoReader:
                 if until is not None and packet.dts is not None and packet.pts is not None:
                     if packet.pts < packet.dts or (last_dts is not None and packet.dts < last_dts):
                         until = None  # timestamps out of order: no conclusion from them
-                    elif packet.dts * tb - self.origin > until + _EPS:
+                    elif sent and packet.dts * tb - self.origin > until + _EPS:
                         context = packet.stream.codec_context
                         frames = context.decode(None)  # drain: what the decoder holds comes out
                         context.flush_buffers()  # ready for the next read, which seeks
@@ -466,18 +467,21 @@ class VideoReader:
     def _frames_at(self, times: np.ndarray, size: Size) -> tuple[torch.Tensor, torch.Tensor]:
         skip = self._skip
         order = np.argsort(times, kind="stable")
-        last = float(times[order[-1]])  # nothing shown after this time is needed
+        ordered = times[order]
         out: np.ndarray | None = None  # filled frame by frame: no list of frames to stack at the end
         stamps = np.empty(len(times), dtype=np.float64)
         conv = _Converter(size, self._sar)
         frames = None
         prev = nxt = None
-        for j in order:
+        until = math.inf  # the frames of the current pass end with the last one shown at this time
+        for i, j in enumerate(order):
             t = times[j]
             position = nxt[1] if nxt is not None else (prev[1] if prev is not None else -math.inf)
-            if frames is None or (nxt is not None and nxt[1] <= t + _EPS and self._worth_seeking(position, t)):
+            if (frames is None or t > until + _EPS
+                    or (nxt is not None and nxt[1] <= t + _EPS and self._worth_seeking(position, t))):
                 self._stopped_early = False
-                frames = self._frames_from(t, last if self.stop_early else None)
+                until = self._run_end(ordered, i) if self.stop_early else math.inf
+                frames = self._frames_from(t, until if self.stop_early else None)
                 prev, nxt = None, next(frames, None)
             while nxt is not None and nxt[1] <= t + _EPS:
                 prev, nxt = nxt, next(frames, None)
@@ -495,6 +499,14 @@ class VideoReader:
             stamps[j] = chosen[1]
         assert out is not None  # times is not empty
         return torch.from_numpy(out), torch.from_numpy(stamps)
+
+    def _run_end(self, ordered: np.ndarray, i: int) -> float:
+        """The last of the sorted times from ``ordered[i]`` on that one pass of decoding reads (no seek is
+        worth it between them): nothing shown after it is needed before the next seek."""
+        k = i
+        while k + 1 < len(ordered) and not self._worth_seeking(float(ordered[k]), float(ordered[k + 1])):
+            k += 1
+        return float(ordered[k])
 
     def clips_at(self, clips: Sequence[Sequence[float] | np.ndarray], size: Size = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
