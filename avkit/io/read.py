@@ -102,8 +102,8 @@ class VideoReader:
     ``skip_unwanted`` (attribute, default True): ``frames_at`` leaves out the H.264/HEVC non-reference
     frames that no wanted time shows (the same frames, less decoding; False decodes every frame).
     ``stop_early`` (attribute, default True): ``frames_at`` drains the decoder once every frame shown up to
-    its last time is out, instead of decoding the frames a B-frame or frame-threaded decoder holds back
-    (the same frames; False decodes on to the next frame shown, as before).
+    the last time of a pass (the times read without a seek) is out, instead of decoding the frames a
+    B-frame or frame-threaded decoder holds back (the same frames; False decodes on to the next frame shown).
     """
 
     def __init__(self, path: str | Path, *, video_stream: int | None = None,
@@ -137,7 +137,7 @@ class VideoReader:
         self.frames_decoded = 0  # video and audio frames decoded so far (for tests and benchmarks)
         # Leave out non-reference frames that no wanted time shows (``frames_at``; same pixels, less decoding).
         self.skip_unwanted = True
-        # Stop decoding once every frame shown up to the last wanted time is out (``frames_at``; ``_decoded``).
+        # Stop decoding once every frame shown up to a pass's last wanted time is out (``frames_at``; ``_decoded``).
         self.stop_early = True
         self._stopped_early = False  # the last read stopped so (the stream went on)
         self._nothing_to_skip = False  # learnt: every packet of the stream gives its frame at once (no B-frames)
