@@ -329,12 +329,12 @@ class VideoReader:
                     self._key_shift = max(self._key_shift, float((packet.pts - packet.dts) * packet.time_base))
             yield packet
 
-    def _decoded(self, stream, t: float, until: float | None = None) -> Iterator:
+    def _decoded(self, stream, t: float, until: float = math.inf) -> Iterator:
         """Frames of ``stream`` from the keyframe at or before ``t`` onwards (raw decode order); while
         ``frames_at`` reads an H.264 or HEVC stream, without the non-reference frames it does not want.
 
-        With ``until``, they end once every frame shown at or before ``until`` is out: at the first packet
-        decoded after that time (a packet is shown no earlier than it is decoded, so no later packet
+        With a finite ``until``, they end once every frame shown at or before ``until`` is out: at the first
+        packet decoded after that time (a packet is shown no earlier than it is decoded, so no later packet
         shows earlier), the decoder is drained instead of fed further packets, which a frame-threaded
         or B-frame decoder would need before it gives its last frames. Never before the first packet (a
         time before the first frame wants the first frame), and only while every packet so far had
@@ -347,9 +347,9 @@ class VideoReader:
         last_dts: int | None = None
         try:
             for packet in self._packets(stream, t):
-                if until is not None and packet.dts is not None and packet.pts is not None:
+                if until < math.inf and packet.dts is not None and packet.pts is not None:
                     if packet.pts < packet.dts or (last_dts is not None and packet.dts < last_dts):
-                        until = None  # timestamps out of order: no conclusion from them
+                        until = math.inf  # timestamps out of order: no conclusion from them
                     elif sent and packet.dts * tb - self.origin > until + _EPS:
                         context = packet.stream.codec_context
                         frames = context.decode(None)  # drain: what the decoder holds comes out
@@ -385,7 +385,7 @@ class VideoReader:
             if not self.lenient:
                 raise MediaError(self.path, f"corrupt or truncated file ({_msg(err)})") from None
 
-    def _timed_frames(self, t: float, until: float | None = None) -> Iterator[tuple[av.VideoFrame, float]]:
+    def _timed_frames(self, t: float, until: float = math.inf) -> Iterator[tuple[av.VideoFrame, float]]:
         """(frame, seconds) from the keyframe at or before ``t``; timestamps made monotonic; ``until``: see
         ``_decoded``."""
         stream = self.video
@@ -406,7 +406,7 @@ class VideoReader:
         while waiting:
             yield waiting.popleft(), float(heapq.heappop(heap) * tb) - self.origin
 
-    def _frames_from(self, t: float, until: float | None = None) -> Iterator[tuple[av.VideoFrame, float]]:
+    def _frames_from(self, t: float, until: float = math.inf) -> Iterator[tuple[av.VideoFrame, float]]:
         """Like ``_timed_frames`` but guarantees the first frame is at or before ``t``.
 
         A seek can land after ``t`` (index granularity, B-frame reordering, damaged data); then
@@ -481,7 +481,7 @@ class VideoReader:
                     or (nxt is not None and nxt[1] <= t + _EPS and self._worth_seeking(position, t))):
                 self._stopped_early = False
                 until = self._run_end(ordered, i) if self.stop_early else math.inf
-                frames = self._frames_from(t, until if self.stop_early else None)
+                frames = self._frames_from(t, until)
                 prev, nxt = None, next(frames, None)
             while nxt is not None and nxt[1] <= t + _EPS:
                 prev, nxt = nxt, next(frames, None)
