@@ -215,15 +215,18 @@ def test_cli_instruments_given_none_and_list(duet, tmp_path: Path, capsys) -> No
 @pytest.mark.parametrize("said,expected", [
     ([("violin", 0.95), ("flute", 0.5)], ["another source's name is not sure", "not sure enough"]),
     ([("cello", 0.99), ("cello", 0.97)], ["the same instrument as another source"] * 2),
+    ([("violin", 0.99), ("cello", 0.97), ("cello", 0.95)], ["two other sources are one instrument",
+                                                           "the same instrument as another source",
+                                                           "the same instrument as another source"]),
 ])
 def test_the_command_says_why_a_named_instrument_was_not_used(said, expected, capsys) -> None:
-    from avkit.apps.separation.video import SeparationResult
+    from avkit.apps.separation.video import SeparationResult, _instrument
     from avkit.cli.separate import _print
 
     sources = [{"label": f"region {k}", "box": [0, 0, 1, 1], "energy": 0.5, "wav": f"source_{k}.wav",
-                "named": {"instrument": name, "probability": p}} for k, (name, p) in enumerate(said)]
+                **_instrument(k, None, said)} for k in range(len(said))]
     _print(SeparationResult(Path("out"), sources, [], {"separate": 0.1, "total": 0.2}, None, 1.0))
-    lines = capsys.readouterr().out.splitlines()[1:3]
+    lines = capsys.readouterr().out.splitlines()[1:1 + len(said)]
     for line, (name, p), why in zip(lines, said, expected):
         assert f"looks like {name} (p = {p:.2f}, {why}" in line and "separated by timbre" not in line
 

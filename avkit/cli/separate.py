@@ -138,8 +138,6 @@ def _status(enabled: bool) -> Iterator[Callable[[str], None]]:
 
 
 def _print(result: SeparationResult) -> None:
-    from avkit.apps.separation.naming import CONFIDENT
-
     d = result.to_dict()
     print(f"{len(result.sources)} source(s), {result.duration:.2f} s of audio -> {result.out}")
     for k, src in enumerate(result.sources):
@@ -147,16 +145,9 @@ def _print(result: SeparationResult) -> None:
         if "instrument" in src:  # named from the picture (with how sure), or given with --instruments
             how = f"named at p = {src['named']['probability']:.2f}" if "named" in src else "as given"
             where += f", {src['instrument']} ({how}; separated by timbre)"
-        elif "named" in src:  # the namer's guess, not used: say why
-            named = src["named"]
-            others = [o["named"]["instrument"] for j, o in enumerate(result.sources) if j != k and "named" in o]
-            if named["probability"] < CONFIDENT:
-                why = "not sure enough to separate by timbre"
-            elif named["instrument"] in others:
-                why = "the same instrument as another source: told apart by the networks"
-            else:
-                why = "another source's name is not sure: separated by the networks"
-            where += f", looks like {named['instrument']} (p = {named['probability']:.2f}, {why})"
+        elif "named" in src:  # the namer's guess, not used: separation.json says why
+            guess = src["named"]
+            where += f", looks like {guess['instrument']} (p = {guess['probability']:.2f}, {guess['not_by_timbre']})"
         print(f"  source {k}: {where}, {100 * src['energy']:.1f}% of the energy -> {src['wav']}"
               + (f", {src['video']}" if "video" in src else ""))
     if result.metrics is not None:

@@ -130,7 +130,7 @@ class Separator:
         user's names, one per source, used as given. Only two or more different instruments are separated by
         timbre (one instrument's players are told apart by their motion); named ones need every probability
         >= ``naming.CONFIDENT``."""
-        from avkit.apps.separation.naming import CONFIDENT
+        from avkit.apps.separation.naming import timbre_refusals
         from avkit.apps.separation.timbre import check_instruments
 
         n = len(pictures)
@@ -139,13 +139,11 @@ class Separator:
             if len(names) != n:
                 raise AvkitError(f"--instruments: {len(names)} name(s) for {n} source(s); give one per source, "
                                  "in the order of the regions")
-            named = None
-        elif self.namer is not None and n >= 2:
-            named = self.namer.name(pictures)
-            names = [name for name, _ in named] if all(p >= CONFIDENT for _, p in named) else []
-        else:
+            return (names if n >= 2 and len(set(names)) == n else None), None
+        if self.namer is None or n < 2:
             return None, None
-        return (names if n >= 2 and len(set(names)) == n else None), named
+        named = self.namer.name(pictures)
+        return (None if any(timbre_refusals(named)) else [name for name, _ in named]), named
 
     def separate_by_timbre(self, mix_spec: torch.Tensor, names: Sequence[str], length: int) -> np.ndarray:
         """Waveforms ``[N, length]`` of the instruments ``names`` in the mixture of complex STFT ``mix_spec``."""

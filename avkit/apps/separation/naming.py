@@ -63,6 +63,21 @@ class InstrumentNamer:
         return [(self.names[int(i)], float(p)) for p, i in zip(best.values, best.indices)]
 
 
+def timbre_refusals(named: Sequence[tuple[str, float]]) -> list[str]:
+    """Why the sources the namer named ``named`` (instrument, probability each) are not separated by timbre:
+    one reason per source, all "" when they are (each named surely, all different instruments)."""
+    names = [name for name, _ in named]
+    own = ["not sure enough to separate by timbre" if p < CONFIDENT else
+           "the same instrument as another source: told apart by the networks" if names.count(name) > 1 else ""
+           for name, p in named]
+    if not any(own):
+        return own
+    unsure = any(p < CONFIDENT for _, p in named)
+    other = ("another source's name is not sure: separated by the networks" if unsure else
+             "two other sources are one instrument: separated by the networks")
+    return [reason or other for reason in own]
+
+
 def naming_box(box: Sequence[float], frame_size: tuple[int, int]) -> tuple[float, float, float, float]:
     """The box (x0, y0, x1, y1, pixels) the namer sees for a source at ``box`` in a frame of ``frame_size``
     (H, W): grown about its centre to at least ``NAMING_SIDE`` of each side, moved inside the frame.

@@ -232,10 +232,15 @@ def namer_pictures(frames: np.ndarray, boxes: Sequence[Sequence[float]], frame_s
 
 
 def _instrument(k: int, names: Sequence[str] | None, named: Sequence[tuple[str, float]] | None) -> dict[str, Any]:
-    """Source ``k``'s instrument fields in separation.json: what the namer said, and the one separated by."""
+    """Source ``k``'s instrument fields in separation.json: what the namer said (and why it was not used, when
+    it was not), and the instrument separated by."""
+    from avkit.apps.separation.naming import timbre_refusals
+
     out: dict[str, Any] = {}
     if named is not None:
         out["named"] = {"instrument": named[k][0], "probability": round(named[k][1], 4)}
+        if names is None:
+            out["named"]["not_by_timbre"] = timbre_refusals(named)[k]
     if names is not None:
         out["instrument"] = names[k]
     return out
