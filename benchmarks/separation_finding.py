@@ -73,16 +73,13 @@ def analysed(sep: Any, root: Path, row: dict) -> tuple[Any, Any, list[dict]]:
 
 def score_clip(sep: Any, root: Path, row: dict) -> dict:
     """Find the sources of one clip as ``--regions auto`` does; what landed on which player."""
-    from avkit.apps.separation.regions import region_box
-    from avkit.apps.separation.video import namer_pictures
+    from avkit.apps.separation.regions import parse_regions
+    from avkit.apps.separation.video import separate_sources
     from avkit.io import read_audio
 
     clip, a, players = analysed(sep, root, row)
-    masks, _ = sep.find_sources(a)
-    masks = masks or [np.ones(a.grid, bool)]
-    boxes = [region_box(m, clip.frame_size) for m in masks]
-    names, named = sep.plan_timbre(namer_pictures(clip.net_frames, boxes, clip.frame_size))
-    estimates = sep.separate_regions(a, masks, timbre=names)
+    found = separate_sources(sep, clip, a, parse_regions("auto"))  # what separate_video does
+    masks, boxes, named, estimates = found.masks, found.boxes, found.named, found.estimates
     landed, stray = landing(boxes, players)
     out: dict[str, Any] = {"found": len(masks), "stray": stray, "landed": [len(x) for x in landed]}
     out["exact"] = stray == 0 and all(len(x) == 1 for x in landed)

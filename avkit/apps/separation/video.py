@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from avkit.apps.separation.inference import Separator, Source
+from avkit.apps.separation.inference import Analysis, Separator, Source
 from avkit.apps.separation.plots import highlight, plot_sound_map, sound_map_video, upscale
-from avkit.apps.separation.regions import parse_regions, region_box, region_masks
+from avkit.apps.separation.regions import RegionSpec, parse_regions, region_box, region_masks
 from avkit.errors import AvkitError, MediaError, OutputExistsError
 from avkit.staging import StagedOutput
 from avkit.utils import atomic_path, atomic_write_json
@@ -80,31 +80,14 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
     t_sep = time.perf_counter()
     step("separating")
     a = sep.analyse(clip.audio, clip.net_frames)
-    if spec.kind == "auto":
-        masks, added_rest = sep.find_sources(a, max_sources=max_sources)
-        if not masks:
-            masks = [np.ones(a.grid, bool)]
-        boxes = [region_box(m, clip.frame_size) for m in masks]
-        labels = [f"found {k}" for k in range(len(masks))]
-        if len(masks) > 1 and added_rest:
-            labels[-1] = "rest of the picture"
-    else:
-        try:
-            masks, boxes = region_masks(spec, a.grid, clip.frame_size)
-        except AvkitError as err:
-            raise MediaError(video, f"--regions: {err}") from None
-        labels = [f"region {k}" for k in range(len(masks))]
-    try:
-        names, named = sep.plan_timbre(namer_pictures(clip.net_frames, boxes, clip.frame_size), instruments)
-    except AvkitError as err:
-        raise MediaError(video, str(err)) from None
-    estimates = sep.separate_regions(a, masks, timbre=names)
+    found = separate_sources(sep, clip, a, spec, max_sources=max_sources, instruments=instruments)
+    estimates = found.estimates
     share, frame_share = sep.sound_map(a)
     t_write = time.perf_counter()
     mixture = clip.audio
     energy = float((mixture.astype(np.float64) ** 2).sum()) or 1.0
     sources = [Source(m, b, e, float((e.astype(np.float64) ** 2).sum() / energy), label)
-               for m, b, e, label in zip(masks, boxes, estimates, labels)]
+               for m, b, e, label in zip(found.masks, found.boxes, estimates, found.labels)]
     residual = mixture - estimates.sum(0) if len(estimates) else mixture
     step("writing")
     sr = sep.sample_rate
@@ -133,16 +116,54 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
             write_video(d / "soundmap.mp4", sound_map_video(frames, clip.fps, frame_share, hop_s), clip.fps, mixture, sr)
         seconds = _timings(t0, t_read, t_sep, t_write)
         entries = [dict(s.to_dict(), wav=f"source_{k}.wav", **({"video": f"source_{k}.mp4"} if videos else {}),
-                        **_instrument(k, names, named))
+                        **_instrument(k, found.names, found.named))
                    for k, s in enumerate(sources)]
         written = files + [JSON_NAME]
         record = {"video": str(video), "run": str(sep.run_dir), "regions": regions, "sample_rate": sr,
-                  "stems": str(sep.stems_dir) if names is None and sep.uses_stems(len(sources)) else None,
-                  "by_timbre": names is not None, "duration": clip.duration, "frame_size": list(clip.frame_size), "sources": entries,
+                  "stems": str(sep.stems_dir) if found.names is None and sep.uses_stems(len(sources)) else None,
+                  "by_timbre": found.names is not None, "duration": clip.duration, "frame_size": list(clip.frame_size), "sources": entries,
                   "residual_energy": round(float((residual.astype(np.float64) ** 2).sum() / energy), 4),
                   "seconds": {k: round(v, 4) for k, v in seconds.items()}, "files": written}
         atomic_write_json(d / JSON_NAME, record)
     return SeparationResult(Path(out), entries, written, seconds, None, clip.duration)
+
+
+@dataclass
+class FoundSources:
+    """What :func:`separate_sources` decided and separated."""
+
+    masks: list[np.ndarray]  # bool [h, w] per source, over the feature map
+    boxes: list[tuple[float, float, float, float]]  # pixels of the input picture
+    labels: list[str]
+    names: list[str] | None  # the instruments separated by timbre (None: the networks)
+    named: list[tuple[str, float]] | None  # what the namer said per source (None: not asked)
+    estimates: np.ndarray  # float32 [N, S]
+
+
+def separate_sources(sep: Separator, clip: VideoInput, a: Analysis, spec: RegionSpec, *, max_sources: int = 4,
+                     instruments: Sequence[str] | None = None) -> FoundSources:
+    """The sources of ``clip`` (analysed as ``a``) by the parsed ``--regions`` ``spec`` (``auto``: the ones the
+    model finds), their instruments planned (:meth:`Separator.plan_timbre` on :func:`namer_pictures`) and
+    separated; a bad region or name is one line naming the video."""
+    if spec.kind == "auto":
+        masks, added_rest = sep.find_sources(a, max_sources=max_sources)
+        if not masks:
+            masks = [np.ones(a.grid, bool)]
+        boxes = [region_box(m, clip.frame_size) for m in masks]
+        labels = [f"found {k}" for k in range(len(masks))]
+        if len(masks) > 1 and added_rest:
+            labels[-1] = "rest of the picture"
+    else:
+        try:
+            masks, boxes = region_masks(spec, a.grid, clip.frame_size)
+        except AvkitError as err:
+            raise MediaError(clip.path, f"--regions: {err}") from None
+        labels = [f"region {k}" for k in range(len(masks))]
+    try:
+        names, named = sep.plan_timbre(namer_pictures(clip.net_frames, boxes, clip.frame_size), instruments)
+    except AvkitError as err:
+        raise MediaError(clip.path, str(err)) from None
+    return FoundSources(masks, boxes, labels, names, named, sep.separate_regions(a, masks, timbre=names))
 
 
 # ---------------------------------------------------------------------------------------------
