@@ -84,7 +84,7 @@ def test_the_namer_sees_at_least_half_of_each_side_around_a_found_box(box, expec
 
 def test_naming_crops_cut_every_player_and_label_it(duet, tmp_path: Path) -> None:
     from avkit.data.synthetic import generate
-    from avkit.errors import AvkitError
+    from avkit.errors import AvkitError, OutputExistsError
     from avkit.io import read_clip
 
     video, row = duet
@@ -101,6 +101,10 @@ def test_naming_crops_cut_every_player_and_label_it(duet, tmp_path: Path) -> Non
     for r in rows + solo:
         frames = read_clip((out if r in rows else tmp_path / "crops_solo") / r["path"], audio=False).frames
         assert frames.shape[1] >= 32 and frames.shape[2] >= 32 and frames.shape[1] % 2 == 0 == frames.shape[2] % 2
+    with pytest.raises(OutputExistsError, match="crops: already exists"):
+        write_naming_crops(root, out, parts=2)  # a dataset there already: not replaced without overwrite
+    assert write_naming_crops(root, out, parts=1, overwrite=True) == 4
+    write_naming_crops(root, out, parts=2, overwrite=True)
     generate("motion", tmp_path / "motion", 1, seed=0, duration=1.0)
     with pytest.raises(AvkitError, match="no players' boxes"):
         write_naming_crops(tmp_path / "motion", tmp_path / "crops_motion")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from avkit.errors import AvkitError
+from avkit.errors import AvkitError, OutputExistsError
 
 NAMING_SIDE = 0.5  # the namer's picture of a source spans at least this share of each side of the frame
 CONFIDENT = 0.9  # a name counts at this probability: the best of 0.9-0.999 for the validation duets' SDRi (docs/separation.md)
@@ -90,19 +90,23 @@ def naming_box(box: Sequence[float], frame_size: tuple[int, int]) -> tuple[float
     return (left, top, left + w, top + h)
 
 
-def write_naming_crops(source: str | Path, out: str | Path, *, parts: int = 2, seed: int = 0) -> int:
+def write_naming_crops(source: str | Path, out: str | Path, *, parts: int = 2, seed: int = 0,
+                       overwrite: bool = False) -> int:
     """A classification dataset of the namer's pictures cut from the gm_instruments clips of ``source``.
 
     For each player of each clip: :func:`naming_box` around its drawn box, and around ``parts`` random
     parts of it (a quarter to two thirds of each side: what ``--regions auto`` finds); for a solo, the whole
     frame too (a picture of one instrument, as :func:`avkit.data.synthetic.instruments.draw` gives). Each cut
     is an mp4 of the clip's frames labelled with the player's instrument; the split is the source clip's.
-    Returns the number of pictures written."""
+    Returns the number of pictures written. A folder that holds a dataset already is replaced only with
+    ``overwrite``."""
     from avkit.data.synthetic import read_manifest
     from avkit.io import read_clip, write_video
     from avkit.utils import atomic_write_json, atomic_write_text
 
     source, out = Path(source), Path(out)
+    if (out / "manifest.jsonl").exists() and not overwrite:
+        raise OutputExistsError(out)
     rows = read_manifest(source)
     (out / "clips").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
