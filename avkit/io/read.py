@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import math
+import statistics
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -611,57 +612,40 @@ class VideoReader:
         """Decode from the packet at or before ``at`` until past ``end``: mono chunks at
         ``sample_rate`` and the time (s) of the first sample.
 
-        Samples follow each other as decoded, except where the container's timestamps jump by
-        more than ``_AUDIO_RESYNC`` (a real gap or overlap, as in cut files): there silence is
-        inserted or samples dropped, as ffmpeg's ``aresample=async`` does. Some codecs carry
-        timestamps that wobble around the true sample position (Vorbis in Matroska: +-10 ms),
-        so the start time is the median over the first frames, not the first frame's alone;
-        then a seek and a whole-file read agree.
-
-        The decoded frames are copied, channel by channel, into one growing buffer per run of one
-        rate and channel count (a frame is let go at once, so the decoder reuses its memory), then
-        averaged to mono and resampled once per run (both steps are linear, so this equals
-        resampling each frame and then averaging, without the per-frame work).
+        Each run of one rate and channel count is summed over its channels as it is decoded, placed
+        by its timestamps (``_place_by_timestamps``: gaps, overlaps, the first sample's time), then
+        averaged and resampled once (both steps are linear, so this equals resampling each frame
+        and then averaging, without the per-frame work).
         """
         tb = float(stream.time_base)
         runs: list[_Samples] = []
-        offsets: list[float] = []  # pts minus sample-count time, for the first frames
         stop = math.inf if end is None else end + 0.05
+        stop_pts = (stop + self.origin) / tb  # stop in the stream's time base: one compare a frame
         stream_end = self._stream_end(stream)
         until = end if end is not None else stream_end
-        anchor_t, anchor_n, consumed = None, 0, 0  # input samples consumed since the anchor time
-        estimating = True
+        default_rate = stream.codec_context.sample_rate
+        samples: _Samples | None = None
         for frame in self._decoded(stream, at):
-            t = frame.pts * tb - self.origin if frame.pts is not None else None
-            rate = frame.sample_rate or stream.codec_context.sample_rate
-            if not rate:  # guessing one would play the sound at the wrong speed
-                raise MediaError(self.path, f"{stream.type} stream {stream.index} states no sample rate")
-            rows = _channels(frame)
-            if not runs or (runs[-1].rate, len(runs[-1].data)) != (rate, len(rows)):
-                expected = 1.0 if until is None else until - (at if t is None else t) + 0.2
-                runs.append(_Samples(rate, len(rows), int(max(expected, 1.0) * rate)))
-            samples = runs[-1]
-            if anchor_t is None:
-                anchor_t = t if t is not None else at
-            elif t is not None:
-                drift = t - (anchor_t + (consumed - anchor_n) / rate)
-                if drift > _AUDIO_RESYNC:
-                    samples.silence(int(round(drift * rate)))
-                elif drift < -_AUDIO_RESYNC:
-                    samples.drop(int(round(-drift * rate)))
-                if abs(drift) > _AUDIO_RESYNC:
-                    anchor_t, anchor_n = t, consumed
-                    estimating = False  # the start estimate uses frames before any jump only
-            if estimating and t is not None and len(offsets) < 16:
-                offsets.append(t - consumed / rate)
-            consumed += frame.samples
-            samples.add(rows)
-            if t is not None and t > stop:
+            rate, pts = frame.sample_rate or default_rate, frame.pts
+            if frame.format.name == "fltp":  # what AAC, MP3, Opus and Vorbis decode to
+                rows = [np.frombuffer(plane, np.float32, frame.samples) for plane in frame.planes]
+            else:
+                rows = _channels(frame)
+            if samples is None or samples.rate != rate or samples.channels != len(rows):
+                if not rate:  # guessing one would play the sound at the wrong speed
+                    raise MediaError(self.path, f"{stream.type} stream {stream.index} states no sample rate")
+                t = at if pts is None or until is None else pts * tb - self.origin
+                expected = 1.0 if until is None else until - t + 0.2
+                samples = _Samples(rate, len(rows), int(max(expected, 1.0) * rate))
+                runs.append(samples)
+            samples.add(rows, pts)
+            if pts is not None and pts > stop_pts:
                 break
-        if anchor_t is None:
+        if not runs:
             return [], None
+        first = _place_by_timestamps(runs, tb, self.origin, at)
         out = [_resample(run.mono(), run.rate, sample_rate) for run in runs if run.size]
-        return out, float(np.median(offsets)) if offsets else anchor_t
+        return out, first
 
     def read_clip(self, start: float | None = None, end: float | None = None, *,
                   times: Sequence[float] | None = None, frame_indices: Sequence[int] | None = None,
@@ -819,41 +803,88 @@ def _channels(frame: av.AudioFrame) -> list[np.ndarray]:
 
 
 class _Samples:
-    """One run's samples (one rate and channel count) in a growing ``[channels, capacity]`` buffer."""
+    """One run of decoded samples (one rate and channel count), summed over the channels as they come
+    into one growing buffer (each frame is let go at once, so the decoder reuses its memory), with each
+    frame's timestamp and where its samples begin, for ``_place_by_timestamps``."""
 
     def __init__(self, rate: int, channels: int, capacity: int) -> None:
-        self.rate, self.size = rate, 0
-        self.data = np.empty((channels, max(capacity, 1024)), dtype=np.float32)
+        self.rate, self.channels, self.size = rate, channels, 0
+        self.data = np.empty(max(capacity, 1024), dtype=np.float32)
+        self.pts: list[int | None] = []
+        self.starts: list[int] = []
 
-    def _reserve(self, n: int) -> None:
-        if self.size + n > self.data.shape[1]:
-            grown = np.empty((len(self.data), max(2 * self.data.shape[1], self.size + n)), dtype=np.float32)
-            grown[:, : self.size] = self.data[:, : self.size]
+    def add(self, rows: Sequence[np.ndarray], pts: int | None) -> None:
+        start = self.size
+        end = self.size = start + len(rows[0])
+        if end > len(self.data):
+            grown = np.empty(max(2 * len(self.data), end), dtype=np.float32)
+            grown[:start] = self.data[:start]
             self.data = grown
-
-    def add(self, rows: Sequence[np.ndarray]) -> None:
-        n = len(rows[0])
-        self._reserve(n)
-        for row, channel in zip(rows, self.data):
-            channel[self.size : self.size + n] = row
-        self.size += n
-
-    def silence(self, n: int) -> None:
-        self._reserve(n)
-        self.data[:, self.size : self.size + n] = 0.0
-        self.size += n
-
-    def drop(self, n: int) -> None:
-        self.size = max(0, self.size - n)
+        out = self.data[start:end]
+        if len(rows) == 2:
+            np.add(rows[0], rows[1], out=out)
+        else:
+            out[:] = rows[0]
+            for row in rows[1:]:
+                out += row
+        self.pts.append(pts)
+        self.starts.append(start)
 
     def mono(self) -> np.ndarray:
-        """The channels' mean (summed in place: the buffer is not used again)."""
-        out = self.data[0, : self.size]
-        for channel in self.data[1:]:
-            out += channel[: self.size]
-        if len(self.data) > 1:
-            out *= np.float32(1.0 / len(self.data))
+        """The channels' mean (scaled in place: the buffer is not used again)."""
+        out = self.data[: self.size]
+        if self.channels > 1:
+            out *= np.float32(1.0 / self.channels)
         return out
+
+
+def _place_by_timestamps(runs: list[_Samples], tb: float, origin: float, at: float) -> float:
+    """Place the decoded samples by their frames' timestamps; return the time (s) of the first sample.
+
+    Samples follow each other as decoded, except where the timestamps jump by more than
+    ``_AUDIO_RESYNC`` from where the samples so far put them (a real gap or overlap, as in cut
+    files): there silence is inserted or samples dropped, as ffmpeg's ``aresample=async`` does, and the
+    jump's frame is where times are counted from next. Some codecs carry timestamps that wobble around
+    the true sample position (Vorbis in Matroska: +-10 ms), so the first sample's time is the median
+    over the first 16 frames before any jump, not the first frame's alone; then a seek and a whole-file
+    read agree. A run is rebuilt only where it jumps."""
+    anchor_t: float | None = None
+    anchor_n, done, estimating = 0, 0, True
+    offsets: list[float] = []
+    for run in runs:
+        pieces: list[np.ndarray] = []  # the run's samples as placed, if it jumps
+        jumped = False
+        for pts, begin, end in zip(run.pts, run.starts, run.starts[1:] + [run.size]):
+            t = None if pts is None else pts * tb - origin
+            if anchor_t is None:
+                anchor_t = at if t is None else t
+            elif t is not None:
+                gap = t - (anchor_t + (done - anchor_n) / run.rate)
+                if gap > _AUDIO_RESYNC:
+                    pieces.append(np.zeros(int(round(gap * run.rate)), dtype=np.float32))
+                elif gap < -_AUDIO_RESYNC:
+                    _drop_last(pieces, int(round(-gap * run.rate)))
+                if abs(gap) > _AUDIO_RESYNC:
+                    anchor_t, anchor_n, jumped = t, done, True
+                    estimating = False  # the start estimate uses frames before any jump only
+            if estimating and t is not None and len(offsets) < 16:
+                offsets.append(t - done / run.rate)
+            done += end - begin
+            pieces.append(run.data[begin:end])
+        if jumped:
+            run.data = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.float32)
+            run.size = len(run.data)
+    assert anchor_t is not None  # runs hold at least one frame
+    return statistics.median(offsets) if offsets else anchor_t
+
+
+def _drop_last(pieces: list[np.ndarray], n: int) -> None:
+    """Remove the last ``n`` samples of ``pieces`` (as many as there are)."""
+    while n > 0 and pieces:
+        last = pieces.pop()
+        if len(last) > n:
+            pieces.append(last[: len(last) - n])
+        n -= len(last)
 
 
 def _resample(wave: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
