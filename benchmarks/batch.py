@@ -3,9 +3,11 @@
     python benchmarks/batch.py                       # 200 generated + real-derived videos, 1/2/4 workers
     python benchmarks/batch.py --num 60 --workers 1  # quicker
     python benchmarks/batch.py --memory 50,500       # + peak RSS of the whole process tree per corpus size
+    python benchmarks/batch.py --num 0 --kinetics 200  # 200 Kinetics-like 10 s videos + the real-derived ones
 
-The corpus: ``--num`` generated motion clips (2 s) plus segments cut from ../shared/media (when
-present), written with avkit. The run: a tiny C3D trained for two steps here. Both sides compute the
+The corpus: ``--num`` generated motion clips (2 s, 32 px: little work per video, so Ray's cost per task
+and its start weigh most), ``--kinetics`` Kinetics-like videos (10 s, 456x256, 30 fps H.264: decoding is the
+work) and segments cut from ../shared/media (when present), written with avkit. The run: a tiny C3D trained for two steps here. Both sides compute the
 same per-window features (``--stride``): the loop with VideoReader + clip_batch + forward_features
 (torch on every core), ``avkit batch`` through Ray Data (CPU decode tasks + model actors). Ray's
 start is timed apart; the batch time includes the actors' start and the Parquet commits. The
@@ -21,6 +23,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from decode import make_video  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT.parent / "shared" / "media" / "video"
@@ -68,15 +73,22 @@ class PeakRss:
         self._thread.join()
 
 
-def make_corpus(folder: Path, num: int, real: int) -> list[Path]:
-    """``num`` generated 2 s motion clips and up to ``real`` 2 s segments of the shared media, small frames."""
+def make_corpus(folder: Path, num: int, real: int, kinetics: int = 0) -> list[Path]:
+    """``num`` generated 2 s motion clips, ``kinetics`` Kinetics-like videos (10 s, 456x256, 30 fps, H.264 with
+    x264's default keyframe interval, each its own texture) and up to ``real`` 2 s segments of the shared media."""
     from avkit.data.synthetic import generate
     from avkit.io import read_clip, write_video
 
-    videos = sorted((folder / "gen" / "clips").glob("*.mp4"))
-    if len(videos) != num:  # a kept work folder reuses its corpus
-        generate("motion", folder / "gen", num, seed=0, duration=2.0, overwrite=True)
-        videos = sorted((folder / "gen" / "clips").glob("*.mp4"))
+    clips = max(num, 4)  # the run trains on them
+    if len(list((folder / "gen" / "clips").glob("*.mp4"))) != clips:  # a kept work folder reuses its corpus
+        generate("motion", folder / "gen", clips, seed=0, duration=2.0, overwrite=True)
+    videos = sorted((folder / "gen" / "clips").glob("*.mp4"))[:num]
+    for i in range(kinetics):
+        path = folder / "kinetics" / f"k{i:04d}.mp4"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            make_video(path, 10, width=456, height=256, gop_seconds=None, seed=i)
+        videos.append(path)
     sources = sorted(p for p in MEDIA.glob("*") if p.suffix in (".mp4", ".mkv", ".webm")) if MEDIA.is_dir() else []
     k = 0
     for src in sources:
@@ -154,6 +166,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--num", type=int, default=200, help="generated videos")
     ap.add_argument("--real", type=int, default=12, help="segments cut from ../shared/media")
+    ap.add_argument("--kinetics", type=int, default=0, help="Kinetics-like videos (10 s, 456x256, 30 fps)")
     ap.add_argument("--stride", type=float, default=0.5, help="seconds between windows")
     ap.add_argument("--workers", default="1,2,4", help="Ray model actors to try")
     ap.add_argument("--memory", default="", help="corpus sizes for the peak-RSS runs, e.g. 50,500")
@@ -172,7 +185,7 @@ def main() -> None:
     print(f"# avkit batch embed vs a single-process loop; {cpu_cores()} cores, torch {torch.__version__}, "
           f"load average {os.getloadavg()[0]:.1f} at start")
     t = time.perf_counter()
-    videos = make_corpus(work, args.num, args.real)
+    videos = make_corpus(work, args.num, args.real, args.kinetics)
     links = work / "links"
     shutil.rmtree(links, ignore_errors=True)
     links.mkdir()
@@ -180,7 +193,8 @@ def main() -> None:
         (links / f"{i:05d}_{v.name}").symlink_to(v)
     videos = sorted(links.iterdir())
     run = train_run(work)
-    print(f"corpus: {len(videos)} videos ({args.real} real-derived at most), run trained in "
+    print(f"corpus: {len(videos)} videos ({args.num} generated 2 s clips, {args.kinetics} Kinetics-like, "
+          f"{args.real} real-derived at most), run trained in "
           f"{time.perf_counter() - t:.0f} s")
 
     torch.set_num_threads(cpu_cores())

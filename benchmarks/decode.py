@@ -51,11 +51,11 @@ EPS = 1e-6
 
 
 def make_video(path: Path, seconds: float, fps: int = 30, width: int = 640, height: int = 360,
-               gop_seconds: float | None = 2.0) -> Path:
+               gop_seconds: float | None = 2.0, seed: int = 0) -> Path:
     """A textured, moving H.264 mp4 (so the decoder does real work), keyframe every gop_seconds
-    (None: x264's default interval, 250 frames, and its scene-cut keyframes)."""
+    (None: x264's default interval, 250 frames, and its scene-cut keyframes); ``seed`` picks the texture."""
     # smooth blobs (noise at 1/8 resolution, upsampled and blurred): a natural-image-like bit rate
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 256, (height // 4 + 1, width // 4 + 1, 3)).astype(np.float32)
     texture = np.repeat(np.repeat(coarse, 8, axis=0), 8, axis=1)
     for axis in (0, 1):

@@ -189,6 +189,30 @@ def test_cli_tasks_match_package() -> None:
     assert batch.TASKS == TASKS
 
 
+@pytest.mark.parametrize("cpus, workers", [(2, 1), (2, 2), (2, 4), (1, 1), (3, 1), (16, 4), (96, 8)])
+def test_every_core_decodes_beside_the_cpu_actors(cpus: int, workers: int) -> None:
+    """A CPU job reserves one slot per actor and still fits a decode task on every core (on 2 cores with one
+    actor the old share, cpus / (workers + 1), left room for one decode task)."""
+    from avkit.apps.batch.pipeline import BatchJob, cpu_slots
+
+    slot = cpu_slots(BatchJob("embed", "in", "run", "out", workers=workers), cpus)
+    assert 0 < slot <= 1
+    assert cpus * slot + workers * slot <= cpus + 1e-9  # Ray can place every actor and a task per core
+    assert cpu_slots(BatchJob("embed", "in", "run", "out", workers=workers, gpus_per_worker=1), cpus) == 1.0
+
+
+def test_videos_are_grouped_into_decode_tasks() -> None:
+    """Several videos a task (Ray's cost per task was most of the time for short videos), at least four
+    tasks a CPU, never more tasks than videos, and a bounded number of tasks for a huge corpus."""
+    from avkit.apps.batch.pipeline import MAX_INPUT_BLOCKS, VIDEOS_PER_BLOCK, input_blocks
+
+    assert input_blocks(212, 2) == 14  # 16 videos a task on this machine
+    assert input_blocks(212, 100) == 212  # a big cluster: one video a task, every CPU busy
+    assert input_blocks(5, 2) == 5 and input_blocks(1, 2) == 1 and input_blocks(0, 2) == 1
+    assert input_blocks(10**6, 64) == MAX_INPUT_BLOCKS
+    assert input_blocks(1000, 2) == -(-1000 // VIDEOS_PER_BLOCK)
+
+
 @pytest.fixture(scope="module")
 def caption_run(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny stage-1 captioner (new 1-layer LM, C3D of width 4) trained one epoch on the classifier's clips."""

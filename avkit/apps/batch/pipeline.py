@@ -31,7 +31,12 @@ from avkit.errors import AvkitError
 COMMIT_SECONDS = 10.0
 COMMIT_VIDEOS = 256
 DECODE_MEMORY = 256 * 2**20  # bytes a decode task reserves: a chunk of clips as float32, with room to spare
-MAX_INPUT_BLOCKS = 1000  # videos per plan task grow past this many videos; Ray splits big outputs itself
+# The list of videos is cut into blocks, one decode task each. Ray's cost per task (20-40 ms on the 2-core
+# machine here) is paid per block, so a block holds several videos; but every CPU gets several blocks, and past
+# MAX_INPUT_BLOCKS the blocks grow instead (Ray splits big outputs itself).
+VIDEOS_PER_BLOCK = 16
+BLOCKS_PER_CPU = 4
+MAX_INPUT_BLOCKS = 1000
 RUN_HINT = {"classify": "train one with recipes/motion_c3d.yaml", "embed": "a classification run",
                    "select": "a classification run", "caption": "train one with recipes/caption_*.yaml",
                    "separate": "train one with recipes/separation_instruments.yaml"}
@@ -158,16 +163,21 @@ def connect(address: str | None, *, cpus: int | None = None, quiet: bool = True)
         logging.getLogger("ray.data").setLevel(logging.ERROR)
 
 
-def cpu_slots(job: BatchJob) -> float:
-    """CPUs a decode task and a CPU model actor each reserve: one, or less where the cluster (this machine,
-    embedded) has too few CPUs for ``workers`` actors and a decode task together (nothing would run)."""
-    import ray
-
+def cpu_slots(job: BatchJob, cpus: float) -> float:
+    """CPUs a decode task and a CPU model actor each reserve on a cluster of ``cpus`` CPUs: one, or less where
+    there are too few for a decode task on every core beside ``workers`` actors (this machine, embedded). A
+    small CPU model leaves its actor mostly waiting, so the cores are shared out this way rather than one
+    decode task beside the actors, which left a 2-core machine decoding on one core."""
     if job.gpus_per_worker > 0:
         return 1.0
-    cpus = float(ray.cluster_resources().get("CPU", 1.0))
     # Rounded down: Ray adds CPUs in fixed point, and 3 x 0.6667 would not fit 2 cores.
-    return min(1.0, math.floor(cpus / (job.workers + 1) * 1000) / 1000)
+    return min(1.0, math.floor(cpus / (math.ceil(cpus) + job.workers) * 1000) / 1000)
+
+
+def input_blocks(videos: int, cpus: float) -> int:
+    """How many blocks (decode tasks) ``videos`` videos are cut into on a cluster of ``cpus`` CPUs."""
+    wanted = max(math.ceil(videos / VIDEOS_PER_BLOCK), int(BLOCKS_PER_CPU * cpus))
+    return max(1, min(videos, MAX_INPUT_BLOCKS, wanted))
 
 
 def run_batch(job: BatchJob, on_progress: Callable[[Progress], None] | None = None, quiet: bool = True) -> Progress:
@@ -192,12 +202,13 @@ def _stream(job: BatchJob, spec: BatchSpec, todo: list[Video], store: BatchStore
     import ray.data
 
     connect(job.address, quiet=quiet)
-    slot = cpu_slots(job)
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    slot = cpu_slots(job, cpus)
     spec = BatchSpec(**{**spec.__dict__, "threads": max(1, int(slot))})
     items = [{"key": v.key, "path": v.path, "size": v.size, "mtime_ns": v.mtime_ns} for v in todo]
     # The CPU stages reserve memory for a chunk of decoded clips; being unlike the actors' resources, this
     # also keeps Ray from fusing decoding into the model actors (which would serialise decode and model).
-    ds = (ray.data.from_items(items, override_num_blocks=min(len(items), MAX_INPUT_BLOCKS))
+    ds = (ray.data.from_items(items, override_num_blocks=input_blocks(len(items), cpus))
           .flat_map(partial(plan, spec=spec), num_cpus=slot, memory=DECODE_MEMORY)
           .map(partial(decode, spec=spec), num_cpus=slot, memory=DECODE_MEMORY)
           .map_batches(ModelWorker, fn_constructor_kwargs={"spec": spec}, batch_size=job.batch_size,

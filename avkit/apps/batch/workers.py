@@ -95,12 +95,13 @@ def plan(video: dict[str, Any], spec: BatchSpec) -> list[dict[str, Any]]:
     return [_row(video, i, len(chunks), payload=pickle.dumps(c)) for i, c in enumerate(chunks)]
 
 
-def read_windows(path: str, windows: list[Any], data: Any) -> dict[str, Any]:
-    """The model batch of ``windows`` of ``path`` as the run's validation reads them (torch tensors)."""
+def read_windows(path: str, windows: list[Any], data: Any, threads: int = 0) -> dict[str, Any]:
+    """The model batch of ``windows`` of ``path`` as the run's validation reads them (torch tensors);
+    ``threads``: the decoder's (0: FFmpeg picks)."""
     from avkit.engine.classify import window_batch
     from avkit.io import VideoReader
 
-    with VideoReader(path) as reader:
+    with VideoReader(path, threads=threads) as reader:
         return window_batch(reader, windows, data)
 
 
@@ -113,7 +114,7 @@ def decode(row: dict[str, Any], spec: BatchSpec) -> dict[str, Any]:
     torch.set_num_threads(1)  # one decode task per CPU slot
     try:
         windows = pickle.loads(row["payload"])
-        batch = read_windows(row["path"], windows, spec.data)
+        batch = read_windows(row["path"], windows, spec.data, threads=1)  # the tasks share out the cores
         payload = {"inputs": {k: v.numpy() for k, v in batch.items()},
                    "starts": np.array([w.start for w in windows]), "ends": np.array([w.end for w in windows])}
         return {**row, "payload": pickle.dumps(payload, protocol=5)}
