@@ -391,6 +391,7 @@ class VideoReader:
         ``_decoded``."""
         stream = self.video
         tb = stream.time_base
+        num, den = tb.numerator, tb.denominator  # a pts's seconds as pts * num / den: one rounding, as float(pts * tb)
         step = (1.0 / self.fps / float(tb)) if self.fps else 1.0
         waiting: deque = deque()
         heap: list = []
@@ -403,9 +404,9 @@ class VideoReader:
             heapq.heappush(heap, ts)
             waiting.append(frame)
             if len(waiting) > _REORDER:
-                yield waiting.popleft(), float(heapq.heappop(heap) * tb) - self.origin
+                yield waiting.popleft(), _seconds(heapq.heappop(heap), num, den) - self.origin
         while waiting:
-            yield waiting.popleft(), float(heapq.heappop(heap) * tb) - self.origin
+            yield waiting.popleft(), _seconds(heapq.heappop(heap), num, den) - self.origin
 
     def _frames_from(self, t: float, until: float = math.inf) -> Iterator[tuple[av.VideoFrame, float]]:
         """Like ``_timed_frames`` but guarantees the first frame is at or before ``t``.
@@ -898,6 +899,12 @@ def _resample(wave: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(wave, rate, sample_rate, quality="HQ").astype(np.float32, copy=False)
+
+
+def _seconds(ts: int | float, num: int, den: int) -> float:
+    """``float(ts * Fraction(num, den))`` without building Fractions (a few us a frame): for an integer
+    ``ts`` the product is exact and the division rounds once, so the float is the same."""
+    return ts * num / den if isinstance(ts, int) else ts * (num / den)
 
 
 def _msg(err: BaseException) -> str:
