@@ -98,3 +98,20 @@ def test_listed_rows_equal_the_built_ones(options):
     args = argparse.Namespace(**{"family": "c3d", "tiny": False, "input": None, "flops": False,
                                  "json": True, **options})
     assert _listed_rows(args) == _live_rows(args)
+
+
+def test_help_states_each_default_once(capsys: pytest.CaptureFixture) -> None:
+    """Every command's help shows a default where there is one, once: never "(default: None)" or a flag's
+    "(default: False)", nor a second "(default: ...)" after help text that already gives it."""
+    from avkit.cli.main import COMMANDS, build_parser
+
+    for name in COMMANDS:
+        with pytest.raises(SystemExit):
+            build_parser(only=name).parse_args([name, "--help"])
+        text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+        assert "(default: None)" not in text and "(default: False)" not in text, name
+        assert text.count("(default: best)") <= 1, name
+    with pytest.raises(SystemExit):
+        build_parser(only="batch").parse_args(["batch", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default: a local Ray on this machine)" in text and "(default: 1)" in text  # kept where given

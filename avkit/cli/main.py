@@ -38,7 +38,14 @@ Run 'avkit COMMAND --help' for the options and examples of each command.
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
-    """Keep example layouts and show defaults."""
+    """Keep example layouts and show defaults, except where the help already says its default or there is
+    none worth showing (None, a flag's False): "(default: ...) (default: None)" read as noise."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
