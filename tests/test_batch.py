@@ -82,9 +82,10 @@ def _parts(out: Path) -> list[dict]:
 
 
 def test_classify_corpus_errors_and_resume(ray_local: object, run_dir: Path, corpus: Path, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture) -> None:
+                                           capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     import pandas as pd
 
+    from avkit.cli import batch as batch_cli
     from avkit.engine.classify import classify
 
     out = tmp_path / "labels"
@@ -113,13 +114,17 @@ def test_classify_corpus_errors_and_resume(ray_local: object, run_dir: Path, cor
     assert len(pd.read_parquet(out / "results")) == GOOD
 
     # A new file is the only work of the next run, appended as a new part; finished parts are untouched.
+    # Without --json and without a terminal (a log file), progress comes as lines on stderr.
     before = {p.name: p.stat().st_mtime_ns for p in (out / "results").iterdir()}
     shutil.copy(sorted(corpus.glob("0*.mp4"))[1], corpus / "new.mp4")
+    monkeypatch.setattr(batch_cli, "LOG_SECONDS", 0.0)
     try:
-        code, more = _batch(capsys, "classify", str(corpus), "--run", str(run_dir), "--out", str(out), "--clips", "2")
+        code = main(["batch", "classify", str(corpus), "--run", str(run_dir), "--out", str(out), "--clips", "2"])
     finally:
         (corpus / "new.mp4").unlink()
-    assert code == 0 and isinstance(more, dict) and (more["done"], more["skipped"]) == (1, GOOD + 2)
+    printed, logged = capsys.readouterr()
+    assert code == 0 and "1 video(s) processed" in printed and f"{GOOD + 2} already done" in printed, printed
+    assert "avkit batch: 0/1 videos" in logged and "avkit batch: 1/1 videos" in logged, logged
     assert len(_parts(out)) == len(parts) + 1 and len(pd.read_parquet(out / "results")) == GOOD + 1
     assert all((out / "results" / n).stat().st_mtime_ns == t for n, t in before.items())
 

@@ -3,12 +3,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from avkit.apps.batch.pipeline import Progress
 
 REQUIRES = ("torch", "torchvision", "torchaudio", "av", "ray", "pyarrow")  # loaded (or reported) before the run
 
 TASKS = ("classify", "embed", "caption", "select", "separate")  # = avkit.apps.batch.TASKS (tested)
+LOG_SECONDS = 30.0  # without a terminal (a log file, a cluster job), a progress line on stderr this often
 
 EPILOG = """examples:
   avkit batch classify data/motion --run runs/motion_c3d --out labels
@@ -25,7 +31,8 @@ or a manifest. OUT/results/*.parquet holds one row per video (per window with --
 probabilities or features as fixed-size lists: pandas.read_parquet("OUT/results"). Files that could
 not be processed are rows of OUT/errors/*.parquet with the reason. Rerunning the same command skips
 the videos already done (path, size and mtime) and appends; a killed run loses at most the last
-~10 s of work. Without --address a local Ray starts on this machine; see docs/batch.md for a cluster.
+~10 s of work. Progress goes to stderr (a line every 30 s without a terminal). Without --address a local
+Ray starts on this machine; see docs/batch.md for a cluster.
 """
 
 
@@ -76,7 +83,7 @@ def task_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from avkit.apps.batch.pipeline import BatchJob, Progress, run_batch
+    from avkit.apps.batch.pipeline import BatchJob, run_batch
     from avkit.errors import AvkitError
 
     if args.stride is not None and args.task != "embed":
@@ -87,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
                    checkpoint=args.checkpoint, device=args.device, address=args.address, workers=args.workers,
                    gpus_per_worker=args.gpus_per_worker, batch_size=args.batch_size)
     quiet = not getattr(args, "debug", False)
-    if args.json or not sys.stderr.isatty():
+    if args.json:
         progress = run_batch(job, quiet=quiet)
+    elif not sys.stderr.isatty():
+        progress = run_batch(job, on_progress=_log_every(LOG_SECONDS), quiet=quiet)
     else:
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
         from rich.progress import Progress as Bar
@@ -112,3 +121,28 @@ def run(args: argparse.Namespace) -> int:
           f"{progress.errors} error(s), {progress.skipped} already done; {progress.rows} result row(s) in "
           f"{args.out}/results" + (f", errors in {args.out}/errors" if progress.errors else ""))
     return 0
+
+
+def progress_line(p: Progress) -> str:
+    """``avkit batch: 1200/50000 videos, 6.85 videos/s, about 1 h 59 min left, 3 error(s)``."""
+    rate = p.done / p.seconds if p.seconds > 0 else 0.0
+    left = ""
+    if rate > 0 and p.total > p.done:
+        minutes = max(1, round((p.total - p.done) / rate / 60))
+        left = f", about {minutes // 60} h {minutes % 60} min left" if minutes >= 60 else f", about {minutes} min left"
+    return f"avkit batch: {p.done}/{p.total} videos, {rate:.2f} videos/s{left}, {p.errors} error(s)"
+
+
+def _log_every(seconds: float) -> Callable[[Progress], None]:
+    """An ``on_progress`` that prints :func:`progress_line` to stderr at most every ``seconds``."""
+    import time
+
+    last = -math.inf
+
+    def log(p: Progress) -> None:
+        nonlocal last
+        if p.total and time.monotonic() - last >= seconds:
+            last = time.monotonic()
+            print(progress_line(p), file=sys.stderr, flush=True)
+
+    return log
