@@ -31,8 +31,8 @@ or a manifest. OUT/results/*.parquet holds one row per video (per window with --
 probabilities or features as fixed-size lists: pandas.read_parquet("OUT/results"). Files that could
 not be processed are rows of OUT/errors/*.parquet with the reason. Rerunning the same command skips
 the videos already done (path, size and mtime) and appends; a killed run loses the work since the
-last commit (every 10 s) and what is in flight. Progress goes to stderr (a line every 30 s without a terminal). Without --address a local
-Ray starts on this machine; see docs/batch.md for a cluster.
+last commit (every 10 s) and what is in flight. Progress goes to stderr (a line every 30 s without
+a terminal). Without --address a local Ray starts on this machine; see docs/batch.md for a cluster.
 """
 
 
