@@ -4,6 +4,7 @@
     python benchmarks/batch.py --num 60 --workers 1  # quicker
     python benchmarks/batch.py --memory 50,500       # + peak RSS of the whole process tree per corpus size
     python benchmarks/batch.py --num 0 --kinetics 200  # 200 Kinetics-like 10 s videos + the real-derived ones
+    python benchmarks/batch.py --num 0 --kinetics 200 --times 5 --workers 1   # the same listed 5 times: 1060 videos
 
 The corpus: ``--num`` generated motion clips (2 s, 32 px: little work per video, so Ray's cost per task
 and its start weigh most), ``--kinetics`` Kinetics-like videos (10 s, 456x256, 30 fps H.264: decoding is the
@@ -167,6 +168,7 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=200, help="generated videos")
     ap.add_argument("--real", type=int, default=12, help="segments cut from ../shared/media")
     ap.add_argument("--kinetics", type=int, default=0, help="Kinetics-like videos (10 s, 456x256, 30 fps)")
+    ap.add_argument("--times", type=int, default=1, help="list each video this many times (a bigger corpus)")
     ap.add_argument("--stride", type=float, default=0.5, help="seconds between windows")
     ap.add_argument("--workers", default="1,2,4", help="Ray model actors to try")
     ap.add_argument("--memory", default="", help="corpus sizes for the peak-RSS runs, e.g. 50,500")
@@ -189,12 +191,14 @@ def main() -> None:
     links = work / "links"
     shutil.rmtree(links, ignore_errors=True)
     links.mkdir()
-    for i, v in enumerate(videos):
-        (links / f"{i:05d}_{v.name}").symlink_to(v)
+    for k in range(args.times):
+        for i, v in enumerate(videos):
+            (links / f"{k:02d}_{i:05d}_{v.name}").symlink_to(v.resolve())
     videos = sorted(links.iterdir())
     run = train_run(work)
     print(f"corpus: {len(videos)} videos ({args.num} generated 2 s clips, {args.kinetics} Kinetics-like, "
-          f"{args.real} real-derived at most), run trained in "
+          f"{args.real} real-derived at most" + (f", each listed {args.times} times" if args.times > 1 else "")
+          + "), run trained in "
           f"{time.perf_counter() - t:.0f} s")
 
     torch.set_num_threads(cpu_cores())
