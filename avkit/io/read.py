@@ -628,10 +628,7 @@ class VideoReader:
         samples: _Samples | None = None
         for frame in self._decoded(stream, at):
             rate, pts = frame.sample_rate or default_rate, frame.pts
-            if frame.format.name == "fltp":  # what AAC, MP3, Opus and Vorbis decode to
-                rows = [np.frombuffer(plane, np.float32, frame.samples) for plane in frame.planes]
-            else:
-                rows = _channels(frame)
+            rows = _channels(frame)
             if samples is None or samples.rate != rate or samples.channels != len(rows):
                 if not rate:  # guessing one would play the sound at the wrong speed
                     raise MediaError(self.path, f"{stream.type} stream {stream.index} states no sample rate")
