@@ -206,6 +206,18 @@ def test_every_core_decodes_beside_the_cpu_actors(cpus: int, workers: int) -> No
     assert cpu_slots(BatchJob("embed", "in", "run", "out", workers=workers, gpus_per_worker=1), cpus) == 1.0
 
 
+def test_progress_line_says_rate_and_time_left() -> None:
+    """The log line without a terminal: rate from done / seconds, the time left from the rest at that rate."""
+    from avkit.apps.batch.pipeline import Progress
+    from avkit.cli.batch import progress_line
+
+    assert progress_line(Progress(total=200, done=0)) == "avkit batch: 0/200 videos, 0.00 videos/s, 0 error(s)"
+    line = progress_line(Progress(total=50000, done=1200, seconds=175.0, errors=3))
+    assert line == "avkit batch: 1200/50000 videos, 6.86 videos/s, about 1 h 59 min left, 3 error(s)"
+    assert "about 2 min left" in progress_line(Progress(total=200, done=100, seconds=100.0))
+    assert "left" not in progress_line(Progress(total=200, done=200, seconds=30.0))
+
+
 def test_videos_are_grouped_into_decode_tasks() -> None:
     """Several videos a task (Ray's cost per task was most of the time for short videos), at least four
     tasks a CPU, never more tasks than videos, and a bounded number of tasks for a huge corpus."""

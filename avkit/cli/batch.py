@@ -107,8 +107,7 @@ def run(args: argparse.Namespace) -> int:
             bar_id = bar.add_task("videos", total=None, rate="", errors="")
 
             def show(p: Progress) -> None:
-                rate = p.done / p.seconds if p.seconds > 0 else 0.0
-                bar.update(bar_id, total=p.total, completed=p.done, rate=f"{rate:.2f} videos/s",
+                bar.update(bar_id, total=p.total, completed=p.done, rate=f"{p.rate or 0.0:.2f} videos/s",
                            errors=f"{p.errors} error(s)" if p.errors else "")
 
             progress = run_batch(job, on_progress=show, quiet=quiet)
@@ -125,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 def progress_line(p: Progress) -> str:
     """``avkit batch: 1200/50000 videos, 6.85 videos/s, about 1 h 59 min left, 3 error(s)``."""
-    rate = p.done / p.seconds if p.seconds > 0 else 0.0
+    rate = p.rate or 0.0
     left = ""
     if rate > 0 and p.total > p.done:
         minutes = max(1, round((p.total - p.done) / rate / 60))

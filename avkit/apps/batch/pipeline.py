@@ -71,10 +71,15 @@ class Progress:
     rows: int = 0
     out: str = ""
 
+    @property
+    def rate(self) -> float | None:
+        """Videos per second so far (None before any time has passed)."""
+        return self.done / self.seconds if self.seconds > 0 else None
+
     def to_dict(self) -> dict[str, Any]:
         return {"out": self.out, "total": self.total, "done": self.done, "errors": self.errors,
                 "skipped": self.skipped, "rows": self.rows, "seconds": round(self.seconds, 3),
-                "videos_per_second": round(self.done / self.seconds, 3) if self.seconds > 0 else None}
+                "videos_per_second": None if self.rate is None else round(self.rate, 3)}
 
 
 def check_job(job: BatchJob) -> BatchSpec:
