@@ -9,8 +9,9 @@
 The corpus: ``--num`` generated motion clips (2 s, 32 px: little work per video, so Ray's cost per task
 and its start weigh most), ``--kinetics`` Kinetics-like videos (10 s, 456x256, 30 fps H.264: decoding is the
 work) and segments cut from ../shared/media (when present), written with avkit; ``--times K`` lists each
-K times. The run: a tiny C3D trained for two steps here. Both sides compute the same per-window features (``--stride``): the loop with VideoReader + clip_batch + forward_features
-(torch on every core), ``avkit batch`` through Ray Data (CPU decode tasks + model actors). Ray's
+K times. The run: a tiny C3D trained for two steps here. Both sides compute the same per-window features
+(``--stride``): the loop with VideoReader + clip_batch + forward_features (torch on every core),
+``avkit batch`` through Ray Data (CPU decode tasks + model actors). Ray's
 start is timed apart; the batch time includes the actors' start and the Parquet commits. The
 features of both sides are checked equal. Prints a table of videos/s and ratios to the loop.
 """
