@@ -1,5 +1,5 @@
 import sys
 
-from avkit.cli.main import main
+from avkit.cli.main import cli
 
-sys.exit(main())
+sys.exit(cli())

@@ -115,3 +115,15 @@ def test_help_states_each_default_once(capsys: pytest.CaptureFixture) -> None:
         build_parser(only="batch").parse_args(["batch", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: a local Ray on this machine)" in text and "(default: 1)" in text  # kept where given
+
+
+def test_main_in_a_callers_process_leaves_the_collector_alone(clip, capsys: pytest.CaptureFixture) -> None:
+    """Only the ``avkit`` program (``cli``, ``own_process``) turns the collector off and freezes what it imported;
+    ``main`` called from Python (a notebook, these tests) must not: frozen objects are never freed."""
+    import gc
+
+    from avkit.cli.main import main
+
+    frozen = gc.get_freeze_count()
+    assert main(["info", str(clip)]) == 0
+    assert gc.isenabled() and gc.get_freeze_count() == frozen

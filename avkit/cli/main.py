@@ -15,6 +15,7 @@ keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import sys
 from collections.abc import Sequence
@@ -118,8 +119,16 @@ def error_line(err: BaseException) -> str | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code (0 ok, 1 failure, 2 bad input)."""
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int:
+    """Run the CLI; returns the process exit code (0 ok, 1 failure, 2 bad input).
+
+    ``own_process``: this process runs one command and exits (the ``avkit`` program, :func:`cli`). Then the
+    garbage collector is off while the command's packages import and the objects they made (about a million
+    for torch) are frozen, never walked: not during the imports, not by a later collection, not at exit.
+    That is 0.3-0.4 s of every command's start and end on 2 cores (``python -c "import torch"`` 1.45 s,
+    1.1 s so). Not for a caller's process: frozen objects are never freed."""
+    if own_process:
+        gc.disable()
     argv = list(sys.argv[1:] if argv is None else argv)
     # Import only the command that runs (the first word that is not an option; the top-level
     # options take no values), so e.g. `avkit info` loads none of the other commands' modules.
@@ -134,7 +143,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from avkit.environment import require
 
         require(*getattr(args, "requires", ()))
-        return int(args.func(args) or 0)
+        if own_process:
+            gc.freeze()
+            gc.enable()
+        code = int(args.func(args) or 0)
+        if own_process:
+            gc.freeze()  # the process ends: nothing for the collector to walk at exit
+        return code
     except KeyboardInterrupt:
         print(f"avkit {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -146,5 +161,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def cli() -> int:
+    """The ``avkit`` program (its console script and ``python -m avkit``): :func:`main` in a process of its own."""
+    return main(own_process=True)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(cli())

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from avkit.apps.separation.inference import Separator
     from avkit.apps.separation.video import SeparationResult
 
-REQUIRES = ("torch", "av", "matplotlib")  # loaded (or reported in one line) before the command runs
+REQUIRES = ("torch", "av")  # loaded (or reported in one line) before the command runs
 
 EPILOG = """examples:
   avkit separate duet.mp4 --out sep/duet

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from avkit.apps.separation.inference import Source
+from avkit.utils import atomic_path
 
 MIN_OUTPUT_SIDE = 128  # small videos are scaled up (nearest) by an integer factor in the output videos
 
@@ -46,15 +47,35 @@ def _heat(share: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return t.reshape(*lead, *size).clamp(0, 1).numpy()
 
 
+# matplotlib's "inferno" colour map, 256 entries of 8-bit RGB (tests/test_separation_plots.py checks it), so the
+# pictures need no matplotlib (importing it is 0.3 s of an ``avkit separate`` that has a 2 s budget, issue 21)
+_INFERNO = np.frombuffer(bytes.fromhex(
+    "00000401000501010601010802010a02020c02020e03021004031204031405041706041907051b08051d09061f0a0722"
+    "0b07240c08260d08290e092b10092d110a30120a32140b34150b37160b39180c3c190c3e1b0c411c0c431e0c451f0c48"
+    "210c4a230c4c240c4f260c51280b53290b552b0b572d0b592f0a5b310a5c320a5e340a5f3609613809623909633b0964"
+    "3d09653e0966400a67420a68440a68450a69470b6a490b6a4a0c6b4c0c6b4d0d6c4f0d6c510e6c520e6d540f6d550f6d"
+    "57106e59106e5a116e5c126e5d126e5f136e61136e62146e64156e65156e67166e69166e6a176e6c186e6d186e6f196e"
+    "71196e721a6e741a6e751b6e771c6d781c6d7a1d6d7c1d6d7d1e6d7f1e6c801f6c82206c84206b85216b87216b88226a"
+    "8a226a8c23698d23698f24699025689225689326679526679727669827669a28659b29649d29649f2a63a02a63a22b62"
+    "a32c61a52c60a62d60a82e5fa92e5eab2f5ead305dae305cb0315bb1325ab3325ab43359b63458b73557b93556ba3655"
+    "bc3754bd3853bf3952c03a51c13a50c33b4fc43c4ec63d4dc73e4cc83f4bca404acb4149cc4248ce4347cf4446d04545"
+    "d24644d34743d44842d54a41d74b3fd84c3ed94d3dda4e3cdb503bdd513ade5238df5337e05536e15635e25734e35933"
+    "e45a31e55c30e65d2fe75e2ee8602de9612bea632aeb6429eb6628ec6726ed6925ee6a24ef6c23ef6e21f06f20f1711f"
+    "f1731df2741cf3761bf37819f47918f57b17f57d15f67e14f68013f78212f78410f8850ff8870ef8890cf98b0bf98c0a"
+    "f98e09fa9008fa9207fa9407fb9606fb9706fb9906fb9b06fb9d07fc9f07fca108fca309fca50afca60cfca80dfcaa0f"
+    "fcac11fcae12fcb014fcb216fcb418fbb61afbb81dfbba1ffbbc21fbbe23fac026fac228fac42afac62df9c72ff9c932"
+    "f9cb35f8cd37f8cf3af7d13df7d340f6d543f6d746f5d949f5db4cf4dd4ff4df53f4e156f3e35af3e55df2e661f2e865"
+    "f2ea69f1ec6df1ed71f1ef75f1f179f2f27df2f482f3f586f3f68af4f88ef5f992f6fa96f8fb9af9fc9dfafda1fcffa4"
+), dtype=np.uint8).reshape(256, 3)
+
+
 def _overlay(frames: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """Blend an inferno-coloured ``heat [T, H, W]`` over ``frames [T, H, W, 3]``.
+    """Blend an inferno-coloured ``heat [..., H, W]`` in [0, 1] over ``frames [..., H, W, 3]``.
 
-    The colours come from a 256-entry table indexed as matplotlib's colormap indexes a float in [0, 1]
-    (the same colours) and the blend is float32: 2.7x faster than matplotlib's float64 RGBA on 80 frames
-    of 128 px, the same pixels but for rounding (at most 1 in 255)."""
-    from matplotlib import colormaps
-
-    table = (colormaps["inferno"](np.arange(256))[:, :3] * 255.0).astype(np.float32)
+    The colours are indexed as matplotlib's colormap indexes a float in [0, 1] and the blend is float32:
+    2.7x faster than matplotlib's float64 RGBA on 80 frames of 128 px, the same pixels but for rounding
+    (at most 1 in 255)."""
+    table = _INFERNO.astype(np.float32)
     heat = heat.astype(np.float32, copy=False)
     colours = table[np.clip((heat * 256).astype(np.int64), 0, 255)]
     alpha = np.float32(0.35) + np.float32(0.5) * heat[..., None]
@@ -63,39 +84,60 @@ def _overlay(frames: np.ndarray, heat: np.ndarray) -> np.ndarray:
     return np.clip(out, 0, 255, out=out).astype(np.uint8)
 
 
+PANEL_HEIGHT = 240  # px of each picture in soundmap.png
+BOX_COLOURS = [(0, 229, 255), (255, 234, 0), (255, 64, 129), (118, 255, 3), (255, 145, 0), (213, 0, 249)]
+
+
 def plot_sound_map(path: Path, frame: np.ndarray, share: np.ndarray, sources: Sequence[Source],
                    frame_size: tuple[int, int], title: str = "") -> Path:
-    """``soundmap.png``: the frame, the sound map over it, and the sources' regions."""
-    from matplotlib.patches import Rectangle
+    """``soundmap.png``: the frame, the sound map over it with its colour scale, and the sources' regions
+    (in ``frame_size`` pixels) with their shares of the energy; drawn with Pillow and written atomically."""
+    from PIL import Image, ImageDraw, ImageFont
 
-    from avkit.engine.report import new_figure, save_figure
+    height, width = frame_size
+    panel_w = max(1, round(width * PANEL_HEIGHT / height))
+    size = (PANEL_HEIGHT, panel_w)
+    picture = Image.fromarray(np.ascontiguousarray(frame)).resize(
+        (panel_w, PANEL_HEIGHT), Image.Resampling.NEAREST if frame.shape[0] < PANEL_HEIGHT else Image.Resampling.BILINEAR)
+    pixels = np.asarray(picture)
+    top = float(share.max())
+    mapped = _overlay(pixels, _heat(share / max(top, 1e-6), size))
+    boxed = picture.copy()
 
-    fig = new_figure(10.5, 3.8)
-    height, width = frame.shape[:2]
-    extent = (0, frame_size[1], frame_size[0], 0)
-    axes = fig.subplots(1, 3)
-    axes[0].imshow(frame, extent=extent, interpolation="nearest")
-    axes[0].set_title("frame")
-    axes[1].imshow(frame, extent=extent, interpolation="nearest")
-    im = axes[1].imshow(share, extent=extent, cmap="inferno", alpha=0.65, vmin=0, vmax=max(float(share.max()), 1e-6),
-                        interpolation="bilinear")
-    fig.colorbar(im, ax=axes[1], fraction=0.046, pad=0.04, label="share of the sound")
-    axes[1].set_title("sound map: which pixels make the sound")
-    axes[2].imshow(frame, extent=extent, interpolation="nearest")
-    colours = ["#00e5ff", "#ffea00", "#ff4081", "#76ff03", "#ff9100", "#d500f9"]
+    font = ImageFont.load_default(size=13)
+    big = ImageFont.load_default(size=15)
+    pad, head, scale_w = 10, 24, 70  # margins, a panel's title band, the colour scale and its labels
+    suptitle = 28 if title else 0
+    canvas = Image.new("RGB", (3 * panel_w + 4 * pad + scale_w, suptitle + head + PANEL_HEIGHT + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((canvas.width // 2, 8), title, fill="black", font=big, anchor="mt")
+    y = suptitle + head
+    xs = [pad, 2 * pad + panel_w, 3 * pad + 2 * panel_w + scale_w]
+    for x, img, name in ((xs[0], picture, "frame"), (xs[1], Image.fromarray(mapped), "sound map: which pixels make the sound"),
+                         (xs[2], boxed, "sources (share of the energy)")):
+        canvas.paste(img, (x, y))
+        draw.text((x + panel_w // 2, y - 6), name, fill="black", font=font, anchor="md")
+    # the colour scale beside the sound map: 0 at the bottom, the map's largest share at the top
+    bar_x = xs[1] + panel_w + 6
+    ramp = np.linspace(1.0, 0.0, PANEL_HEIGHT, dtype=np.float32)
+    bar = _INFERNO[np.clip((ramp * 256).astype(np.int64), 0, 255)]
+    canvas.paste(Image.fromarray(np.repeat(bar[:, None], 12, axis=1)), (bar_x, y))
+    draw.text((bar_x + 16, y), f"{top:.2f}", fill="black", font=font, anchor="lt")
+    draw.text((bar_x + 16, y + PANEL_HEIGHT), "0", fill="black", font=font, anchor="lb")
+    draw.text((bar_x + 16, y + PANEL_HEIGHT // 2), "share", fill="black", font=font, anchor="lm")
+    sx, sy = panel_w / width, PANEL_HEIGHT / height
     for k, src in enumerate(sources):
         x0, y0, x1, y1 = src.box
-        c = colours[k % len(colours)]
-        axes[2].add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=c, linewidth=2))
-        axes[2].text(x0 + 0.5, y0 + 0.5, f"{k}: {100 * src.energy:.0f}%" + (" (rest)" if "rest" in src.label else ""),
-                     color=c, fontsize=9, va="top", fontweight="bold")
-    axes[2].set_title("sources (share of the energy)")
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if title:
-        fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+        colour = BOX_COLOURS[k % len(BOX_COLOURS)]
+        left, upper = xs[2] + round(x0 * sx), y + round(y0 * sy)
+        right, lower = xs[2] + round(x1 * sx) - 1, y + round(y1 * sy) - 1
+        draw.rectangle((left, upper, right, lower), outline=colour, width=2)
+        label = f"{k}: {100 * src.energy:.0f}%" + (" (rest)" if "rest" in src.label else "")
+        draw.text((left + 4, upper + 3), label, fill=colour, font=font, stroke_width=1, stroke_fill="black")
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="PNG")
+    return path
 
 
 def sound_map_video(frames: np.ndarray, fps: float, frame_share: np.ndarray, hop_s: float) -> np.ndarray:
