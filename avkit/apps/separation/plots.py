@@ -111,12 +111,16 @@ def plot_sound_map(path: Path, frame: np.ndarray, share: np.ndarray, sources: Se
     canvas = Image.new("RGB", (3 * panel_w + 4 * pad + scale_w, suptitle + head + PANEL_HEIGHT + pad), "white")
     draw = ImageDraw.Draw(canvas)
     if title:
+        while len(title) > 4 and draw.textlength(title, font=big) > canvas.width - 2 * pad:
+            title = title[: len(title) // 2 - 2] + "..." + title[len(title) // 2 + 2:]  # a long file name
         draw.text((canvas.width // 2, 8), title, fill="black", font=big, anchor="mt")
     y = suptitle + head
     xs = [pad, 2 * pad + panel_w, 3 * pad + 2 * panel_w + scale_w]
-    for x, img, name in ((xs[0], picture, "frame"), (xs[1], Image.fromarray(mapped), "sound map: which pixels make the sound"),
-                         (xs[2], boxed, "sources (share of the energy)")):
+    for x, img, name, short in ((xs[0], picture, "frame", "frame"),
+                                (xs[1], Image.fromarray(mapped), "sound map: which pixels make the sound", "sound map"),
+                                (xs[2], boxed, "sources (share of the energy)", "sources")):
         canvas.paste(img, (x, y))
+        name = name if draw.textlength(name, font=font) <= panel_w + pad else short  # a narrow (portrait) picture
         draw.text((x + panel_w // 2, y - 6), name, fill="black", font=font, anchor="md")
     # the colour scale beside the sound map: 0 at the bottom, the map's largest share at the top
     bar_x = xs[1] + panel_w + 6
