@@ -24,8 +24,9 @@ Parts, each with its baselines measured in the same run:
 
 The shipped model holds an audio-only network beside the pictured one (for two sources its stems, ordered by
 the pictured network's estimates, are the output: docs/separation.md); every part also scores the pictured
-network alone ("pictured_network") and the audio-only network with the order given ("audio_only"), in the
-same run. The figures of docs/separation.md since then (``--stems``: the other training of that network):
+network alone ("pictured_network") and the audio-only network with the order given ("audio_only") and in the
+other order ("audio_only_other_order": with no pictures nothing says which sound is whose, so a user of the
+audio-only network gets the mean of the two), in the same run. The figures of docs/separation.md since then (``--stems``: the other training of that network):
 
     python benchmarks/separation.py --threads 1 --skip speed --mixtures 25 --same-duets 48 \
         --json docs/benchmarks/separation_gm_stems.json
@@ -177,6 +178,7 @@ def real_part(models: dict[str, Any], audio: Any, old: Any, folder: Path) -> dic
             est = audio_only(audio, mix, refs)
             if est is not None:
                 sets["audio_only"] = est
+                sets["audio_only_other_order"] = est[::-1]
         if old is not None:
             sets["synthetic_trained"] = np.stack(old.separate(mix, RATE, [old_sprites(OLD_SPRITES[x], old)
                                                                           for x in combo]))
@@ -232,6 +234,7 @@ def same_duets_part(sep: Any, audio: Any, test: Path, limit: int, pictured: Any 
             sets = {name: np.stack([e[:n] for e in est]) for name, est in ests.items()}
             if audio is not None:
                 sets["audio_only"] = audio_only(audio, stems.sum(0), stems)
+                sets["audio_only_other_order"] = sets["audio_only"][::-1]
             out_rows.append({"path": row["path"], "instrument": srcs[0]["label"], "scores": score(stems, sets)})
             bar(i + 1, len(rows))
     return {"source": str(test), "duets": len(out_rows), "summary": means(out_rows), "rows": out_rows}
