@@ -21,6 +21,8 @@ Parts, each with its baselines measured in the same run:
 4. Speed and memory: a 10 s two-instrument gm_instruments video; ``separate_video`` in process (separation
    alone, the faster of two runs) and the whole ``avkit separate`` command in a fresh process (wall
    time, peak RSS of that process; avkit's modules compiled to bytecode first, as after a first run).
+5. The whole command on the recorded videos of ../shared/media/video (real sizes and lengths: 6-70 s,
+   320x240 to 800x332), fresh processes; ``--baseline CHECKOUT`` runs another checkout's avkit in turns.
 
 The shipped model holds an audio-only network beside the pictured one (for two sources its stems, ordered by
 the pictured network's estimates, are the output: docs/separation.md); every part also scores the pictured
@@ -282,18 +284,11 @@ def speed_part(run: str | None, sep: Any, seconds: float) -> dict:
         cmd = [sys.executable, "-m", "avkit.cli.main", "separate", str(video)]
         if run:
             cmd += ["--run", run]
-        probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-                 "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
-                 "print(rc, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-        runs = []
-        for rep in range(2):  # best of two: the first fresh process may pay for a cold file cache
-            out_dir = Path(tmp) / f"cli_{rep}"
-            line = subprocess.run([sys.executable, "-c", probe, *cmd, "--out", str(out_dir)], capture_output=True,
-                                  text=True, check=True).stdout.split()
-            runs.append(line)
-        rc, wall, rss = min(runs, key=lambda run_: float(run_[1]))
-        out["command"] = {"rc": int(rc), "wall_s": round(float(wall), 2), "duration": round(r.duration, 2),
-                          "rtf": round(r.duration / float(wall), 1), "peak_rss_mb": round(int(rss) / 1024, 1),
+        runs = [fresh_process([*cmd, "--out", str(Path(tmp) / f"cli_{rep}")])
+                for rep in range(2)]  # best of two: the first fresh process may pay for a cold file cache
+        rc, wall, rss = min(runs, key=lambda run_: run_[1])
+        out["command"] = {"rc": rc, "wall_s": round(wall, 2), "duration": round(r.duration, 2),
+                          "rtf": round(r.duration / wall, 1), "peak_rss_mb": round(rss, 1),
                           "argv": "avkit separate VIDEO --out DIR" + (f" --run {run}" if run else "")}
         # The floor under the command: a fresh Python importing what it imports (best of two, same run).
         for name, code in (("import_torch_s", "import torch"),
@@ -305,6 +300,41 @@ def speed_part(run: str | None, sep: Any, seconds: float) -> dict:
                 times.append(time.perf_counter() - start)
             out["command"][name] = round(min(times), 2)
     return out
+
+
+def fresh_process(cmd: list[str], cwd: Path | None = None) -> tuple[int, float, float]:
+    """Run ``cmd`` in a fresh process (in ``cwd``: ``python -m avkit...`` there runs that checkout's avkit):
+    (exit code, wall seconds, its peak RSS in MB)."""
+    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+             "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode; "
+             "print(rc, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    rc, wall, rss = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True,
+                                   cwd=cwd).stdout.split()
+    return int(rc), float(wall), int(rss) / 1024
+
+
+def videos_part(folder: Path, checkouts: dict[str, Path]) -> list[dict[str, Any]]:
+    """``avkit separate VIDEO`` (no options: regions found, the four videos written) on every video of ``folder``
+    (the shared recorded videos) in a fresh process, with the avkit of each checkout in turn (the code here, and
+    a baseline checkout when given): wall time, real-time factor, peak RSS and the command's own phases."""
+    import compileall
+
+    rows = []
+    for video in sorted(p for p in folder.iterdir() if p.suffix in (".mp4", ".mkv", ".avi", ".webm")):
+        for label, root in checkouts.items():
+            compileall.compile_dir(str(root / "avkit"), quiet=1)
+            with tempfile.TemporaryDirectory() as tmp:
+                rc, wall, rss = fresh_process([sys.executable, "-m", "avkit.cli.main", "separate", str(video), "--out",
+                                               str(Path(tmp) / "out")], cwd=root)
+                record = json.loads((Path(tmp) / "out" / "separation.json").read_text()) if rc == 0 else {}
+            duration = float(record.get("duration", 0.0))
+            rows.append({"video": video.name, "code": label, "rc": rc, "wall_s": round(wall, 2),
+                         "duration": round(duration, 2), "rtf": round(duration / wall, 2) if duration else None,
+                         "peak_rss_mb": round(rss, 1), "sources": len(record.get("sources", [])),
+                         "seconds": record.get("seconds", {})})
+            print(f"  {video.name:<32} {label:<9} rc {rc}  {wall:7.2f} s  {rows[-1]['rtf']}x real time  "
+                  f"peak RSS {rss:8.1f} MB  phases {rows[-1]['seconds']}", flush=True)
+    return rows
 
 
 def _bar(what: str):
@@ -364,7 +394,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--real", default=str(ROOT.parent / "shared" / "media" / "audio"))
     p.add_argument("--rtf-seconds", type=float, default=10.0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    p.add_argument("--skip", nargs="*", default=[], choices=["real", "synthetic", "duets", "speed"])
+    p.add_argument("--videos", default=str(ROOT.parent / "shared" / "media" / "video"),
+                   help="recorded videos for the whole command's time and memory (part 5)")
+    p.add_argument("--baseline", default="", help="another avkit checkout (a git worktree) whose command part 5 "
+                                                  "also runs, in turns with this one")
+    p.add_argument("--skip", nargs="*", default=[], choices=["real", "synthetic", "duets", "speed", "videos"])
     p.add_argument("--json", default="", help="also write the results here")
     p.add_argument("--markdown", default="", help="only print the docs' tables of this --json file")
     args = p.parse_args(argv)
@@ -440,6 +474,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['rtf_total']}x; the whole command in a fresh process {c['wall_s']} s = {c['rtf']}x (rc {c['rc']}), "
               f"peak RSS {c['peak_rss_mb']} MB; a fresh Python importing torch alone {c['import_torch_s']} s, as the "
               f"avkit program does (the collector off, then frozen) {c['import_torch_frozen_s']} s")
+    if "videos" not in args.skip and Path(args.videos).is_dir():
+        checkouts = {"here": ROOT, **({"baseline": Path(args.baseline).resolve()} if args.baseline else {})}
+        print(f"\nthe whole command on the recorded videos of {args.videos} (fresh processes, no options):")
+        results["videos"] = videos_part(Path(args.videos), checkouts)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")

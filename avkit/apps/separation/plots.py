@@ -2,7 +2,8 @@
 
 - :func:`plot_sound_map`: ``soundmap.png``, the frame, the sound map over it (which pixels make the
   sound) and the sources' boxes with their shares of the energy;
-- :func:`sound_map_video`: the frames of ``soundmap.mp4``, the sound map of each moment over the picture;
+- :func:`sound_map_frames`: the frames of ``soundmap.mp4``, the sound map of each moment over the picture
+  (:func:`smooth_sound_map` first);
 - :func:`highlight` / :func:`upscale`: a source's video dims the other regions; small videos are
   scaled up by an integer factor so a player shows them at a useful size.
 """
@@ -27,13 +28,16 @@ def upscale(frames: np.ndarray) -> np.ndarray:
     return frames.repeat(k, axis=1).repeat(k, axis=2) if k > 1 else frames
 
 
+_DIM = (np.arange(256, dtype=np.float32) * np.float32(0.3)).astype(np.uint8)  # a value dimmed to 30%
+
+
 def highlight(frames: np.ndarray, box: tuple[float, float, float, float], frame_size: tuple[int, int]) -> np.ndarray:
-    """Frames with everything outside ``box`` dimmed."""
+    """Frames with everything outside ``box`` (pixels of ``frame_size``) dimmed."""
     height, width = frames.shape[1:3]
     sy, sx = height / frame_size[0], width / frame_size[1]
     x0, y0, x1, y1 = (int(np.floor(box[0] * sx)), int(np.floor(box[1] * sy)), int(np.ceil(box[2] * sx)),
                       int(np.ceil(box[3] * sy)))
-    out = (frames.astype(np.float32) * 0.3).astype(np.uint8)
+    out = _DIM[frames]  # a table look-up: a float copy of a long video took seconds and gigabytes
     out[:, y0:y1, x0:x1] = frames[:, y0:y1, x0:x1]
     return out
 
@@ -144,15 +148,17 @@ def plot_sound_map(path: Path, frame: np.ndarray, share: np.ndarray, sources: Se
     return path
 
 
-def sound_map_video(frames: np.ndarray, fps: float, frame_share: np.ndarray, hop_s: float) -> np.ndarray:
-    """``soundmap.mp4``'s frames: ``frames`` (upscaled when small) with the sound map of the moment over
-    them (``frame_share [h, w, T]`` per STFT frame of ``hop_s`` seconds, smoothed over one video frame)."""
-    big = upscale(frames)
-    h, w, t = frame_share.shape
-    stft_t = (np.arange(len(big)) / fps / hop_s).round().astype(int).clip(0, t - 1)
-    # smooth over ~one video frame of STFT frames
+def smooth_sound_map(frame_share: np.ndarray, fps: float, hop_s: float) -> np.ndarray:
+    """The sound map of each moment (``frame_share [h, w, T]``, one per STFT frame of ``hop_s`` seconds)
+    smoothed over about one video frame (``fps``), for :func:`sound_map_frames`."""
     width = max(1, int(round(1 / fps / hop_s)))
     kernel = np.ones(width) / width
-    smooth = np.apply_along_axis(lambda x: np.convolve(x, kernel, mode="same"), 2, frame_share)
-    heat = _heat(np.moveaxis(smooth[..., stft_t], 2, 0), big.shape[1:3])
-    return _overlay(big, heat)
+    return np.apply_along_axis(lambda x: np.convolve(x, kernel, mode="same"), 2, frame_share)
+
+
+def sound_map_frames(frames: np.ndarray, times: np.ndarray, smooth_share: np.ndarray, hop_s: float) -> np.ndarray:
+    """``soundmap.mp4``'s frames: ``frames`` (shown at ``times``, s) with the sound map of the moment over them
+    (``smooth_share [h, w, T]`` from :func:`smooth_sound_map`)."""
+    stft_t = (np.asarray(times) / hop_s).round().astype(int).clip(0, smooth_share.shape[2] - 1)
+    heat = _heat(np.moveaxis(smooth_share[..., stft_t], 2, 0), frames.shape[1:3])
+    return _overlay(frames, heat)

@@ -14,10 +14,11 @@ output lacks are removed; anything else in ``out`` stays.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,13 +26,14 @@ from typing import Any
 import numpy as np
 
 from avkit.apps.separation.inference import Analysis, Separator, Source
-from avkit.apps.separation.plots import highlight, plot_sound_map, sound_map_video, upscale
+from avkit.apps.separation.plots import highlight, plot_sound_map, smooth_sound_map, sound_map_frames, upscale
 from avkit.apps.separation.regions import RegionSpec, parse_regions, region_box, region_masks
 from avkit.errors import AvkitError, MediaError, OutputExistsError
 from avkit.staging import StagedOutput
 from avkit.utils import atomic_path, atomic_write_json
 
 MAX_OUTPUT_SIDE = 360  # output videos are decoded with at most this short side
+OUTPUT_CHUNK = 32  # output frames decoded, drawn and encoded at a time
 JSON_NAME = "separation.json"
 
 
@@ -105,15 +107,8 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
         plot_sound_map(d / "soundmap.png", mid, share, sources, clip.frame_size,
                        title=f"{Path(video).name}: {len(sources)} source(s)")
         if videos:
-            from avkit.io import write_video
-
-            frames = clip.frames
-            for k, src in enumerate(sources):
-                write_video(d / f"source_{k}.mp4", upscale(highlight(frames, src.box, clip.frame_size)), clip.fps,
-                            src.audio, sr)
-            write_video(d / "residual.mp4", upscale(frames), clip.fps, residual, sr)
             hop_s = sep.spectral.cfg.hop / sr
-            write_video(d / "soundmap.mp4", sound_map_video(frames, clip.fps, frame_share, hop_s), clip.fps, mixture, sr)
+            _write_videos(d, clip, sources, residual, smooth_sound_map(frame_share, clip.fps, hop_s), hop_s, sr)
         seconds = _timings(t0, t_read, t_sep, t_write)
         entries = [dict(s.to_dict(), wav=f"source_{k}.wav", **({"video": f"source_{k}.mp4"} if videos else {}),
                         **_instrument(k, found.names, found.named))
@@ -215,10 +210,12 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
                      "energy": round(float((est.astype(np.float64) ** 2).sum() / energy), 4), "wav": f"source_{k}.wav",
                      **{m: round(scores["model"][m][k], 3) for m in scores["model"]}, **_instrument(k, names, named)}
             if videos:
-                from avkit.io import write_video
+                from avkit.io.write import open_video_writer
 
-                frames = clip.frames[: max(1, int(np.ceil(n / sr * clip.fps)))]
-                write_video(d / f"source_{k}.mp4", upscale(frames), clip.fps, est, sr)
+                count = min(clip.output_frames, max(1, int(np.ceil(n / sr * clip.fps))))
+                with open_video_writer(d / f"source_{k}.mp4", clip.fps, est, sr) as writer:
+                    for _, frames in output_chunks(clip, count):
+                        writer.write(upscale(frames))
                 entry["video"] = f"source_{k}.mp4"
             sources.append(entry)
         _write_wav(d / "residual.wav", mixture - estimates.sum(0), sr)
@@ -286,15 +283,17 @@ def _separator(run: str | Path | Separator | None, checkpoint: str, device: str)
 
 @dataclass
 class VideoInput:
-    """A decoded input video: the network's view and the view written to the output videos."""
+    """A decoded input video: the network's view, and what the output videos need to decode theirs
+    (:func:`output_chunks`: a few frames at a time, so memory does not grow with the video's length)."""
 
     path: str
     audio: np.ndarray  # float32 [S] at the model's rate
     net_frames: np.ndarray  # uint8 [T, h, w, 3] at the run's fps and image size
-    frames: np.ndarray  # uint8 [T', H, W, 3] for the output videos
-    fps: float  # of ``frames``
-    frame_size: tuple[int, int]  # (H, W) of the original picture
+    fps: float  # of the output videos
+    frame_size: tuple[int, int]  # (H, W) of the picture as displayed (rotation and pixel aspect applied)
     duration: float
+    output_frames: int = 0  # frames of the output videos (0: none written)
+    output_side: int | None = None  # their short side when the picture's is larger (None: as it is)
 
 
 def read_input(path: str | Path, sep: Separator, *, output_frames: bool = True) -> VideoInput:
@@ -324,17 +323,46 @@ def read_input(path: str | Path, sep: Separator, *, output_frames: bool = True) 
         audio = reader.read_audio(0.0, duration, sample_rate=sep.sample_rate).numpy().astype(np.float32)
         n = max(1, int(np.ceil(duration * sep.opts.fps - 1e-9)))
         net_frames, _ = reader.frames_at(np.arange(n) / sep.opts.fps, size=sep.opts.image_size)
-        height, width = int(reader.video.codec_context.height), int(reader.video.codec_context.width)
+        first, _ = reader.frames_at([0.0])  # the displayed size, which --regions' pixels and the boxes refer to
+        height, width = int(first.shape[1]), int(first.shape[2])
         fps = min(float(reader.fps or sep.opts.fps), 30.0)
-        frames = np.zeros((0, 1, 1, 3), np.uint8)
-        if output_frames:
-            short = min(height, width)
-            size = None if short <= MAX_OUTPUT_SIDE else MAX_OUTPUT_SIDE
-            m = max(1, int(np.ceil(duration * fps - 1e-9)))
-            frames_t, _ = reader.frames_at(np.arange(m) / fps, size=size)
-            frames = frames_t.numpy()
-            height, width = frames.shape[1:3]
-    return VideoInput(str(path), audio, net_frames.numpy(), frames, fps, (height, width), duration)
+    count = max(1, int(np.ceil(duration * fps - 1e-9))) if output_frames else 0
+    side = None if min(height, width) <= MAX_OUTPUT_SIDE else MAX_OUTPUT_SIDE
+    return VideoInput(str(path), audio, net_frames.numpy(), fps, (height, width), duration, count, side)
+
+
+def output_chunks(clip: VideoInput, count: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The output videos' frames of ``clip`` (the first ``count``, default all), ``OUTPUT_CHUNK`` at a time:
+    (times ``[n]`` in s, frames uint8 ``[n, H, W, 3]``), decoded as they are written."""
+    from avkit.io import VideoReader
+
+    times = np.arange(clip.output_frames if count is None else count) / clip.fps
+    with VideoReader(clip.path) as reader:
+        for start in range(0, len(times), OUTPUT_CHUNK):
+            chunk = times[start:start + OUTPUT_CHUNK]
+            frames, _ = reader.frames_at(chunk, size=clip.output_side)
+            yield chunk, frames.numpy()
+
+
+def _write_videos(d: Path, clip: VideoInput, sources: Sequence[Source], residual: np.ndarray, smooth_share: np.ndarray,
+                  hop_s: float, sample_rate: int) -> None:
+    """``source_K.mp4`` (the other regions dimmed), ``residual.mp4`` and ``soundmap.mp4`` in ``d``, each with its
+    sound, written together chunk by chunk: a 70 s 800x332 video took 21.7 GB when whole arrays were drawn."""
+    from avkit.io.write import open_video_writer
+
+    with contextlib.ExitStack() as stack:
+        def writer(name: str, audio: np.ndarray | None) -> Any:
+            return stack.enter_context(open_video_writer(d / name, clip.fps, audio, sample_rate))
+
+        per_source = [writer(f"source_{k}.mp4", src.audio) for k, src in enumerate(sources)]
+        rest = writer("residual.mp4", residual)
+        sound_map = writer("soundmap.mp4", clip.audio)
+        for times, frames in output_chunks(clip):
+            for w, src in zip(per_source, sources):
+                w.write(upscale(highlight(frames, src.box, clip.frame_size)))
+            big = upscale(frames)
+            rest.write(big)
+            sound_map.write(sound_map_frames(big, times, smooth_share, hop_s))
 
 
 # ---------------------------------------------------------------------------------------------
