@@ -59,3 +59,42 @@ def test_dimming_is_the_float_formula() -> None:
     frames = np.arange(256, dtype=np.uint8).reshape(1, 1, 256, 1).repeat(3, axis=3)
     out = highlight(frames, (0, 0, 0, 0), (10, 10))  # an empty box: every pixel dimmed
     np.testing.assert_array_equal(out, (frames.astype(np.float32) * 0.3).astype(np.uint8))
+
+
+def test_a_rotated_videos_regions_and_boxes_are_in_its_displayed_pixels(tmp_path: Path) -> None:
+    """A phone video stored 640x480 and displayed 480x640 (rotation 90): ``--regions`` in the displayed
+    pixels, with and without the output videos, give the same boxes and the displayed frame size."""
+    import av
+
+    shown = np.full((640, 480, 3), 128, np.uint8)
+    shown[:, :240] = 220  # the displayed left half is bright
+    path = tmp_path / "rotated.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = 640, 480, "yuv420p"
+        s.set_display_rotation(90)  # counterclockwise: the stored picture is the shown one turned clockwise
+        a = c.add_stream("aac", rate=RATE, layout="mono")
+        for k in range(20):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(np.rot90(shown, k=-1)), format="rgb24")
+            frame.pts = k
+            c.mux(s.encode(frame))
+        c.mux(s.encode())
+        wave = (0.3 * np.sin(2 * np.pi * 330 * np.arange(2 * RATE) / RATE)).astype(np.float32)
+        for i in range(0, len(wave), 1024):
+            chunk = av.AudioFrame.from_ndarray(wave[None, i:i + 1024], format="flt", layout="mono")
+            chunk.sample_rate, chunk.pts = RATE, i
+            c.mux(a.encode(chunk))
+        c.mux(a.encode())
+    with VideoReader(path) as r:
+        assert r.frames_at([0.0])[0].shape[1:3] == (640, 480)  # the reader shows it upright
+    regions = "0,0,240,640;240,0,480,640"
+    for videos in (True, False):
+        out = tmp_path / f"out_{videos}"
+        separate_video(path, None, out, regions=regions, videos=videos)
+        record = json.loads((out / "separation.json").read_text())
+        assert record["frame_size"] == [640, 480], videos
+        assert [s["box"] for s in record["sources"]] == [[0, 0, 240, 640], [240, 0, 480, 640]]
+    with VideoReader(tmp_path / "out_True" / "source_0.mp4") as r:
+        got = r.frames_at([0.5])[0][0].numpy().astype(int)
+    assert got.shape == (480, 360, 3)  # portrait, the short side at 360
+    assert got[240, 60].mean() > 210 and got[240, 300].mean() < 45  # its own half as it is, the other dimmed
