@@ -98,3 +98,21 @@ def test_a_rotated_videos_regions_and_boxes_are_in_its_displayed_pixels(tmp_path
         got = r.frames_at([0.5])[0][0].numpy().astype(int)
     assert got.shape == (480, 360, 3)  # portrait, the short side at 360
     assert got[240, 60].mean() > 210 and got[240, 300].mean() < 45  # its own half as it is, the other dimmed
+
+
+def test_a_note_says_when_no_source_looks_like_a_known_instrument(capsys) -> None:
+    """On camera footage the namer is sure of nothing: the summary says so and what to give instead; one
+    sure name is enough to leave the note out."""
+    from avkit.apps.separation.video import SeparationResult
+    from avkit.cli.separate import _print
+
+    def result(p: float) -> SeparationResult:
+        named = {"instrument": "xylophone", "probability": p, "not_by_timbre": "not sure enough to separate by timbre"}
+        sources = [{"label": f"found {k}", "box": [0, 0, 8, 8], "energy": 0.4, "wav": f"source_{k}.wav",
+                    "named": dict(named, probability=q)} for k, q in enumerate((0.5, p))]
+        return SeparationResult(Path("out"), sources, [], {"separate": 0.1, "total": 0.2}, None, 2.0)
+
+    _print(result(0.69))
+    assert "note: no source looks surely like an instrument" in capsys.readouterr().out
+    _print(result(0.95))
+    assert "note:" not in capsys.readouterr().out

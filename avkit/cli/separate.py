@@ -138,6 +138,8 @@ def _status(enabled: bool) -> Iterator[Callable[[str], None]]:
 
 
 def _print(result: SeparationResult) -> None:
+    from avkit.apps.separation.naming import CONFIDENT
+
     d = result.to_dict()
     print(f"{len(result.sources)} source(s), {result.duration:.2f} s of audio -> {result.out}")
     for k, src in enumerate(result.sources):
@@ -154,6 +156,11 @@ def _print(result: SeparationResult) -> None:
         from avkit.apps.separation.metrics import format_table  # scipy: only for the mix mode's scores
 
         print(format_table({"2": result.metrics["mean"]}, title="metrics (dB; mean over the two sources):"))
+    named = [src["named"] for src in result.sources if "named" in src]
+    if named and len(named) == len(result.sources) and all(n["probability"] < CONFIDENT for n in named):
+        print(f"note: no source looks surely like an instrument the model knows (at p >= {CONFIDENT}; it learnt avkit's "
+              "drawn instruments, not camera footage), so the networks separated them; when you know where the "
+              "players are and what they play, give --regions and --instruments (docs/separation.md)")
     rtf = d.get("real_time_factor")
     if rtf is not None:
         print(f"separation {result.seconds['separate']:.3f} s ({rtf:.0f}x real time), "
