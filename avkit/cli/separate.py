@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="separation run directory written by 'avkit train' (default: the model shipped with avkit)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--regions", default="auto",
-                   help="auto (the model finds the sources), whole, grid:CxR (or CxR), or boxes 'x0,y0,x1,y1;...'")
+                   help="auto (the model finds the sources), whole, grid:CxR (or CxR), or boxes 'x0,y0,x1,y1;...' "
+                        "in pixels of the picture as displayed (fractions when all values are <= 1)")
     p.add_argument("--max-sources", type=int, default=4, help="with --regions auto: at most this many sources")
     p.add_argument("--no-video", action="store_true", help="write the WAVs and soundmap.png only (faster)")
     p.add_argument("--stems", default=None, metavar="RUN",
