@@ -34,7 +34,11 @@ def test_pixel_regions_and_boxes_are_the_input_pictures(large_video: Path, tmp_p
     given, and the videos written 7 frames at a time are the frames dimmed outside each box (the left source's
     right half at 30%), every frame there, with their sound."""
     monkeypatch.setattr(video_module, "OUTPUT_CHUNK", 7)  # 30 frames: four chunks and a short one
-    result = separate_video(large_video, None, tmp_path / "out", regions="0,0,320,480;320,0,640,480")
+    steps: list[str] = []
+    result = separate_video(large_video, None, tmp_path / "out", regions="0,0,320,480;320,0,640,480",
+                            progress=steps.append)
+    assert [m for m in steps if m.startswith("writing the videos")] == [
+        f"writing the videos ({k}/30 frames)" for k in (0, 7, 14, 21, 28, 30)]  # what the spinner shows
     record = json.loads((tmp_path / "out" / "separation.json").read_text())
     assert record["frame_size"] == [480, 640]
     assert [s["box"] for s in record["sources"]] == [[0, 0, 320, 480], [320, 0, 640, 480]]

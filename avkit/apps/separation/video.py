@@ -108,7 +108,7 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
                        title=f"{Path(video).name}: {len(sources)} source(s)")
         if videos:
             hop_s = sep.spectral.cfg.hop / sr
-            _write_videos(d, clip, sources, residual, smooth_sound_map(frame_share, clip.fps, hop_s), hop_s, sr)
+            _write_videos(d, clip, sources, residual, smooth_sound_map(frame_share, clip.fps, hop_s), hop_s, sr, step)
         seconds = _timings(t0, t_read, t_sep, t_write)
         entries = [dict(s.to_dict(), wav=f"source_{k}.wav", **({"video": f"source_{k}.mp4"} if videos else {}),
                         **_instrument(k, found.names, found.named))
@@ -345,11 +345,11 @@ def output_chunks(clip: VideoInput, count: int | None = None) -> Iterator[tuple[
 
 
 def _write_videos(d: Path, clip: VideoInput, sources: Sequence[Source], residual: np.ndarray, smooth_share: np.ndarray,
-                  hop_s: float, sample_rate: int) -> None:
+                  hop_s: float, sample_rate: int, step: Callable[[str], None]) -> None:
     """``source_K.mp4`` (the other regions dimmed), ``residual.mp4`` and ``soundmap.mp4`` in ``d``, each with its
-    sound, written together chunk by chunk (a 70 s 800x332 video took 21 GB when whole arrays were drawn).
-    Each video draws and encodes its chunk in a thread of its own: numpy and the encoders release the GIL,
-    and one after another they kept 1.1 of 2 cores busy."""
+    sound, written together chunk by chunk (a 70 s 800x332 video took 21 GB when whole arrays were drawn);
+    ``step`` hears how many frames are done. Each video draws and encodes its chunk in a thread of its own:
+    numpy and the encoders release the GIL, and one after another they kept 1.1 of 2 cores busy."""
     from concurrent.futures import ThreadPoolExecutor
 
     from avkit.io.write import open_video_writer
@@ -371,15 +371,19 @@ def _write_videos(d: Path, clip: VideoInput, sources: Sequence[Source], residual
         # one thread per video keeps its chunks in order; the next chunk is decoded while this one is drawn
         lanes = [stack.enter_context(ThreadPoolExecutor(max_workers=1)) for _ in range(len(per_source) + 2)]
         previous: list[Any] = []
+        written = pending = 0  # frames of the chunks finished, and of the one in flight
         for times, frames in output_chunks(clip):
             big = upscale(frames)
             jobs = [lane.submit(source_chunk, w, box, frames) for lane, (w, box) in zip(lanes, per_source)]
             jobs += [lanes[-2].submit(rest.write, big), lanes[-1].submit(sound_map_chunk, big, times)]
             for job in previous:  # at most two chunks in flight: memory stays flat
                 job.result()
-            previous = jobs
+            written += pending
+            step(f"writing the videos ({written}/{clip.output_frames} frames)")
+            previous, pending = jobs, len(times)
         for job in previous:
             job.result()
+        step(f"writing the videos ({clip.output_frames}/{clip.output_frames} frames)")
 
 
 # ---------------------------------------------------------------------------------------------
