@@ -125,8 +125,9 @@ def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> int
     ``own_process``: this process runs one command and exits (the ``avkit`` program, :func:`cli`). Then the
     garbage collector is off while the command's packages import and the objects they made (about a million
     for torch) are frozen, never walked: not during the imports, not by a later collection, not at exit.
-    That is 0.3-0.4 s of every command's start and end on 2 cores (``python -c "import torch"`` 1.45 s,
-    1.1 s so). Not for a caller's process: frozen objects are never freed."""
+    That is 0.3-0.4 s of every command's start and end on 2 cores (a fresh ``python -c "import torch"``
+    1.33-1.40 s, 1.06-1.07 s so: docs/benchmarks/separation_gm_speed_2026-12-07_ninth.log). Not for a
+    caller's process: frozen objects are never freed."""
     if own_process:
         gc.disable()
     argv = list(sys.argv[1:] if argv is None else argv)
