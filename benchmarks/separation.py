@@ -23,6 +23,10 @@ Parts, each with its baselines measured in the same run:
    time, peak RSS of that process; avkit's modules compiled to bytecode first, as after a first run).
 5. The whole command on the recorded videos of ../shared/media/video (real sizes and lengths: 6-70 s,
    320x240 to 800x332), fresh processes; ``--baseline CHECKOUT`` runs another checkout's avkit in turns.
+6. Long recordings (``--long``): ``avkit separate --no-video`` in a fresh process on tears_of_steel's sound
+   repeated 1, 4 and 16 times (70 s to 19 min, under 128x96 noise at 4 fps), peak RSS and time, and on a
+   generated 150 s two-instrument duet with ``--regions 2x1``, scored against its stems; with ``--baseline``
+   the other checkout's command in turns (before the windows, the separation's memory grew with the length).
 
 The shipped model holds an audio-only network beside the pictured one (for two sources its stems, ordered by
 the pictured network's estimates, are the output: docs/separation.md); every part also scores the pictured
@@ -337,6 +341,58 @@ def videos_part(folder: Path, checkouts: dict[str, Path]) -> list[dict[str, Any]
     return rows
 
 
+def long_part(tears: Path, checkouts: dict[str, Path], repeats: tuple[int, ...] = (1, 4, 16),
+              duet_seconds: float = 150.0) -> dict[str, Any]:
+    """Part 6: ``avkit separate --no-video`` on long recordings in a fresh process per checkout (see the module
+    docstring): peak RSS and time on tears_of_steel's sound repeated, and SDRi of a long generated duet's halves."""
+    import compileall
+
+    from avkit.apps.separation.metrics import bss_eval
+    from avkit.data.synthetic import generate, read_manifest
+    from avkit.io import VideoReader, read_audio, write_video
+
+    out: dict[str, Any] = {"memory": [], "duet": []}
+    for root in checkouts.values():
+        compileall.compile_dir(str(root / "avkit"), quiet=1)
+    with tempfile.TemporaryDirectory() as tmp:
+        with VideoReader(tears) as reader:
+            sound = reader.read_audio(sample_rate=16000).numpy()
+        noise = np.random.default_rng(0)
+        for times in repeats:
+            video = Path(tmp) / f"long{times}.mp4"
+            audio = np.tile(sound, times)
+            frames = noise.integers(0, 255, (int(len(audio) / 16000 * 4), 96, 128, 3), dtype=np.uint8)
+            write_video(video, frames, 4, audio, 16000)
+            del frames
+            for label, root in checkouts.items():
+                rc, wall, rss = fresh_process([sys.executable, "-m", "avkit.cli.main", "separate", str(video), "--out",
+                                               str(Path(tmp) / "out"), "--no-video", "--overwrite"], cwd=root)
+                record = json.loads((Path(tmp) / "out" / "separation.json").read_text()) if rc == 0 else {}
+                row = {"seconds": round(len(audio) / 16000, 1), "code": label, "rc": rc, "wall_s": round(wall, 2),
+                       "separate_s": record.get("seconds", {}).get("separate"), "peak_rss_mb": round(rss, 1),
+                       "sources": len(record.get("sources", []))}
+                out["memory"].append(row)
+                print(f"  {row['seconds']:7.1f} s  {label:<9} rc {rc}  {wall:7.2f} s (separation {row['separate_s']} s)"
+                      f"  peak RSS {rss:8.1f} MB  {row['sources']} source(s)", flush=True)
+        generate("gm_instruments", Path(tmp) / "duet", 1, seed=4, duets=1.0, duration=duet_seconds)
+        row = read_manifest(Path(tmp) / "duet")[0]
+        players = sorted(row["meta"]["sources"], key=lambda p: p["side"] != "left")
+        refs = np.stack([read_audio(Path(tmp) / "duet" / p["stem"], sample_rate=16000)[0].numpy() for p in players])
+        mixture = bss_eval(refs, np.stack([refs.sum(0)] * 2))["sdr"]
+        for label, root in checkouts.items():
+            rc, wall, rss = fresh_process([sys.executable, "-m", "avkit.cli.main", "separate",
+                                           str(Path(tmp) / "duet" / row["path"]), "--out", str(Path(tmp) / "out"),
+                                           "--regions", "2x1", "--no-video", "--overwrite"], cwd=root)
+            est = np.stack([read_audio(Path(tmp) / "out" / f"source_{k}.wav", sample_rate=16000)[0].numpy()
+                            [:refs.shape[1]] for k in range(2)])
+            sdri = (bss_eval(refs, est)["sdr"] - mixture).tolist()
+            out["duet"].append({"seconds": duet_seconds, "code": label, "rc": rc, "wall_s": round(wall, 2),
+                                "peak_rss_mb": round(rss, 1), "sdri": [round(v, 2) for v in sdri]})
+            print(f"  duet {duet_seconds:.0f} s, --regions 2x1, {label:<9} rc {rc}  {wall:6.2f} s  peak RSS {rss:7.1f} MB"
+                  f"  SDRi {np.mean(sdri):+.2f} dB ({sdri[0]:+.2f}, {sdri[1]:+.2f})", flush=True)
+    return out
+
+
 def _bar(what: str):
     def show(done: int, total: int) -> None:
         print(f"\r  {what}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
@@ -398,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="recorded videos for the whole command's time and memory (part 5)")
     p.add_argument("--baseline", default="", help="another avkit checkout (a git worktree) whose command part 5 "
                                                   "also runs, in turns with this one")
+    p.add_argument("--long", action="store_true", help="also run part 6, long recordings (a few minutes)")
     p.add_argument("--skip", nargs="*", default=[], choices=["real", "synthetic", "duets", "speed", "videos"])
     p.add_argument("--json", default="", help="also write the results here")
     p.add_argument("--markdown", default="", help="only print the docs' tables of this --json file")
@@ -478,6 +535,13 @@ def main(argv: list[str] | None = None) -> int:
         checkouts = {"here": ROOT, **({"baseline": Path(args.baseline).resolve()} if args.baseline else {})}
         print(f"\nthe whole command on the recorded videos of {args.videos} (fresh processes, no options):")
         results["videos"] = videos_part(Path(args.videos), checkouts)
+    tears = Path(args.videos) / "tears_of_steel_vp8_vorbis.webm"
+    if args.long and tears.is_file():
+        checkouts = {"here": ROOT, **({"baseline": Path(args.baseline).resolve()} if args.baseline else {})}
+        print("\nlong recordings, avkit separate --no-video in fresh processes:")
+        results["long"] = long_part(tears, checkouts)
+    elif args.long:
+        print(f"(no {tears}: part 6 skipped)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=1) + "\n")

@@ -26,7 +26,8 @@ Reading videos and writing the outputs is :mod:`avkit.apps.separation.video`; ``
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,8 @@ REST_SHARE = 0.6  # find_sources: the rest of the picture is a source when this 
 MAP_STRIDE = 2  # the sound map looks at every other frequency bin and STFT frame
 MOTION_FRAMES = 64  # visual: motion runs on pieces of this many video frames ...
 MOTION_CONTEXT = 4  # ... with this many frames of context on each side (its temporal receptive field is 7)
+WINDOW_SECONDS = 60.0  # a longer Recording is analysed and separated a window of this length at a time ...
+WINDOW_OVERLAP = 4.0  # ... the windows overlapping by this much, their sounds cross-faded there
 
 
 @dataclass
@@ -82,6 +85,76 @@ class Source:
     def to_dict(self) -> dict[str, Any]:
         return {"label": self.label, "box": [round(float(v), 2) for v in self.box],
                 "cells": int(self.region.sum()), "energy": round(float(self.energy), 4)}
+
+
+@dataclass(frozen=True)
+class Window:
+    """Samples ``[start, stop)`` of a recording, cross-faded over its first ``fade_in`` and last ``fade_out``
+    samples with its neighbours; it speaks for the STFT frames ``[own_start, own_stop)`` of the whole recording
+    (the sound map and the energies count each frame once, from the window where it is furthest from an edge)."""
+
+    start: int
+    stop: int
+    fade_in: int
+    fade_out: int
+    own_start: int
+    own_stop: int
+
+
+def window_plan(length: int, sample_rate: int, hop: int, fps: float, seconds: float = WINDOW_SECONDS,
+                overlap: float = WINDOW_OVERLAP) -> list[Window]:
+    """The windows of a recording of ``length`` samples: one when it is at most ``seconds + overlap`` long,
+    else windows of ``seconds`` overlapping by ``overlap`` (both rounded to a unit of time that is a whole
+    number of video frames at ``fps`` and of pairs of STFT hops, so every window's frames and STFT frames fall
+    on the whole recording's grids); the last window is between ``overlap`` and ``seconds`` long."""
+    per_frame = sample_rate / fps
+    unit = math.lcm(2 * hop, round(per_frame)) if abs(per_frame - round(per_frame)) < 1e-9 else 2 * hop
+    size = max(1, round(seconds * sample_rate / unit)) * unit
+    lap = max(1, round(overlap * sample_rate / unit)) * unit
+    frames = 1 + length // hop
+    if length <= size + lap:
+        return [Window(0, length, 0, 0, 0, frames)]
+    step = size - lap
+    count = math.ceil((length - lap) / step)
+    starts = [k * step for k in range(count)]
+    owns = [0] + [(s + lap // 2) // (2 * hop) * 2 for s in starts[1:]] + [frames]
+    return [Window(s, length if k == count - 1 else s + size, 0 if k == 0 else lap, 0 if k == count - 1 else lap,
+                   owns[k], owns[k + 1]) for k, s in enumerate(starts)]
+
+
+class Recording:
+    """A mixture and its frames, for a :class:`Separator` to analyse a :class:`Window` at a time
+    (:func:`window_plan`), so that memory does not grow with the recording's length: the sound map, the sources
+    found and the separated sounds are gathered over the windows (the sounds cross-faded where they overlap).
+    A recording of one window is analysed once and kept; a longer one is analysed again on each pass over it."""
+
+    def __init__(self, sep: Separator, audio: Any, frames: Any, fps: float | None = None) -> None:
+        self.sep = sep
+        self.audio = np.asarray(audio, np.float32)
+        self.frames = np.asarray(frames, np.uint8)
+        self.fps = fps or sep.opts.fps
+        self.length = len(self.audio)
+        self.windows = window_plan(self.length, sep.sample_rate, sep.spectral.cfg.hop, self.fps, WINDOW_SECONDS,
+                                   WINDOW_OVERLAP)
+        self.positions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # Separator._positions, once
+        self._whole: Analysis | None = None
+        first = self.analysis(self.windows[0])  # refuses bad input before any other work
+        self.grid, self.image_size = first.grid, first.image_size
+
+    def analysis(self, w: Window) -> Analysis:
+        """The analysis of window ``w`` (its frames are those shown during its samples)."""
+        if len(self.windows) == 1:
+            if self._whole is None:
+                self._whole = self.sep.analyse(self.audio, self.frames, self.fps)
+            return self._whole
+        rate = self.sep.sample_rate
+        first = int(round(w.start / rate * self.fps))
+        last = max(first + 1, int(math.ceil(w.stop / rate * self.fps - 1e-6)))
+        return self.sep.analyse(self.audio[w.start:w.stop], self.frames[first:last], self.fps)
+
+    def __iter__(self) -> Iterator[tuple[Window, Analysis]]:
+        for w in self.windows:
+            yield w, self.analysis(w)
 
 
 class Separator:
@@ -282,10 +355,10 @@ class Separator:
     # -- sound map -------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def sound_map(self, a: Analysis) -> tuple[np.ndarray, np.ndarray]:
+    def sound_map(self, x: Analysis | Recording) -> tuple[np.ndarray, np.ndarray]:
         """``(share [h, w], per_frame [h, w, T])``: the share of the mixture's (warped) energy whose mask
         changes because of each position (see :meth:`_positions`), overall and per STFT frame."""
-        share, frame_share, _ = self._positions(a)
+        share, frame_share, _ = self._positions(x)
         return share, frame_share
 
     @staticmethod
@@ -297,28 +370,58 @@ class Separator:
         return a.maps.flatten(-2).median(dim=-1).values
 
     @torch.no_grad()
-    def _positions(self, a: Analysis) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _positions(self, x: Analysis | Recording) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sound map and the correlation ``[P, P]`` of the positions' mask changes, in one pass over the
-        chunks (kept in ``a.positions``, so the sound map and :meth:`find_sources` share it).
+        chunks of every window (kept in ``x.positions``, so the sound map and :meth:`find_sources` share it).
 
         Position ``p``'s feature (raised to the floor, :meth:`baseline`) gives a mask; the floor alone
         gives the background's mask. The sound map is the share of the mixture's energy whose mask
         changes because of ``p``: ``sum |m_p - m_floor| |X|^2 / sum |X|^2`` (background positions: 0).
         Computed on every other frequency bin and STFT frame (an estimate of shares; 4x less work)."""
-        if a.positions is not None:
-            return a.positions
+        if x.positions is not None:
+            return x.positions
+        h, w = x.grid
+        claimed, energy = [], []
+        gram = sums = None
+        cells = 0
+        for window, a in _windows(x):
+            part = self._position_sums(a, window)
+            claimed.append(part[0])
+            energy.append(part[1])
+            gram = part[2] if gram is None else gram + part[2]
+            sums = part[3] if sums is None else sums + part[3]
+            cells += part[4]
+        assert gram is not None and sums is not None
+        per_frame, sub_energy = torch.cat(claimed, dim=-1), torch.cat(energy)  # [P, T / stride], [T / stride]
+        share = (per_frame.sum(1) / sub_energy.sum().clamp_min(1e-12)).view(h, w)
+        frame_share = (per_frame / sub_energy.clamp_min(1e-12)).view(h, w, -1)
+        frame_share = frame_share.repeat_interleave(MAP_STRIDE, dim=-1)[..., :_windows_of(x)[-1].own_stop]
+        cov = gram.double() - torch.outer(sums.double(), sums.double()) / max(cells, 1)
+        d = cov.diagonal().clamp_min(1e-20).sqrt()
+        corr = cov / torch.outer(d, d)
+        result = (share.cpu().numpy(), frame_share.cpu().numpy(), corr.cpu().numpy())
+        x.positions = result
+        return result
+
+    def _position_sums(self, a: Analysis, window: Window
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, int]:
+        """:meth:`_positions`' sums over the STFT frames ``window`` speaks for: the energy each position's mask
+        change claims per looked-at frame ``[P, T']``, the energy of those frames ``[T']``, and the Gram matrix
+        ``[P, P]``, sums ``[P]`` and count of the mask changes (pooled over pairs of bins) that give the correlation."""
         h, w = a.grid
         p = h * w
         floor = self.baseline(a)  # [C, K]
         feats = torch.maximum(a.maps.flatten(-2).permute(2, 0, 1), floor) * self.net.scale  # [P, C, K]
         floor = floor * self.net.scale
         energy = a.mix_mag.pow(2)  # [Fw, T]
-        claimed = []
+        offset = window.start // self.spectral.cfg.hop  # the window's first STFT frame in the recording's
+        own = range(window.own_start - offset, min(energy.shape[-1], window.own_stop - offset))
+        claimed, frame_energy = [], []
         gram = torch.zeros(p, p, device=energy.device)
         sums = torch.zeros(p, device=energy.device)
         cells = 0
-        for start in range(0, energy.shape[-1], CHUNK_FRAMES):
-            sl = slice(start, min(energy.shape[-1], start + CHUNK_FRAMES))
+        for start in range(own.start, own.stop, CHUNK_FRAMES):
+            sl = slice(start, min(own.stop, start + CHUNK_FRAMES))
             e = energy[::MAP_STRIDE, sl][:, ::MAP_STRIDE]
             audio = a.audio_features[:, ::MAP_STRIDE, sl][..., ::MAP_STRIDE]
             sub = slice(start, sl.stop, MAP_STRIDE)  # the STFT frames looked at
@@ -327,40 +430,37 @@ class Separator:
             floor_t = _per_stft_frame(floor[None], a, sub)[0]
             masks = masks - self._masks(torch.einsum("tk,kft->ft", floor_t, audio) + self.net.bias)
             claimed.append((masks.abs() * e).sum(1))
+            frame_energy.append(e.sum(0))
             v = torch.nn.functional.avg_pool2d((masks * e.sqrt()).unsqueeze(1), (2, 1), ceil_mode=True).flatten(1)
             gram += v @ v.T
             sums += v.sum(1)
             cells += v.shape[1]
-        per_frame = torch.cat(claimed, dim=-1)  # [P, T / stride]
-        sub_energy = energy[::MAP_STRIDE, ::MAP_STRIDE]
-        share = (per_frame.sum(1) / sub_energy.sum().clamp_min(1e-12)).view(h, w)
-        frame_share = (per_frame / sub_energy.sum(0).clamp_min(1e-12)).view(h, w, -1)
-        frame_share = frame_share.repeat_interleave(MAP_STRIDE, dim=-1)[..., :energy.shape[-1]]
-        cov = gram.double() - torch.outer(sums.double(), sums.double()) / max(cells, 1)
-        d = cov.diagonal().clamp_min(1e-20).sqrt()
-        corr = cov / torch.outer(d, d)
-        result = (share.cpu().numpy(), frame_share.cpu().numpy(), corr.cpu().numpy())
-        a.positions = result
-        return result
+        return torch.cat(claimed, dim=-1), torch.cat(frame_energy), gram, sums, cells
 
     @torch.no_grad()
-    def find_sources(self, a: Analysis, max_sources: int = 4, min_share: float = 0.1, similarity: float = 0.4,
-                     active: float = 0.2, saddle: float = 0.35, rest: bool = True) -> tuple[list[np.ndarray], bool]:
+    def find_sources(self, x: Analysis | Recording, max_sources: int = 4, min_share: float = 0.1,
+                     similarity: float = 0.4, active: float = 0.2, saddle: float = 0.35, rest: bool = True
+                     ) -> tuple[list[np.ndarray], bool]:
         """Regions (bool ``[h, w]``) of the sources the model finds: the sound map's positions grouped by
         :func:`~avkit.apps.separation.regions.group_positions` (touching positions whose mask changes go
         together). With ``rest``, the rest of the picture is one more source when the found sources leave at
         least ``REST_SHARE`` of the mixture's energy unexplained (a source that looks like the scene's floor, whose
         positions change no mask, shows up there). Returns the regions and whether the last one is that rest."""
         added_rest = False
-        share, _, corr = self._positions(a)
+        share, _, corr = self._positions(x)
         regions = group_positions(share, corr, active=active, saddle=saddle, similarity=similarity,
                                   min_share=min_share, max_sources=max_sources)
         if rest and regions and len(regions) < max_sources:
             # what the found sources leave unexplained; if that is a lot, the rest of the picture is a source
-            found = self.separate_regions(a, regions, stems=False)  # what the pictures explain
-            mixture = self.spectral.istft(a.mix_spec, a.length).cpu().numpy().astype(np.float64)
-            residual = mixture - found.sum(0)
-            if (residual ** 2).sum() >= REST_SHARE * (mixture ** 2).sum():
+            unexplained = total = 0.0
+            for window, a in _windows(x):
+                found = self.separate_regions(a, regions, stems=False)  # what the pictures explain
+                mixture = self.spectral.istft(a.mix_spec, a.length).cpu().numpy().astype(np.float64)
+                hop = self.spectral.cfg.hop
+                own = slice(window.own_start * hop - window.start, window.own_stop * hop - window.start)
+                unexplained += float(((mixture - found.sum(0))[own] ** 2).sum())
+                total += float((mixture[own] ** 2).sum())
+            if unexplained >= REST_SHARE * total:
                 taken = np.any(regions, axis=0)
                 # away from the found sources by one cell (their features spill over)
                 near = torch.nn.functional.max_pool2d(torch.as_tensor(taken, dtype=torch.float32)[None, None], 3,
@@ -374,13 +474,17 @@ class Separator:
     # -- separation ------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def separate_regions(self, a: Analysis, regions: Sequence[np.ndarray], stems: bool = True,
+    def separate_regions(self, x: Analysis | Recording, regions: Sequence[np.ndarray], stems: bool = True,
                          timbre: Sequence[str] | None = None) -> np.ndarray:
         """Waveforms ``[N, S]`` of one source per region (bool ``[h, w]``; max-pooled features inside); with
         ``stems``, the audio-only network's stems in their order when there is one for N sources; with
-        ``timbre`` (one instrument per region, from :meth:`plan_timbre`), by their timbres."""
+        ``timbre`` (one instrument per region, from :meth:`plan_timbre`), by their timbres. A long
+        :class:`Recording` is separated a window at a time (the stems ordered in each)."""
         if not regions:
-            return np.zeros((0, a.length), np.float32)
+            return np.zeros((0, x.length), np.float32)
+        if isinstance(x, Recording):
+            return _stitched(x, lambda a: self.separate_regions(a, regions, stems, timbre))
+        a = x
         if timbre is not None:
             return self.separate_by_timbre(a.mix_spec, timbre, a.length)
         feats = torch.stack([self.net.pool(a.maps, torch.as_tensor(r, device=self.device)) for r in regions])
@@ -486,3 +590,38 @@ def resample(wave: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
 
     return AF.resample(torch.as_tensor(np.asarray(wave, np.float32)), rate, new_rate).numpy()
 
+
+
+def _windows_of(x: Analysis | Recording) -> list[Window]:
+    """The windows of ``x``: a :class:`Recording`'s, or one over the whole of an :class:`Analysis`."""
+    if isinstance(x, Recording):
+        return x.windows
+    return [Window(0, x.length, 0, 0, 0, int(x.mix_spec.shape[-1]))]
+
+
+def _windows(x: Analysis | Recording) -> Iterator[tuple[Window, Analysis]]:
+    """Each window of ``x`` with its analysis, one at a time."""
+    if isinstance(x, Recording):
+        yield from x
+    else:
+        yield _windows_of(x)[0], x
+
+
+def _stitched(rec: Recording, separate: Callable[[Analysis], np.ndarray]) -> np.ndarray:
+    """``separate``'s waveforms ``[N, w.stop - w.start]`` of each window of ``rec`` laid end to end ``[N, S]``,
+    cross-faded linearly where windows overlap (the two weights sum to 1 at every sample)."""
+    if len(rec.windows) == 1:
+        return separate(rec.analysis(rec.windows[0]))
+    out: np.ndarray | None = None
+    for w, a in rec:
+        part = separate(a)
+        if out is None:
+            out = np.zeros((len(part), rec.length), np.float32)
+        weight = np.ones(w.stop - w.start, np.float32)
+        if w.fade_in:
+            weight[:w.fade_in] = (np.arange(w.fade_in) + 0.5) / w.fade_in
+        if w.fade_out:
+            weight[-w.fade_out:] = 1.0 - (np.arange(w.fade_out) + 0.5) / w.fade_out
+        out[:, w.start:w.stop] += part * weight
+    assert out is not None
+    return out

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from avkit.apps.separation.inference import Analysis, Separator, Source
+from avkit.apps.separation.inference import Analysis, Recording, Separator, Source
 from avkit.apps.separation.plots import highlight, plot_sound_map, smooth_sound_map, sound_map_frames, upscale
 from avkit.apps.separation.regions import RegionSpec, parse_regions, region_box, region_masks
 from avkit.errors import AvkitError, MediaError, OutputExistsError
@@ -81,7 +81,7 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
     clip = read_input(video, sep, output_frames=videos)
     t_sep = time.perf_counter()
     step("separating")
-    a = sep.analyse(clip.audio, clip.net_frames)
+    a = Recording(sep, clip.audio, clip.net_frames)  # a long one is analysed a window at a time
     found = separate_sources(sep, clip, a, spec, max_sources=max_sources, instruments=instruments)
     estimates = found.estimates
     share, frame_share = sep.sound_map(a)
@@ -135,7 +135,7 @@ class FoundSources:
     estimates: np.ndarray  # float32 [N, S]
 
 
-def separate_sources(sep: Separator, clip: VideoInput, a: Analysis, spec: RegionSpec, *, max_sources: int = 4,
+def separate_sources(sep: Separator, clip: VideoInput, a: Analysis | Recording, spec: RegionSpec, *, max_sources: int = 4,
                      instruments: Sequence[str] | None = None) -> FoundSources:
     """The sources of ``clip`` (analysed as ``a``) by the parsed ``--regions`` ``spec`` (``auto``: the ones the
     model finds), their instruments planned (:meth:`Separator.plan_timbre` on :func:`namer_pictures`) and
