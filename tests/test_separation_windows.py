@@ -90,6 +90,11 @@ def test_a_duet_in_8_s_windows_is_separated_as_well_as_whole(long_duet, shipped,
     monkeypatch.setattr(inference, "WINDOW_OVERLAP", 4.0)
     windowed = run()
     assert max(seen) <= 8 * RATE and len(seen) >= 8  # one window at a time, analysed again on each pass
+    steps: list[str] = []
+    rec = Recording(shipped, clip.audio, clip.net_frames, progress=steps.append)
+    shipped.sound_map(rec)
+    shipped.separate_regions(rec, [np.ones(rec.grid, bool)])
+    assert steps == [f"separating (pass {p}: window {k}/4)" for p in (1, 2) for k in (1, 2, 3, 4)]
     assert whole[0] > 3.0 and abs(windowed[0] - whole[0]) < 0.5, (whole[0], windowed[0])
     assert windowed[2].shape == whole[2].shape
     assert np.corrcoef(whole[1].ravel(), windowed[1].ravel())[0, 1] > 0.99

@@ -128,8 +128,10 @@ class Recording:
     found and the separated sounds are gathered over the windows (the sounds cross-faded where they overlap).
     A recording of one window is analysed once and kept; a longer one is analysed again on each pass over it."""
 
-    def __init__(self, sep: Separator, audio: Any, frames: Any, fps: float | None = None) -> None:
-        self.sep = sep
+    def __init__(self, sep: Separator, audio: Any, frames: Any, fps: float | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.sep, self.progress = sep, progress
+        self.passes = 0  # passes over the windows begun (each analyses every window again)
         self.audio = np.asarray(audio, np.float32)
         self.frames = np.asarray(frames, np.uint8)
         self.fps = fps or sep.opts.fps
@@ -153,7 +155,10 @@ class Recording:
         return self.sep.analyse(self.audio[w.start:w.stop], self.frames[first:last], self.fps)
 
     def __iter__(self) -> Iterator[tuple[Window, Analysis]]:
-        for w in self.windows:
+        self.passes += 1
+        for k, w in enumerate(self.windows):
+            if self.progress is not None and len(self.windows) > 1:
+                self.progress(f"separating (pass {self.passes}: window {k + 1}/{len(self.windows)})")
             yield w, self.analysis(w)
 
 

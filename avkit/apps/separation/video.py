@@ -81,7 +81,7 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
     clip = read_input(video, sep, output_frames=videos)
     t_sep = time.perf_counter()
     step("separating")
-    a = Recording(sep, clip.audio, clip.net_frames)  # a long one is analysed a window at a time
+    a = Recording(sep, clip.audio, clip.net_frames, progress=step)  # a long one: a window at a time
     found = separate_sources(sep, clip, a, spec, max_sources=max_sources, instruments=instruments)
     estimates = found.estimates
     share, frame_share = sep.sound_map(a)
