@@ -102,3 +102,25 @@ def test_a_duet_in_8_s_windows_is_separated_as_well_as_whole(long_duet, shipped,
     assert len(windowed[3]) == len(whole[3])
     for a, b in zip(windowed[3], whole[3]):  # the same places, give or take a cell at a hill's edge
         assert (a & b).sum() / (a | b).sum() > 0.8
+
+
+def test_the_python_face_separates_a_long_mixture_a_window_at_a_time(long_duet, shipped, monkeypatch) -> None:
+    """``separate(mixture, rate, sources)`` (the mix-and-separate case, each source's own pictures at their own
+    rate) on the 20 s duet: in 8 s windows, no analysis longer than one window, about as good as whole."""
+    from avkit.data.synthetic.instruments import draw
+
+    video, refs = long_duet
+    row = read_manifest(video.parent.parent)[0]
+    players = sorted(row["meta"]["sources"], key=lambda p: p["side"] != "left")
+    frames = [draw(p["label"], 20.0, fps=10, onsets=p["onsets"], seed=k) for k, p in enumerate(players)]
+    mixture = refs.sum(0)
+    base = bss_eval(refs, np.stack([mixture] * 2))["sdr"]
+    whole = bss_eval(refs, np.stack(separation.separate(mixture, RATE, frames, run=shipped)))["sdr"] - base
+    seen: list[int] = []
+    analyse = shipped.analyse
+    monkeypatch.setattr(shipped, "analyse", lambda audio, *a, **k: seen.append(len(audio)) or analyse(audio, *a, **k))
+    monkeypatch.setattr(inference, "WINDOW_SECONDS", 8.0)
+    monkeypatch.setattr(inference, "WINDOW_OVERLAP", 4.0)
+    windowed = bss_eval(refs, np.stack(separation.separate(mixture, RATE, frames, run=shipped)))["sdr"] - base
+    assert max(seen) <= 8 * RATE and len(seen) == 4
+    assert whole.mean() > 3.0 and abs(windowed.mean() - whole.mean()) < 0.5, (whole, windowed)

@@ -70,6 +70,7 @@ class Analysis:
     grid: tuple[int, int]  # (h, w) of the feature map
     image_size: tuple[int, int]  # (H, W) of the frames the network saw
     positions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # Separator._positions, computed once
+    start: float = 0.0  # seconds into the frames' time of the audio's first sample (a Recording's window)
 
 
 @dataclass
@@ -126,7 +127,8 @@ class Recording:
     """A mixture and its frames, for a :class:`Separator` to analyse a :class:`Window` at a time
     (:func:`window_plan`), so that memory does not grow with the recording's length: the sound map, the sources
     found and the separated sounds are gathered over the windows (the sounds cross-faded where they overlap).
-    A recording of one window is analysed once and kept; a longer one is analysed again on each pass over it."""
+    A recording of one window is analysed once and kept; a longer one is analysed again on each pass over it
+    (the first window's analysis, made to check the input, serves the first pass)."""
 
     def __init__(self, sep: Separator, audio: Any, frames: Any, fps: float | None = None,
                  progress: Callable[[str], None] | None = None) -> None:
@@ -136,23 +138,22 @@ class Recording:
         self.frames = np.asarray(frames, np.uint8)
         self.fps = fps or sep.opts.fps
         self.length = len(self.audio)
-        self.windows = window_plan(self.length, sep.sample_rate, sep.spectral.cfg.hop, self.fps, WINDOW_SECONDS,
+        # windows on the network's own frame grid, so that a window sees the frames the whole recording would
+        self.windows = window_plan(self.length, sep.sample_rate, sep.spectral.cfg.hop, sep.opts.fps, WINDOW_SECONDS,
                                    WINDOW_OVERLAP)
         self.positions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # Separator._positions, once
-        self._whole: Analysis | None = None
-        first = self.analysis(self.windows[0])  # refuses bad input before any other work
-        self.grid, self.image_size = first.grid, first.image_size
+        self._kept: Analysis | None = self.analysis(self.windows[0])  # refuses bad input before any other work
+        self.grid, self.image_size = self._kept.grid, self._kept.image_size
 
     def analysis(self, w: Window) -> Analysis:
-        """The analysis of window ``w`` (its frames are those shown during its samples)."""
-        if len(self.windows) == 1:
-            if self._whole is None:
-                self._whole = self.sep.analyse(self.audio, self.frames, self.fps)
-            return self._whole
-        rate = self.sep.sample_rate
-        first = int(round(w.start / rate * self.fps))
-        last = max(first + 1, int(math.ceil(w.stop / rate * self.fps - 1e-6)))
-        return self.sep.analyse(self.audio[w.start:w.stop], self.frames[first:last], self.fps)
+        """The analysis of window ``w``: its samples, with the frames shown while they play."""
+        kept = getattr(self, "_kept", None)
+        if kept is not None and w == self.windows[0]:
+            if len(self.windows) > 1:
+                self._kept = None  # a long recording's windows are not held
+            return kept
+        audio = self.audio[w.start:w.stop] if len(self.windows) > 1 else self.audio
+        return self.sep.analyse(audio, self.frames, self.fps, start=w.start / self.sep.sample_rate)
 
     def __iter__(self) -> Iterator[tuple[Window, Analysis]]:
         self.passes += 1
@@ -247,9 +248,10 @@ class Separator:
     # -- analysis --------------------------------------------------------------------------------
 
     @torch.no_grad()
-    def analyse(self, audio: Any, frames: Any, fps: float | None = None) -> Analysis:
+    def analyse(self, audio: Any, frames: Any, fps: float | None = None, start: float = 0.0) -> Analysis:
         """``audio`` float [S] at :attr:`sample_rate`; ``frames`` uint8 [T, H, W, 3] at ``fps``
-        (default: the run's fps) covering the same time span."""
+        (default: the run's fps) covering the same time span, or, with ``start``, a longer span whose frame at
+        ``start`` seconds is shown with the audio's first sample (a :class:`Recording`'s window)."""
         fps = fps or self.opts.fps
         self._visual_net()  # refuse an audio-only model before any work
         wave = torch.as_tensor(np.asarray(audio, np.float32)).to(self.device)
@@ -262,18 +264,19 @@ class Separator:
         spec = self.spectral.stft(wave)
         mag = self.spectral.warp(spec.abs())
         t = spec.shape[-1]
-        maps, lo, hi, weight = self._visual_maps(frames, t, fps)
+        maps, lo, hi, weight = self._visual_maps(frames, t, fps, start)
         feats = self._audio_features(self.spectral.log_magnitude(mag), self.scene([maps]))
         return Analysis(wave.numel(), spec, mag, feats, maps, lo, hi, weight,
-                        (int(maps.shape[-2]), int(maps.shape[-1])), (int(frames.shape[1]), int(frames.shape[2])))
+                        (int(maps.shape[-2]), int(maps.shape[-1])), (int(frames.shape[1]), int(frames.shape[2])),
+                        start=start)
 
     @torch.no_grad()
     def analyse_frames(self, frames: Any, a: Analysis, fps: float | None = None) -> Analysis:
         """``a`` with the visual maps of other ``frames`` over the same audio (a ``condition: scene`` network's
         audio features stay those of ``a``'s picture; :meth:`separate_clips` computes them for every source's)."""
-        maps, lo, hi, weight = self._visual_maps(frames, a.mix_spec.shape[-1], fps or self.opts.fps)
+        maps, lo, hi, weight = self._visual_maps(frames, a.mix_spec.shape[-1], fps or self.opts.fps, a.start)
         return Analysis(a.length, a.mix_spec, a.mix_mag, a.audio_features, maps, lo, hi, weight,
-                        (int(maps.shape[-2]), int(maps.shape[-1])), a.image_size)
+                        (int(maps.shape[-2]), int(maps.shape[-1])), a.image_size, start=a.start)
 
     def _visual_net(self) -> torch.nn.Module:
         """The network's visual pathway; an audio-only model has none and cannot analyse pictures."""
@@ -282,29 +285,30 @@ class Separator:
                              "tell which sound belongs to which picture; use a model trained with pictures")
         return self.net.visual_net
 
-    def _visual_maps(self, frames: Any, stft_frames: int, fps: float
+    def _visual_maps(self, frames: Any, stft_frames: int, fps: float, start: float = 0.0
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-position visual features ``[C, K, h, w]`` and, per STFT frame, which of them it uses (``lo``,
         ``hi``, ``weight``; see :class:`Analysis`). ``visual: appearance``: one per chunk of ``CHUNK_FRAMES``
         STFT frames, from ``num_frames`` frames spread over the chunk (as a training crop's);
-        ``visual: motion``: one per video frame at the run's fps (:meth:`_motion_maps`)."""
+        ``visual: motion``: one per video frame at the run's fps (:meth:`_motion_maps`). The STFT frames
+        begin ``start`` seconds into the frames' time."""
         from avkit.apps.separation.data import frame_indices
 
         frames = torch.as_tensor(np.asarray(frames, np.uint8))
         if self.net.temporal:
-            return self._motion_maps(frames, stft_frames, fps)
+            return self._motion_maps(frames, stft_frames, fps, start)
         visual_net = self._visual_net()
-        hop_s = self.hop_s
+        hop_s, begin = self.hop_s, start
         maps = []
         for c in range(max(1, int(np.ceil(stft_frames / CHUNK_FRAMES)))):
             start, stop = c * CHUNK_FRAMES, min(stft_frames, (c + 1) * CHUNK_FRAMES)
-            idx = frame_indices(start * hop_s, (stop - start) * hop_s, fps, len(frames), self.opts.num_frames)
+            idx = frame_indices(begin + start * hop_s, (stop - start) * hop_s, fps, len(frames), self.opts.num_frames)
             f = frames[idx].permute(0, 3, 1, 2).unsqueeze(0).to(self.device)  # [1, T', 3, H, W]
             maps.append(visual_net(f)[0])
         chunk_of = (torch.arange(stft_frames, device=self.device) // CHUNK_FRAMES).clamp(max=len(maps) - 1)
         return torch.stack(maps), chunk_of, chunk_of, torch.zeros(stft_frames, device=self.device)
 
-    def _motion_maps(self, frames: torch.Tensor, stft_frames: int, fps: float
+    def _motion_maps(self, frames: torch.Tensor, stft_frames: int, fps: float, start: float = 0.0
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """``visual: motion``: the frames resampled to the run's fps (nearest earlier frame), the motion
         network over them in pieces of ``MOTION_FRAMES`` with ``MOTION_CONTEXT`` frames of context on each
@@ -315,7 +319,7 @@ class Separator:
         rate = self.opts.fps
         duration = stft_frames * self.hop_s
         count = max(1, int(np.ceil(duration * rate - 1e-9)))
-        idx = np.clip(np.floor(np.arange(count) / rate * fps + 1e-6).astype(int), 0, len(frames) - 1)
+        idx = np.clip(np.floor((start + np.arange(count) / rate) * fps + 1e-6).astype(int), 0, len(frames) - 1)
         x = frames[idx].permute(0, 3, 1, 2).unsqueeze(0).to(self.device)  # [1, T', 3, H, W]
         pieces = []
         for start in range(0, count, MOTION_FRAMES):
@@ -523,7 +527,12 @@ class Separator:
             wave = torch.as_tensor(np.asarray(mixture, np.float32)).to(self.device)
             return self.separate_by_timbre(self.spectral.stft(wave), timbre, len(wave))
         rates: list[float | None] = list(fps) if isinstance(fps, Sequence) else [fps] * len(frames_per_source)
-        a = self.analyse(mixture, frames_per_source[0], rates[0])
+        rec = Recording(self, mixture, frames_per_source[0], rates[0])  # a long mixture: a window at a time
+        return _stitched(rec, lambda a: self._separate_clips_in(a, frames_per_source, rates))
+
+    def _separate_clips_in(self, a: Analysis, frames_per_source: Sequence[Any], rates: Sequence[float | None]
+                           ) -> np.ndarray:
+        """:meth:`separate_clips` of the mixture analysed as ``a`` (with the first source's frames)."""
         per_source = [self.analyse_frames(frames, a, rate) for frames, rate in zip(frames_per_source, rates)]
         scene = self.scene([b.maps for b in per_source])
         if scene is not None:  # the scene is every source's picture, as in training
