@@ -523,9 +523,15 @@ class Separator:
         """The mix-and-separate case: ``[N, S]`` waveforms of the sources whose own frames are given
         (each source's whole picture is pooled, as in training); ``fps`` one rate for all, or one per source;
         with ``timbre`` (one instrument per source, from :meth:`plan_timbre`), by their timbres."""
-        if timbre is not None:
-            wave = torch.as_tensor(np.asarray(mixture, np.float32)).to(self.device)
-            return self.separate_by_timbre(self.spectral.stft(wave), timbre, len(wave))
+        if timbre is not None:  # no network: only the windows' spectrograms
+            wave = np.asarray(mixture, np.float32)
+            windows = window_plan(len(wave), self.sample_rate, self.spectral.cfg.hop, self.opts.fps, WINDOW_SECONDS,
+                                  WINDOW_OVERLAP)
+            out = np.zeros((len(timbre), len(wave)), np.float32)
+            for w in windows:
+                part = torch.as_tensor(wave[w.start:w.stop]).to(self.device)
+                out[:, w.start:w.stop] += self.separate_by_timbre(self.spectral.stft(part), timbre, len(part)) * _fade(w)
+            return out
         rates: list[float | None] = list(fps) if isinstance(fps, Sequence) else [fps] * len(frames_per_source)
         rec = Recording(self, mixture, frames_per_source[0], rates[0])  # a long mixture: a window at a time
         return _stitched(rec, lambda a: self._separate_clips_in(a, frames_per_source, rates))
@@ -631,11 +637,17 @@ def _stitched(rec: Recording, separate: Callable[[Analysis], np.ndarray]) -> np.
         part = separate(a)
         if out is None:
             out = np.zeros((len(part), rec.length), np.float32)
-        weight = np.ones(w.stop - w.start, np.float32)
-        if w.fade_in:
-            weight[:w.fade_in] = (np.arange(w.fade_in) + 0.5) / w.fade_in
-        if w.fade_out:
-            weight[-w.fade_out:] = 1.0 - (np.arange(w.fade_out) + 0.5) / w.fade_out
-        out[:, w.start:w.stop] += part * weight
+        out[:, w.start:w.stop] += part * _fade(w)
     assert out is not None
     return out
+
+
+def _fade(w: Window) -> np.ndarray:
+    """Window ``w``'s weights ``[w.stop - w.start]``: rising over its fade-in, falling over its fade-out (linear;
+    a window's falling weights and the next one's rising ones sum to 1), 1 between."""
+    weight = np.ones(w.stop - w.start, np.float32)
+    if w.fade_in:
+        weight[:w.fade_in] = (np.arange(w.fade_in) + 0.5) / w.fade_in
+    if w.fade_out:
+        weight[-w.fade_out:] = 1.0 - (np.arange(w.fade_out) + 0.5) / w.fade_out
+    return weight
