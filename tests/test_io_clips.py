@@ -228,3 +228,40 @@ def test_a_time_in_a_gap_of_a_stream_that_goes_on_is_not_its_end(tmp_path: Path)
     with VideoReader(path, threads=1) as reader:
         reader.stop_early = False
         assert torch.equal(reader.frames_at([0.35, 2.5])[0], frames)
+
+
+@pytest.mark.parametrize("name", ["default", "gop2", "pancake"])
+def test_frames_in_chunks_are_frames_at_in_one_pass(videos: dict[str, Path], name: str,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``frames_in_chunks`` (for writing long videos): the same pixels and timestamps as ``frames_at`` of every
+    time, in chunks of 7, at 24 fps over the whole file with a stretch of 3 s left out; decoded in one pass
+    (a seek only past the stretch), where ``frames_at`` per chunk seeks again each time."""
+    path = PANCAKE if name == "pancake" else videos[name]
+    if not path.is_file():
+        pytest.skip("../shared/media is absent")
+    with VideoReader(path) as reader:
+        duration = float(reader.duration or 0)
+    times = np.arange(0.0, duration, 1 / 24)
+    times = np.concatenate([times[times < 1.0], times[times >= 4.0]])
+    seeks: list[float] = []
+    original = VideoReader._seek
+    monkeypatch.setattr(VideoReader, "_seek", lambda self, s, t: seeks.append(t) or original(self, s, t))
+    with VideoReader(path, threads=1) as reader:
+        chunks = list(reader.frames_in_chunks(times, size=48, chunk=7))
+        in_chunks = seeks[:]
+    with VideoReader(path, threads=1) as reader:
+        want, want_stamps = reader.frames_at(times, size=48)
+    assert [len(f) for f, _ in chunks[:-1]] == [7] * (len(chunks) - 1) and 1 <= len(chunks[-1][0]) <= 7
+    assert torch.equal(torch.cat([f for f, _ in chunks]), want)
+    assert torch.equal(torch.cat([s for _, s in chunks]), want_stamps)
+    assert len(in_chunks) <= 2  # from the start, and past the stretch left out when a keyframe allows
+    seeks.clear()
+    with VideoReader(path, threads=1) as reader:
+        for start in range(0, len(times), 7):
+            reader.frames_at(times[start:start + 7], size=48)
+    assert len(seeks) >= len(times) // 7  # what chunked writing did before: a seek per chunk
+
+
+def test_frames_in_chunks_refuses_times_out_of_order(videos: dict[str, Path]) -> None:
+    with VideoReader(videos["gop2"]) as reader, pytest.raises(AvkitError, match="increasing times"):
+        next(reader.frames_in_chunks([0.5, 0.2]))

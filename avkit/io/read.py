@@ -466,12 +466,46 @@ class VideoReader:
                 self._skip = None
         return self._frames_at(times, size)
 
+    def frames_in_chunks(self, times: Sequence[float] | np.ndarray, size: Size = None, chunk: int = 32
+                         ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """:meth:`frames_at` of increasing ``times``, ``chunk`` times at a time, in one pass over the file: for
+        writing a long video frame by frame with flat memory (calling :meth:`frames_at` per chunk would seek
+        again each time). Every frame is decoded (no frame is left out). Use no other read of this reader
+        until the iterator is done."""
+        self._require_video()
+        times = np.asarray(times, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(times)) or np.any(np.diff(times) < 0):
+            raise AvkitError(f"{self.path}: frames_in_chunks needs finite, increasing times")
+        if chunk < 1:
+            raise AvkitError(f"{self.path}: chunk must be >= 1, got {chunk}")
+        frames: list[np.ndarray] = []
+        stamps: list[float] = []
+        for _, rgb, ts in self._each_frame_at(times, size):
+            frames.append(rgb)
+            stamps.append(ts)
+            if len(frames) == chunk:
+                yield torch.from_numpy(np.stack(frames)), torch.tensor(stamps, dtype=torch.float64)
+                frames, stamps = [], []
+        if frames:
+            yield torch.from_numpy(np.stack(frames)), torch.tensor(stamps, dtype=torch.float64)
+
     def _frames_at(self, times: np.ndarray, size: Size) -> tuple[torch.Tensor, torch.Tensor]:
+        out: np.ndarray | None = None  # filled frame by frame: no list of frames to stack at the end
+        stamps = np.empty(len(times), dtype=np.float64)
+        for j, rgb, ts in self._each_frame_at(times, size):
+            if out is None:
+                out = np.empty((len(times), *rgb.shape), dtype=np.uint8)
+            out[j] = rgb
+            stamps[j] = ts
+        assert out is not None  # times is not empty
+        return torch.from_numpy(out), torch.from_numpy(stamps)
+
+    def _each_frame_at(self, times: np.ndarray, size: Size) -> Iterator[tuple[int, np.ndarray, float]]:
+        """``(j, frame, timestamp)`` of the frame displayed at each ``times[j]``, in order of time: one pass,
+        seeking only past stretches with no wanted frame (see :meth:`_worth_seeking`)."""
         skip = self._skip
         order = np.argsort(times, kind="stable")
         ordered = times[order]
-        out: np.ndarray | None = None  # filled frame by frame: no list of frames to stack at the end
-        stamps = np.empty(len(times), dtype=np.float64)
         conv = _Converter(size, self._sar)
         frames = None
         prev = nxt = None
@@ -494,13 +528,7 @@ class VideoReader:
                 raise MediaError(self.path, "no decodable video frames")
             if skip is not None and skip.missed(prev[1] if prev is not None else None, t):
                 raise _LeftOutShown
-            rgb = conv(chosen[0])
-            if out is None:
-                out = np.empty((len(times), *rgb.shape), dtype=np.uint8)
-            out[j] = rgb
-            stamps[j] = chosen[1]
-        assert out is not None  # times is not empty
-        return torch.from_numpy(out), torch.from_numpy(stamps)
+            yield int(j), conv(chosen[0]), float(chosen[1])
 
     def _run_end(self, ordered: np.ndarray, i: int) -> float:
         """The last of the sorted times from ``ordered[i]`` on that one pass of decoding reads (no seek is

@@ -333,15 +333,15 @@ def read_input(path: str | Path, sep: Separator, *, output_frames: bool = True) 
 
 def output_chunks(clip: VideoInput, count: int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """The output videos' frames of ``clip`` (the first ``count``, default all), ``OUTPUT_CHUNK`` at a time:
-    (times ``[n]`` in s, frames uint8 ``[n, H, W, 3]``), decoded as they are written."""
+    (times ``[n]`` in s, frames uint8 ``[n, H, W, 3]``), decoded in one pass as they are written."""
     from avkit.io import VideoReader
 
     times = np.arange(clip.output_frames if count is None else count) / clip.fps
     with VideoReader(clip.path) as reader:
-        for start in range(0, len(times), OUTPUT_CHUNK):
-            chunk = times[start:start + OUTPUT_CHUNK]
-            frames, _ = reader.frames_at(chunk, size=clip.output_side)
-            yield chunk, frames.numpy()
+        start = 0
+        for frames, _ in reader.frames_in_chunks(times, size=clip.output_side, chunk=OUTPUT_CHUNK):
+            yield times[start:start + len(frames)], frames.numpy()
+            start += len(frames)
 
 
 def _write_videos(d: Path, clip: VideoInput, sources: Sequence[Source], residual: np.ndarray, smooth_share: np.ndarray,
