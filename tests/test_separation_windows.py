@@ -146,3 +146,27 @@ def test_the_timbre_path_separates_a_long_mixture_a_window_at_a_time(long_duet, 
     windowed = bss_eval(refs, np.stack(shipped.separate(mixture, RATE, frames, instruments=names)))["sdr"] - base
     assert len(fitted) == 4 and max(fitted) <= 1 + 8 * RATE // HOP
     assert whole.mean() > 10.0 and abs(windowed.mean() - whole.mean()) < 0.5, (whole, windowed)
+
+
+@pytest.mark.parametrize("visual", ["appearance", "motion"])
+def test_a_window_sees_the_frames_shown_while_it_plays(visual: str) -> None:
+    """``analyse(audio, frames, fps, start=s)`` looks at the frames shown from ``s`` on: the same visual features
+    as the frames from there on given with ``start=0``, for both visual pathways (a tiny random network)."""
+    import torch
+
+    from avkit.apps.separation.inference import Separator
+    from avkit.apps.separation.model import NetConfig, SeparationNet
+    from avkit.apps.separation.options import SeparationOptions
+    from avkit.apps.separation.stft import STFTConfig
+
+    stft = STFTConfig(sample_rate=8000, n_fft=254, hop=64, freq_bins=64)
+    torch.manual_seed(0)
+    net = SeparationNet(NetConfig(channels=8, unet_width=4, unet_depth=3, visual_width=4, visual=visual), stft).eval()
+    sep = Separator(net, SeparationOptions(stft=stft, channels=8, visual=visual, image_size=16), torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (160, 16, 16, 3), dtype=np.uint8)  # 20 s at 8 fps
+    audio = rng.standard_normal(6 * 8000).astype(np.float32) * 0.1  # 6 s of sound ...
+    later = sep.analyse(audio, frames, 8.0, start=9.0)  # ... from 9 s on
+    cut = sep.analyse(audio, frames[72:], 8.0)
+    torch.testing.assert_close(later.maps, cut.maps)
+    assert not torch.allclose(later.maps, sep.analyse(audio, frames, 8.0).maps)

@@ -298,11 +298,11 @@ class Separator:
         if self.net.temporal:
             return self._motion_maps(frames, stft_frames, fps, start)
         visual_net = self._visual_net()
-        hop_s, begin = self.hop_s, start
+        hop_s = self.hop_s
         maps = []
         for c in range(max(1, int(np.ceil(stft_frames / CHUNK_FRAMES)))):
-            start, stop = c * CHUNK_FRAMES, min(stft_frames, (c + 1) * CHUNK_FRAMES)
-            idx = frame_indices(begin + start * hop_s, (stop - start) * hop_s, fps, len(frames), self.opts.num_frames)
+            first, stop = c * CHUNK_FRAMES, min(stft_frames, (c + 1) * CHUNK_FRAMES)
+            idx = frame_indices(start + first * hop_s, (stop - first) * hop_s, fps, len(frames), self.opts.num_frames)
             f = frames[idx].permute(0, 3, 1, 2).unsqueeze(0).to(self.device)  # [1, T', 3, H, W]
             maps.append(visual_net(f)[0])
         chunk_of = (torch.arange(stft_frames, device=self.device) // CHUNK_FRAMES).clamp(max=len(maps) - 1)
