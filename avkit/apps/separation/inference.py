@@ -142,12 +142,13 @@ class Recording:
         self.windows = window_plan(self.length, sep.sample_rate, sep.spectral.cfg.hop, sep.opts.fps, WINDOW_SECONDS,
                                    WINDOW_OVERLAP)
         self.positions: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # Separator._positions, once
-        self._kept: Analysis | None = self.analysis(self.windows[0])  # refuses bad input before any other work
-        self.grid, self.image_size = self._kept.grid, self._kept.image_size
+        self._kept: Analysis | None = None
+        first = self._kept = self.analysis(self.windows[0])  # refuses bad input before any other work
+        self.grid, self.image_size = first.grid, first.image_size
 
     def analysis(self, w: Window) -> Analysis:
         """The analysis of window ``w``: its samples, with the frames shown while they play."""
-        kept = getattr(self, "_kept", None)
+        kept = self._kept
         if kept is not None and w == self.windows[0]:
             if len(self.windows) > 1:
                 self._kept = None  # a long recording's windows are not held
@@ -391,16 +392,13 @@ class Separator:
             return x.positions
         h, w = x.grid
         claimed, energy = [], []
-        gram = sums = None
+        gram = sums = torch.zeros(())
         cells = 0
         for window, a in _windows(x):
-            part = self._position_sums(a, window)
-            claimed.append(part[0])
-            energy.append(part[1])
-            gram = part[2] if gram is None else gram + part[2]
-            sums = part[3] if sums is None else sums + part[3]
-            cells += part[4]
-        assert gram is not None and sums is not None
+            claimed_w, energy_w, gram_w, sums_w, cells_w = self._position_sums(a, window)
+            claimed.append(claimed_w)
+            energy.append(energy_w)
+            gram, sums, cells = gram_w + gram.to(gram_w.device), sums_w + sums.to(sums_w.device), cells + cells_w
         per_frame, sub_energy = torch.cat(claimed, dim=-1), torch.cat(energy)  # [P, T / stride], [T / stride]
         share = (per_frame.sum(1) / sub_energy.sum().clamp_min(1e-12)).view(h, w)
         frame_share = (per_frame / sub_energy.clamp_min(1e-12)).view(h, w, -1)
