@@ -460,10 +460,10 @@ class Separator:
         if rest and regions and len(regions) < max_sources:
             # what the found sources leave unexplained; if that is a lot, the rest of the picture is a source
             unexplained = total = 0.0
+            hop = self.spectral.cfg.hop
             for window, a in _windows(x):
                 found = self.separate_regions(a, regions, stems=False)  # what the pictures explain
                 mixture = self.spectral.istft(a.mix_spec, a.length).cpu().numpy().astype(np.float64)
-                hop = self.spectral.cfg.hop
                 own = slice(window.own_start * hop - window.start, window.own_stop * hop - window.start)
                 unexplained += float(((mixture - found.sum(0))[own] ** 2).sum())
                 total += float((mixture[own] ** 2).sum())
@@ -607,7 +607,6 @@ def resample(wave: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
     import torchaudio.functional as AF
 
     return AF.resample(torch.as_tensor(np.asarray(wave, np.float32)), rate, new_rate).numpy()
-
 
 
 def _windows_of(x: Analysis | Recording) -> list[Window]:
