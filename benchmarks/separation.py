@@ -178,6 +178,9 @@ def real_part(models: dict[str, Any], audio: Any, old: Any, folder: Path) -> dic
         if first.namer is not None:  # the timbre path with the right names: what --instruments gives
             sets["told_instruments"] = np.stack(first.separate(mix, RATE, [frames[x] for x in combo], instruments=combo))
         names, named = first.plan_timbre([frames[x] for x in combo])
+        if names is not None:  # as the separator does: a name the sound does not bear out goes to the networks
+            by_timbre = np.stack(first.separate(mix, RATE, [frames[x] for x in combo], instruments=names))
+            names = None if first.unheard(named, by_timbre, mix) is not None else names
         oracles = oracle_estimates(first.spectral, refs)
         sets.update({k: oracles[k] for k in ("irm", "ibm", "psm")})
         if audio is not None:

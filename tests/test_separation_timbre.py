@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from cli_helpers import run_cli
 
 import avkit.apps.separation as separation
 from avkit.apps.separation import naming, timbre
 from avkit.apps.separation.metrics import bss_eval
-from avkit.data.synthetic import soundfont
+from avkit.data.synthetic import generate, read_manifest, soundfont
 from avkit.data.synthetic.instruments import draw
 from avkit.data.synthetic.music import BY_NAME
 from avkit.errors import AvkitError
@@ -237,3 +238,38 @@ def test_mirrored_pictures_are_read_as_copies(sep, flute_and_cello) -> None:
     views = [draw(name, 2.0, onsets=[0.2, 1.0], seed=3)[:, :, ::-1] for name in ("flute", "cello")]
     out = np.stack(sep.separate(mix, RATE, views))
     np.testing.assert_array_equal(out, np.stack(sep.separate(mix, RATE, [np.ascontiguousarray(v) for v in views])))
+
+
+def test_a_name_the_sound_does_not_bear_out_goes_to_the_networks(sep, duet, tmp_path: Path) -> None:
+    """The namer's rare wrong names (one instrument's two players named as two instruments) show as a source the
+    timbre path gives almost nothing: then the networks separate, and separation.json says why. A guitar duet
+    named guitar and tuba: the networks' stems; the two-instrument duet named right: by timbre, as before; the
+    user's own names always stand."""
+    generate("gm_instruments", tmp_path / "d", 2, seed=0, same_duets=1.0, duration=3.0)
+    row = read_manifest(tmp_path / "d")[1]
+    assert row["meta"]["same_instrument"] and row["meta"]["sources"][0]["label"] == "acoustic_guitar"
+    keep = sep.namer
+    try:
+        sep.attach_namer(_Namer([("acoustic_guitar", 0.99), ("tuba", 0.99)]))
+        separation.separate_video(tmp_path / "d" / row["path"], sep, tmp_path / "named", regions="2x1", videos=False)
+        sep.detach_namer()
+        separation.separate_video(tmp_path / "d" / row["path"], sep, tmp_path / "nets", regions="2x1", videos=False)
+        video, duet_row = duet
+        sep.attach_namer(_Namer([(p["label"], 0.99) for p in sorted(duet_row["meta"]["sources"],
+                                                                     key=lambda p: p["side"] != "left")]))
+        separation.separate_video(video, sep, tmp_path / "right", regions="2x1", videos=False)
+    finally:
+        sep.attach_namer(keep)
+    record = json.loads((tmp_path / "named" / "separation.json").read_text())
+    assert not record["by_timbre"] and all("instrument" not in s for s in record["sources"])
+    assert "almost none of this instrument" in record["sources"][1]["named"]["not_by_timbre"]
+    assert "not borne out" in record["sources"][0]["named"]["not_by_timbre"]
+    for k in range(2):
+        got, nets = (read_audio(tmp_path / d / f"source_{k}.wav", sample_rate=RATE)[0] for d in ("named", "nets"))
+        torch.testing.assert_close(got, nets)
+    assert json.loads((tmp_path / "right" / "separation.json").read_text())["by_timbre"]
+    mixture = np.ones((2, 100), np.float32)
+    quiet = np.stack([mixture[0], 0.01 * mixture[1]])  # 0.01 % of the energy
+    assert sep.unheard([("flute", 0.99), ("cello", 0.99)], quiet, mixture[0]) == [False, True]
+    assert sep.unheard(None, quiet, mixture[0]) is None  # the user's names
+    assert sep.unheard([("flute", 0.99), ("cello", 0.99)], 0.5 * mixture, mixture[0]) is None

@@ -53,10 +53,12 @@ def score_mixtures(separator: Any, items: Sequence[dict[str, Any]] | Any, *, ora
         frames = item["frames"][:k].unsqueeze(0).to(separator.device)
         names = None
         if getattr(separator, "namer", None) is not None:  # Separator.plan_timbre, on the batch path
-            names, _ = separator.plan_timbre(list(item["frames"][:k].permute(0, 1, 3, 4, 2).numpy()))
-        if names is not None:
-            est = separator.separate_by_timbre(spectral.stft(mix[0]), names, mix.shape[-1])
-        else:
+            names, named = separator.plan_timbre(list(item["frames"][:k].permute(0, 1, 3, 4, 2).numpy()))
+            if names is not None:
+                est = separator.separate_by_timbre(spectral.stft(mix[0]), names, mix.shape[-1])
+                if separator.unheard(named, est, mix[0].cpu().numpy()) is not None:  # as the separator does
+                    names = None
+        if names is None:
             est = net.separate(mix, frames, separator.opts.mask_threshold)[0].cpu().numpy()
             if net.visual_net is None:  # audio only: its outputs are in no particular order
                 est = best_order(refs.numpy(), est)

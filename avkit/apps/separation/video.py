@@ -111,7 +111,7 @@ def separate_video(video: str | Path, run_dir: str | Path | Separator | None, ou
             _write_videos(d, clip, sources, residual, smooth_sound_map(frame_share, clip.fps, hop_s), hop_s, sr, step)
         seconds = _timings(t0, t_read, t_sep, t_write)
         entries = [dict(s.to_dict(), wav=f"source_{k}.wav", **({"video": f"source_{k}.mp4"} if videos else {}),
-                        **_instrument(k, found.names, found.named))
+                        **_instrument(k, found.names, found.named, found.unheard))
                    for k, s in enumerate(sources)]
         written = files + [JSON_NAME]
         record = {"video": str(video), "run": str(sep.run_dir), "regions": regions, "sample_rate": sr,
@@ -133,6 +133,7 @@ class FoundSources:
     names: list[str] | None  # the instruments separated by timbre (None: the networks)
     named: list[tuple[str, float]] | None  # what the namer said per source (None: not asked)
     estimates: np.ndarray  # float32 [N, S]
+    unheard: list[bool] | None = None  # per source: named, but the sound holds almost none of it (Separator.unheard)
 
 
 def separate_sources(sep: Separator, clip: VideoInput, a: Analysis | Recording, spec: RegionSpec, *, max_sources: int = 4,
@@ -158,7 +159,11 @@ def separate_sources(sep: Separator, clip: VideoInput, a: Analysis | Recording, 
         names, named = sep.plan_timbre(namer_pictures(clip.net_frames, boxes, clip.frame_size), instruments)
     except AvkitError as err:
         raise MediaError(clip.path, str(err)) from None
-    return FoundSources(masks, boxes, labels, names, named, sep.separate_regions(a, masks, timbre=names))
+    estimates = sep.separate_regions(a, masks, timbre=names)
+    unheard = None if names is None else sep.unheard(named, estimates, clip.audio)
+    if unheard is not None:  # a name the sound does not bear out: the networks
+        names, estimates = None, sep.separate_regions(a, masks)
+    return FoundSources(masks, boxes, labels, names, named, estimates, unheard)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +193,9 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
     step("separating")
     names, named = sep.plan_timbre([c.net_frames for c in clips], instruments)
     estimates = sep.separate_clips(mixture, [c.net_frames for c in clips], timbre=names)
+    unheard = None if names is None else sep.unheard(named, estimates, mixture)
+    if unheard is not None:  # a name the sound does not bear out: the networks
+        names, estimates = None, sep.separate_clips(mixture, [c.net_frames for c in clips])
     t_write = time.perf_counter()
     step("scoring")
     # summarize() groups by num_sources; the key is also kept in the written per_source scores
@@ -208,7 +216,7 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
             _write_wav(d / f"source_{k}.wav", est, sr)
             entry = {"label": Path(clip.path).name, "video_in": clip.path,
                      "energy": round(float((est.astype(np.float64) ** 2).sum() / energy), 4), "wav": f"source_{k}.wav",
-                     **{m: round(scores["model"][m][k], 3) for m in scores["model"]}, **_instrument(k, names, named)}
+                     **{m: round(scores["model"][m][k], 3) for m in scores["model"]}, **_instrument(k, names, named, unheard)}
             if videos:
                 from avkit.io.write import open_video_writer
 
@@ -249,7 +257,8 @@ def namer_pictures(frames: np.ndarray, boxes: Sequence[Sequence[float]], frame_s
     return [crop_box(frames, naming_box(box, frame_size), frame_size) for box in boxes]
 
 
-def _instrument(k: int, names: Sequence[str] | None, named: Sequence[tuple[str, float]] | None) -> dict[str, Any]:
+def _instrument(k: int, names: Sequence[str] | None, named: Sequence[tuple[str, float]] | None,
+                unheard: Sequence[bool] | None = None) -> dict[str, Any]:
     """Source ``k``'s instrument fields in separation.json: what the namer said (and why it was not used, when
     it was not), and the instrument separated by."""
     from avkit.apps.separation.naming import timbre_refusals
@@ -257,7 +266,11 @@ def _instrument(k: int, names: Sequence[str] | None, named: Sequence[tuple[str, 
     out: dict[str, Any] = {}
     if named is not None:
         out["named"] = {"instrument": named[k][0], "probability": round(named[k][1], 4)}
-        if names is None:
+        if names is None and unheard is not None:
+            out["named"]["not_by_timbre"] = ("the sound holds almost none of this instrument: the name is likely "
+                                             "wrong, separated by the networks" if unheard[k] else
+                                             "another name is not borne out by the sound: separated by the networks")
+        elif names is None:
             out["named"]["not_by_timbre"] = timbre_refusals(named)[k]
     if names is not None:
         out["instrument"] = names[k]
