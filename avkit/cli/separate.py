@@ -39,7 +39,9 @@ an earlier 'avkit separate' wrote there): source_K.wav (32-bit float, the model'
 source_K.mp4 (the picture, other regions dimmed, with the separated sound), residual.wav/.mp4
 (mixture minus the sources), mixture.wav, soundmap.png (which pixels make the sound, and the
 sources' regions), soundmap.mp4 (the sound map over time) and separation.json (regions, energy
-shares, timings; metrics in the two-video mode). Train your own run with recipes/separation_gm.yaml.
+shares, timings; metrics in the two-video mode). A sound longer than 64 s is separated 60 s at a time
+(windows cross-faded over 4 s), so memory does not grow with the video's length. Train your own run with
+recipes/separation_gm.yaml.
 """
 
 
@@ -63,8 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "('none': the pictured model alone; default: the model's own, which only the shipped one has)")
     p.add_argument("--instruments", default="auto", metavar="NAMES",
                    help="the instrument of each source, comma-separated (violin,flute): separate them by timbre; "
-                        "'auto' (default): named from the pictures by the shipped model, used when it is sure; "
-                        "'none': the networks only; 'list': print the names")
+                        "'auto' (default): named from the pictures by the shipped model, used when it is sure and "
+                        "the sound bears the names out; 'none': the networks only; 'list': print the names")
     p.add_argument("--checkpoint", default="best", choices=["best", "last"], help="which weights of the run")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier 'avkit separate' output in --out")
