@@ -80,13 +80,16 @@ def _overlay(frames: np.ndarray, heat: np.ndarray) -> np.ndarray:
     The colours are indexed as matplotlib's colormap indexes a float in [0, 1] and the blend is float32 (in torch:
     the same pixels as numpy's float32; one-off, the command on a 640x480 clip 4.9 s against 5.2): 2.7x faster than
     matplotlib's float64 RGBA on 80 frames of 128 px, the same pixels but for rounding (at most 1 in 255)."""
-    h = torch.as_tensor(heat, dtype=torch.float32)
-    colours = _INFERNO_FLOAT[(h * 256).long().clamp_(0, 255)]
-    alpha = (h * 0.5 + 0.35).unsqueeze(-1)
-    frames = np.ascontiguousarray(frames) if frames.flags.writeable else frames.copy()  # torch shares writable ones
-    out = torch.from_numpy(frames).float().mul_(1 - alpha)
-    out.add_(colours.mul_(alpha))
-    return out.clamp_(0, 255).to(torch.uint8).numpy()
+    frames = np.asarray(frames)
+    out = np.empty(frames.shape, np.uint8)
+    for i in np.ndindex(frames.shape[:-3]):  # a frame at a time: its float copies stay in the cache (2.3x faster
+        h = torch.as_tensor(heat[i], dtype=torch.float32)  # on 800x332 than a chunk of 32 at once, same pixels)
+        colours = _INFERNO_FLOAT[(h * 256).long().clamp_(0, 255)]
+        alpha = (h * 0.5 + 0.35).unsqueeze(-1)
+        blend = torch.from_numpy(np.array(frames[i], np.uint8)).float().mul_(1 - alpha)
+        blend.add_(colours.mul_(alpha))
+        out[i] = blend.clamp_(0, 255).to(torch.uint8).numpy()
+    return out
 
 
 PANEL_HEIGHT = 240  # px of each picture in soundmap.png
