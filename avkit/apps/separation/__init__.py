@@ -102,7 +102,8 @@ def separate(mixture: np.ndarray | torch.Tensor, sample_rate: int, sources: Sequ
     ``[T, H, W, 3]`` per source, spanning the mixture's duration (any size and frame count).
 
     The sound is resampled to the model's rate and back; the frames are scaled to the model's picture
-    size. ``run``: a run directory, a :class:`Separator` from :func:`load`, or None for the shipped model.
+    size; a mixture over 64 s is separated a 60 s window at a time (memory does not grow with its length).
+    ``run``: a run directory, a :class:`Separator` from :func:`load`, or None for the shipped model.
     Bad input is a one-line :class:`~avkit.errors.AvkitError`.
     """
     from avkit.apps.separation.inference import Separator
