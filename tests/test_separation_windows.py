@@ -143,9 +143,21 @@ def test_the_timbre_path_separates_a_long_mixture_a_window_at_a_time(long_duet, 
     monkeypatch.setattr(timbre, "timbre_masks", lambda mag, *a, **k: fitted.append(mag.shape[-1]) or masks(mag, *a, **k))
     monkeypatch.setattr(inference, "WINDOW_SECONDS", 8.0)
     monkeypatch.setattr(inference, "WINDOW_OVERLAP", 4.0)
+    analysed: list[int] = []
+    analyse = shipped.analyse
+    monkeypatch.setattr(shipped, "analyse", lambda audio, *a, **k: analysed.append(len(audio)) or analyse(audio, *a, **k))
     windowed = bss_eval(refs, np.stack(shipped.separate(mixture, RATE, frames, instruments=names)))["sdr"] - base
-    assert len(fitted) == 4 and max(fitted) <= 1 + 8 * RATE // HOP
+    assert len(fitted) == 4 and max(fitted) <= 1 + 8 * RATE // HOP and not analysed  # no network ran
     assert whole.mean() > 10.0 and abs(windowed.mean() - whole.mean()) < 0.5, (whole, windowed)
+    clip = read_input(video, shipped, output_frames=False)  # the video's own regions, by timbre: the same way
+    rec = Recording(shipped, clip.audio, clip.net_frames)
+    halves = [np.zeros(rec.grid, bool), np.zeros(rec.grid, bool)]
+    halves[0][:, :rec.grid[1] // 2], halves[1][:, rec.grid[1] // 2:] = True, True
+    fitted.clear()
+    by_regions = shipped.separate_regions(rec, halves, timbre=names)
+    assert len(analysed) == 1 and len(fitted) == 4  # the first window, to check the input; then spectrograms only
+    n = min(refs.shape[1], by_regions.shape[1])
+    assert abs((bss_eval(refs[:, :n], by_regions[:, :n])["sdr"] - base).mean() - whole.mean()) < 1.0
 
 
 @pytest.mark.parametrize("visual", ["appearance", "motion"])

@@ -235,6 +235,17 @@ class Separator:
 
         return separate_by_timbre(self.spectral, mix_spec, names, length)
 
+    def _by_timbre_in_windows(self, wave: np.ndarray, names: Sequence[str]) -> np.ndarray:
+        """:meth:`separate_by_timbre` of the waveform ``wave [S]``, a :func:`window_plan` window at a time (no
+        network runs: each window's spectrogram is fitted alone), cross-faded: ``[N, S]``."""
+        windows = window_plan(len(wave), self.sample_rate, self.spectral.cfg.hop, self.opts.fps, WINDOW_SECONDS,
+                              WINDOW_OVERLAP)
+        out = np.zeros((len(names), len(wave)), np.float32)
+        for w in windows:
+            part = torch.as_tensor(wave[w.start:w.stop]).to(self.device)
+            out[:, w.start:w.stop] += self.separate_by_timbre(self.spectral.stft(part), names, len(part)) * _fade(w)
+        return out
+
     @staticmethod
     def unheard(named: Sequence[tuple[str, float]] | None, estimates: np.ndarray, mixture: np.ndarray
                 ) -> list[bool] | None:
@@ -506,6 +517,8 @@ class Separator:
         :class:`Recording` is separated a window at a time (the stems ordered in each)."""
         if not regions:
             return np.zeros((0, x.length), np.float32)
+        if isinstance(x, Recording) and timbre is not None:  # no network: only each window's spectrogram
+            return self._by_timbre_in_windows(x.audio, timbre)
         if isinstance(x, Recording):
             return _stitched(x, lambda a: self.separate_regions(a, regions, stems, timbre))
         a = x
@@ -538,15 +551,8 @@ class Separator:
         """The mix-and-separate case: ``[N, S]`` waveforms of the sources whose own frames are given
         (each source's whole picture is pooled, as in training); ``fps`` one rate for all, or one per source;
         with ``timbre`` (one instrument per source, from :meth:`plan_timbre`), by their timbres."""
-        if timbre is not None:  # no network: only the windows' spectrograms
-            wave = np.asarray(mixture, np.float32)
-            windows = window_plan(len(wave), self.sample_rate, self.spectral.cfg.hop, self.opts.fps, WINDOW_SECONDS,
-                                  WINDOW_OVERLAP)
-            out = np.zeros((len(timbre), len(wave)), np.float32)
-            for w in windows:
-                part = torch.as_tensor(wave[w.start:w.stop]).to(self.device)
-                out[:, w.start:w.stop] += self.separate_by_timbre(self.spectral.stft(part), timbre, len(part)) * _fade(w)
-            return out
+        if timbre is not None:
+            return self._by_timbre_in_windows(np.asarray(mixture, np.float32), timbre)
         rates: list[float | None] = list(fps) if isinstance(fps, Sequence) else [fps] * len(frames_per_source)
         rec = Recording(self, mixture, frames_per_source[0], rates[0])  # a long mixture: a window at a time
         return _stitched(rec, lambda a: self._separate_clips_in(a, frames_per_source, rates))
