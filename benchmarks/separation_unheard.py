@@ -1,14 +1,20 @@
-"""How much of the sound the timbre path gives each source the namer named, on validation data: where the
-threshold ``inference.UNHEARD_SHARE`` (a name the sound does not bear out goes to the networks) comes from.
+"""When the shipped separator trusts its instrument namer, on validation data: where ``inference.UNHEARD_SHARE`` (a
+name the sound does not bear out goes to the networks) and ``naming.CONFIDENT`` (the namer's probability a name
+needs) come from.
 
 Two sets, neither the benchmark's test set (``runs/gm/gm_test``, seed 3):
 
 1. Duets of a fresh generator seed (12, ``subset="val"``: 60% one instrument's two players, 40% two
-   instruments), ``--regions 2x1``, the shipped separator's namer on each half; for every duet it sends to the
-   timbre path, the smallest share of the mixture's energy a source gets, and the SDRi by timbre and by the
-   networks (the same separator without its namer).
+   instruments), ``--regions 2x1``, the namer on each half.
 2. Mixtures of 2 and 3 solos of ``runs/gm/gm_val`` (seed 2, the validation clips), as the benchmark builds its
-   held-out mixtures: the same figures for every mixture the namer sends to the timbre path.
+   held-out mixtures, the namer on each source's pictures.
+
+Every item whose sources the namer names as different instruments (at any probability) is separated both ways,
+by timbre and by the networks (the same separator without its namer), and scored (SDRi against the stems).
+Printed: for the items the namer sends to the timbre path at the shipped ``CONFIDENT``, the smallest share of the
+mixture's energy the timbre path gives a source (the unheard rule's evidence); then, for a range of thresholds,
+the mean SDRi per kind of item of the separator that takes the timbre path when every name is at least that sure
+and no source is unheard (the networks otherwise).
 
     python -c 'from avkit.data.synthetic import generate; generate("gm_instruments", "/tmp/val12", 400, seed=12, \\
         subset="val", duets=0.4, same_duets=0.6, jobs=2)'
@@ -26,6 +32,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+
 
 def _sdri(refs: np.ndarray, est: np.ndarray) -> float:
     from avkit.apps.separation.metrics import bss_eval
@@ -34,13 +42,20 @@ def _sdri(refs: np.ndarray, est: np.ndarray) -> float:
     return float((bss_eval(refs, est)["sdr"] - mixture).mean())
 
 
-def _share(est: np.ndarray, mixture: np.ndarray) -> float:
-    energy = float((mixture.astype(np.float64) ** 2).sum()) or 1.0
-    return min(float((e.astype(np.float64) ** 2).sum()) / energy for e in est)
+def _row(kind: str, named: list[tuple[str, float]], refs: np.ndarray, mixture: np.ndarray, networks: np.ndarray,
+         by_timbre: Any) -> dict[str, Any]:
+    """One item: what the namer said, and SDRi by the networks and (``by_timbre()``, names all different) by timbre."""
+    row: dict[str, Any] = {"kind": kind, "named": named, "networks": _sdri(refs, networks), "timbre": None}
+    if len({name for name, _ in named}) == len(named):
+        est = by_timbre([name for name, _ in named])
+        energy = float((mixture.astype(np.float64) ** 2).sum()) or 1.0
+        row["min_share"] = min(float((e.astype(np.float64) ** 2).sum()) / energy for e in est)
+        row["timbre"] = _sdri(refs, est)
+    return row
 
 
 def duets(sep: Any, networks: Any, folder: Path) -> list[dict[str, Any]]:
-    """Part 1: every duet of ``folder`` the namer sends to the timbre path."""
+    """Part 1: every duet of ``folder``, ``--regions 2x1``."""
     from avkit.apps.separation.inference import Recording
     from avkit.apps.separation.regions import parse_regions, region_masks
     from avkit.apps.separation.video import namer_pictures, read_input
@@ -55,19 +70,16 @@ def duets(sep: Any, networks: Any, folder: Path) -> list[dict[str, Any]]:
         n = min(refs.shape[1], len(clip.audio))
         rec = Recording(sep, clip.audio, clip.net_frames)
         masks, boxes = region_masks(parse_regions("2x1"), rec.grid, clip.frame_size)
-        names, named = sep.plan_timbre(namer_pictures(clip.net_frames, boxes, clip.frame_size))
-        if names is None:
-            continue
-        by_timbre = sep.separate_regions(rec, masks, timbre=names)[:, :n]
-        nets = networks.separate_regions(rec, masks)[:, :n]
-        rows.append({"same_instrument": bool(row["meta"]["same_instrument"]), "players": [p["label"] for p in players],
-                     "named": named, "min_share": _share(by_timbre, clip.audio[:n]),
-                     "timbre": _sdri(refs[:, :n], by_timbre), "networks": _sdri(refs[:, :n], nets)})
+        named = sep.namer.name(namer_pictures(clip.net_frames, boxes, clip.frame_size))
+        kind = "one instrument's two players" if row["meta"]["same_instrument"] else "two instruments"
+        rows.append(_row(kind, named, refs[:, :n], clip.audio[:n], networks.separate_regions(rec, masks)[:, :n],
+                         lambda names, rec=rec, masks=masks, n=n: sep.separate_regions(rec, masks, timbre=names)[:, :n]))
+        rows[-1]["players"] = [p["label"] for p in players]
     return rows
 
 
 def mixtures(sep: Any, folder: Path, count: int) -> list[dict[str, Any]]:
-    """Part 2: every mixture of ``folder``'s solos the namer sends to the timbre path."""
+    """Part 2: ``count`` mixtures of 2 and 3 of ``folder``'s solos."""
     import torch
 
     from avkit.apps.separation.evaluate import best_order, mixtures_of
@@ -79,43 +91,55 @@ def mixtures(sep: Any, folder: Path, count: int) -> list[dict[str, Any]]:
         k = int(item["valid"].sum())
         refs = item["audio"][:k].float()
         mix = refs.sum(0, keepdim=True)
-        names, named = sep.plan_timbre(list(item["frames"][:k].permute(0, 1, 3, 4, 2).numpy()))
-        if names is None:
-            continue
-        by_timbre = sep.separate_by_timbre(sep.spectral.stft(mix[0]), names, mix.shape[-1])
+        named = sep.namer.name(list(item["frames"][:k].permute(0, 1, 3, 4, 2).numpy()))
         frames = item["frames"][:k].unsqueeze(0)
         with torch.no_grad():
             nets = sep.net.separate(mix, frames, sep.opts.mask_threshold)[0].cpu().numpy()
             if k == 2 and sep.stems is not None:  # as the separator gives two sources: its stems in that order
                 nets = best_order(nets.astype(np.float64), sep.stems.separate(mix, frames)[0].cpu().numpy())
-        rows.append({"sources": k, "named": named, "min_share": _share(by_timbre, mix[0].numpy()),
-                     "timbre": _sdri(refs.numpy(), by_timbre), "networks": _sdri(refs.numpy(), nets.astype(np.float32))})
+        rows.append(_row(f"mixtures of {k}", named, refs.numpy(), mix[0].numpy(), nets.astype(np.float32),
+                         lambda names, mix=mix: sep.separate_by_timbre(sep.spectral.stft(mix[0]), names, mix.shape[-1])))
     return rows
 
 
-def report(title: str, rows: list[dict[str, Any]], kinds: list[tuple[str, Any]]) -> None:
-    print(f"\n{title}: {len(rows)} sent to the timbre path")
-    print(f"{'':<28} {'n':>4} {'timbre SDRi':>11} {'networks':>9}   smallest shares")
-    for label, keep in kinds:
-        sub = [r for r in rows if keep(r)]
-        if not sub:
-            continue
-        shares = ", ".join(f"{r['min_share']:.4f}" for r in sorted(sub, key=lambda r: r["min_share"])[:6])
-        print(f"{label:<28} {len(sub):>4} {np.mean([r['timbre'] for r in sub]):>+11.2f} "
-              f"{np.mean([r['networks'] for r in sub]):>+9.2f}   {shares}")
-    print("each item with a source below 1% of the energy:")
-    for r in sorted(rows, key=lambda r: r["min_share"]):
+def shares(rows: list[dict[str, Any]], confident: float) -> None:
+    """The smallest shares of the items sent to the timbre path at ``confident``, and every one below 1%."""
+    sent = [r for r in rows if r["timbre"] is not None and min(p for _, p in r["named"]) >= confident]
+    print(f"\nsent to the timbre path at p >= {confident}: {len(sent)} of {len(rows)}")
+    print(f"{'':<30} {'n':>4} {'timbre SDRi':>11} {'networks':>9}   smallest shares")
+    for kind in sorted({r["kind"] for r in sent}):
+        sub = sorted((r for r in sent if r["kind"] == kind), key=lambda r: r["min_share"])
+        print(f"{kind:<30} {len(sub):>4} {np.mean([r['timbre'] for r in sub]):>+11.2f} "
+              f"{np.mean([r['networks'] for r in sub]):>+9.2f}   " + ", ".join(f"{r['min_share']:.4f}" for r in sub[:6]))
+    print("each with a source below 1% of the energy:")
+    for r in sorted(sent, key=lambda r: r["min_share"]):
         if r["min_share"] >= 0.01:
             break
-        what = ("one instrument " if r.get("same_instrument") else "two instruments ") if "players" in r else \
-            f"{r['sources']} sources "
-        print(f"  {what:<16} smallest share {r['min_share']:.4f}  timbre {r['timbre']:+.2f}  networks "
+        print(f"  {r['kind']:<30} smallest share {r['min_share']:.4f}  timbre {r['timbre']:+.2f}  networks "
               f"{r['networks']:+.2f}  named {[n for n, _ in r['named']]}" +
               (f"  playing {r['players']}" if "players" in r else ""))
 
 
+def thresholds(rows: list[dict[str, Any]], unheard_share: float) -> None:
+    """Mean SDRi per kind of item of the separator at each namer threshold, with the unheard rule."""
+    kinds = sorted({r["kind"] for r in rows})
+    print(f"\nmean SDRi (dB) by the namer's threshold, a source under {unheard_share:.1%} of the energy sending the "
+          "item to the networks:")
+    print(f"{'threshold':>9}  " + "  ".join(f"{k} (n={sum(r['kind'] == k for r in rows)})" for k in kinds))
+    for threshold in THRESHOLDS:
+        means = []
+        for kind in kinds:
+            values = [r["timbre"] if (r["timbre"] is not None and min(p for _, p in r["named"]) >= threshold
+                                      and r["min_share"] >= unheard_share) else r["networks"]
+                      for r in rows if r["kind"] == kind]
+            means.append(f"{np.mean(values):+.2f}".rjust(len(f"{kind} (n={len(values)})")))
+        print(f"{threshold:>9}  " + "  ".join(means))
+
+
 def main(argv: list[str] | None = None) -> int:
     from avkit.apps.separation import load
+    from avkit.apps.separation.inference import UNHEARD_SHARE
+    from avkit.apps.separation.naming import CONFIDENT
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duets", default="", help="a generated folder of duets (part 1)")
@@ -125,15 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     sep = load(None, device="cpu")
     networks = load(None, device="cpu")
     networks.detach_namer()
-    if args.duets:
-        rows = duets(sep, networks, Path(args.duets))
-        report(f"duets of {args.duets}, --regions 2x1", rows,
-               [("one instrument's players", lambda r: r["same_instrument"]),
-                ("two instruments", lambda r: not r["same_instrument"])])
+    rows = duets(sep, networks, Path(args.duets)) if args.duets else []
     if args.mixtures and Path(args.mixtures).is_dir():
-        rows = mixtures(sep, Path(args.mixtures), args.count)
-        report(f"mixtures of the solos of {args.mixtures}", rows,
-               [("2 sources", lambda r: r["sources"] == 2), ("3 sources", lambda r: r["sources"] == 3)])
+        rows += mixtures(sep, Path(args.mixtures), args.count)
+    shares(rows, CONFIDENT)
+    thresholds(rows, UNHEARD_SHARE)
     return 0
 
 

@@ -53,7 +53,7 @@ def test_the_shipped_model_separates_two_real_recordings() -> None:
 def test_separate_without_run_uses_the_shipped_model(duet, tmp_path: Path, capsys) -> None:
     video, row = duet
     code, stdout, err = run_cli(capsys, "separate", video, "--out", tmp_path / "out", "--regions", "2x1",
-                                "--no-video", "--json")
+                                "--no-video", "--json", "--instruments", "none")  # the networks (timbre: its own tests)
     assert code == 0, err
     record = json.loads((tmp_path / "out" / "separation.json").read_text())
     assert Path(record["run"]) == separation.SHIPPED_MODEL and record["sample_rate"] == RATE
@@ -67,7 +67,7 @@ def test_separate_without_run_uses_the_shipped_model(duet, tmp_path: Path, capsy
     assert record["stems"] == str(separation.SHIPPED_MODEL / separation.SHIPPED_STEMS)  # two regions: the stems
 
     code, stdout, err = run_cli(capsys, "separate", video, "--out", tmp_path / "alone", "--regions", "2x1",
-                                "--no-video", "--json", "--stems", "none")
+                                "--no-video", "--json", "--stems", "none", "--instruments", "none")
     assert code == 0, err
     assert json.loads((tmp_path / "alone" / "separation.json").read_text())["stems"] is None
     alone = [read_audio(tmp_path / "alone" / f"source_{k}.wav", sample_rate=RATE)[0].numpy() for k in range(2)]
