@@ -110,3 +110,20 @@ def test_bad_metric_inputs() -> None:
     with pytest.raises(AvkitError, match="finite"):
         bss_eval(np.ones((1, 100)), np.full((1, 100), np.nan))
     assert si_sdr(torch.ones(1, 10), torch.ones(1, 10)).shape == (1,)
+
+
+def test_a_silent_estimate_scores_minus_infinity_never_perfect() -> None:
+    """A silent estimate holds none of its source: BSS-eval and SI-SDR give it -inf (0/0 read as a perfect +inf
+    would be a silent wrong answer), the summary's mean keeps it, and the table prints it."""
+    rng = np.random.default_rng(0)
+    refs = rng.standard_normal((2, 4000))
+    est = refs + 0.1 * rng.standard_normal((2, 4000))
+    est[1] = 0.0
+    bss = bss_eval(refs, est)
+    assert np.isfinite(bss["sdr"][0]) and bss["sdr"][1] == -np.inf and bss["sir"][1] == -np.inf
+    assert si_sdr(refs, est)[1] == -np.inf and si_sdr(refs, refs)[0] == np.inf  # a perfect one is still +inf
+    row = {"num_sources": 2, "model": {"sdr": list(bss["sdr"]), "si_sdr": list(si_sdr(refs, est))},
+           "mixture": {"sdr": [0.0, 0.0], "si_sdr": [0.0, 0.0]}}
+    table = summarize([row])["2"]["model"]
+    assert table["sdr"] == -np.inf and table["sdri"] == -np.inf
+    assert "-inf" in format_table(summarize([row]))

@@ -35,7 +35,8 @@ def _db(num: np.ndarray | float, den: np.ndarray | float) -> np.ndarray:
     num, den = np.asarray(num, np.float64), np.asarray(den, np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 10.0 * np.log10(num / den)
-    return np.where(den == 0, np.inf, out)
+    # 0/0 is a silent estimate, which holds none of its source: -inf, never a perfect score (x/0 with x > 0 is one)
+    return np.where(den == 0, np.where(num == 0, -np.inf, np.inf), out)
 
 
 def _as_2d(x: Any, name: str) -> np.ndarray:
@@ -232,8 +233,9 @@ def summarize(results: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, dict[
 
 
 def _finite_mean(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if len(finite) else float("nan")
+    """The mean without perfect (+inf) and undefined (NaN) scores; a silent estimate's -inf stays, so it shows."""
+    kept = values[~np.isnan(values) & (values != np.inf)]
+    return float(kept.mean()) if len(kept) else float("nan")
 
 
 def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]], title: str = "") -> str:
@@ -245,7 +247,7 @@ def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]], title
     lines.append("-" * len(header))
     for key, table in summary.items():
         for method, entry in table.items():
-            cells = "".join(f"{entry[c]:9.2f}" if c in entry and np.isfinite(entry[c]) else f"{'-':>9}" for c in cols)
+            cells = "".join(f"{entry[c]:9.2f}" if c in entry and not np.isnan(entry[c]) else f"{'-':>9}" for c in cols)
             lines.append(f"{key:>7}  {method.upper() if method in ('irm', 'ibm', 'psm') else method:<8}{cells}"
                          f"{int(entry.get('count', 0)):6d}")
     return "\n".join(lines)
