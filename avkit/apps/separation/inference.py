@@ -27,7 +27,7 @@ Reading videos and writing the outputs is :mod:`avkit.apps.separation.video`; ``
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -240,11 +240,12 @@ class Separator:
         network runs: each window's spectrogram is fitted alone), cross-faded: ``[N, S]``."""
         windows = window_plan(len(wave), self.sample_rate, self.spectral.cfg.hop, self.opts.fps, WINDOW_SECONDS,
                               WINDOW_OVERLAP)
-        out = np.zeros((len(names), len(wave)), np.float32)
-        for w in windows:
+
+        def by_timbre(w: Window) -> np.ndarray:
             part = torch.as_tensor(wave[w.start:w.stop]).to(self.device)
-            out[:, w.start:w.stop] += self.separate_by_timbre(self.spectral.stft(part), names, len(part)) * _fade(w)
-        return out
+            return self.separate_by_timbre(self.spectral.stft(part), names, len(part))
+
+        return _cross_faded(len(wave), ((w, by_timbre(w)) for w in windows))
 
     @staticmethod
     def unheard(named: Sequence[tuple[str, float]] | None, estimates: np.ndarray, mixture: np.ndarray
@@ -655,13 +656,18 @@ def _stitched(rec: Recording, separate: Callable[[Analysis], np.ndarray]) -> np.
     cross-faded linearly where windows overlap (the two weights sum to 1 at every sample)."""
     if len(rec.windows) == 1:
         return separate(rec.analysis(rec.windows[0]))
+    return _cross_faded(rec.length, ((w, separate(a)) for w, a in rec))
+
+
+def _cross_faded(length: int, parts: Iterable[tuple[Window, np.ndarray]]) -> np.ndarray:
+    """Waveforms ``[N, length]`` from each window's ``[N, w.stop - w.start]``, one window at a time, weighted by
+    :func:`_fade` and summed where they overlap."""
     out: np.ndarray | None = None
-    for w, a in rec:
-        part = separate(a)
+    for w, part in parts:
         if out is None:
-            out = np.zeros((len(part), rec.length), np.float32)
+            out = np.zeros((len(part), length), np.float32)
         out[:, w.start:w.stop] += part * _fade(w)
-    assert out is not None
+    assert out is not None  # a plan has at least one window
     return out
 
 
