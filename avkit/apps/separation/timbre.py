@@ -154,7 +154,7 @@ def timbre_masks(mag: torch.Tensor, names: Sequence[str], cfg: STFTConfig, itera
 
 def _parts(w: torch.Tensor, h: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
     """``[N, F, T]``: each instrument's part of the fit ``w @ h``, its atoms being the next ``sizes[k]``."""
-    return torch.stack([wk @ hk for wk, hk in zip(torch.split(w, sizes, 1), torch.split(h, sizes, 0))])
+    return torch.stack([wk @ hk for wk, hk in zip(torch.split(w, list(sizes), 1), torch.split(h, list(sizes), 0))])
 
 
 def _smallest_share(w: torch.Tensor, h: torch.Tensor, sizes: Sequence[int], v: torch.Tensor) -> float:
