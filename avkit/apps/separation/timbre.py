@@ -137,18 +137,19 @@ def timbre_masks(mag: torch.Tensor, names: Sequence[str], cfg: STFTConfig, itera
             w, h, owner = w[:, keep], h[keep], owner[keep]
         h *= w.T @ (v / (w @ h + 1e-9))  # KL's update; its denominator, each atom's sum, is 1
     sizes = [int((owner == k).sum()) for k in range(len(dicts))]  # each instrument's atoms, side by side
-    gains = torch.ones(len(dicts), v.shape[0], device=v.device)  # [N, F]
-    if filter_updates and _smallest_share(w, h, sizes, v) < FILTER_MIN_SHARE:
+    parts = _parts(w, h, sizes)  # each instrument's part [N, F, T], before any gains
+    if filter_updates and _smallest_share(parts, v) < FILTER_MIN_SHARE:
         filter_updates = 0
+    gains = torch.ones(len(dicts), v.shape[0], device=v.device)  # [N, F]
     for _ in range(filter_updates):
-        parts = _parts(w, h, sizes)  # each instrument's unfiltered part [N, F, T]
         ratio = v / ((gains[:, :, None] * parts).sum(0) + 1e-9)
         gains *= ((ratio * parts).sum(2) + 1e-9) / (parts.sum(2) + 1e-9)  # KL's update of a gain per bin
         gains.clamp_(1 / filter_limit, filter_limit)
-        filtered = w * torch.repeat_interleave(gains, torch.as_tensor(sizes, device=v.device), 0).T
+        filtered = w * gains[owner].T
         ratio = v / ((gains[:, :, None] * parts).sum(0) + 1e-9)  # filtered @ h, from the parts at hand
         h *= (filtered.T @ ratio) / filtered.sum(0)[:, None]
-    parts = gains[:, :, None] * _parts(w, h, sizes)
+        parts = _parts(w, h, sizes)
+    parts = gains[:, :, None] * parts
     return parts / (parts.sum(0, keepdim=True) + 1e-12)
 
 
@@ -157,9 +158,8 @@ def _parts(w: torch.Tensor, h: torch.Tensor, sizes: Sequence[int]) -> torch.Tens
     return torch.stack([wk @ hk for wk, hk in zip(torch.split(w, list(sizes), 1), torch.split(h, list(sizes), 0))])
 
 
-def _smallest_share(w: torch.Tensor, h: torch.Tensor, sizes: Sequence[int], v: torch.Tensor) -> float:
-    """The smallest share of ``v``'s energy that the ratio masks of the fit ``w @ h`` give one instrument."""
-    parts = _parts(w, h, sizes)
+def _smallest_share(parts: torch.Tensor, v: torch.Tensor) -> float:
+    """The smallest share of ``v``'s energy that the ratio masks of the instruments' ``parts`` give one of them."""
     energy = ((parts / (parts.sum(0) + 1e-12) * v) ** 2).sum((1, 2))
     return float(energy.min() / (v.pow(2).sum() + 1e-12))
 
