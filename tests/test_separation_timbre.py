@@ -306,8 +306,12 @@ def test_a_name_the_sound_does_not_bear_out_goes_to_the_networks(sep, duet, tmp_
     try:
         sep.attach_namer(_Namer([("acoustic_guitar", 0.99), ("tuba", 0.99)]))
         separation.separate_video(tmp_path / "d" / row["path"], sep, tmp_path / "named", regions="2x1", videos=False)
+        stems = [read_audio(tmp_path / "d" / pl["stem"], sample_rate=RATE)[0].numpy() for pl in row["meta"]["sources"]]
+        pictures = [draw(pl["label"], 3.0, onsets=pl["onsets"], seed=k) for k, pl in enumerate(row["meta"]["sources"])]
+        named_face = np.stack(separation.separate(sum(stems), RATE, pictures, run=sep))  # the Python face alike
         sep.detach_namer()
         separation.separate_video(tmp_path / "d" / row["path"], sep, tmp_path / "nets", regions="2x1", videos=False)
+        np.testing.assert_array_equal(named_face, np.stack(separation.separate(sum(stems), RATE, pictures, run=sep)))
         video, duet_row = duet
         sep.attach_namer(_Namer([(p["label"], 0.99) for p in sorted(duet_row["meta"]["sources"],
                                                                      key=lambda p: p["side"] != "left")]))

@@ -260,6 +260,18 @@ class Separator:
         unheard = [float((np.asarray(e, np.float64) ** 2).sum()) < UNHEARD_SHARE * energy for e in estimates]
         return unheard if any(unheard) else None
 
+    def separate_heard(self, names: list[str] | None, named: Sequence[tuple[str, float]] | None, mixture: np.ndarray,
+                       separate: Callable[[list[str] | None], np.ndarray]
+                       ) -> tuple[list[str] | None, np.ndarray, list[bool] | None]:
+        """``separate(names)`` (by timbre; ``names`` None: the networks), or ``separate(None)`` when the namer's
+        names are not borne out by the ``mixture`` (:meth:`unheard`): the names used, the estimates ``[N, S]`` and
+        the unheard flags (None when the names stood or were not used)."""
+        estimates = separate(names)
+        unheard = None if names is None else self.unheard(named, estimates, mixture)
+        if unheard is not None:  # a name the sound does not bear out: the networks
+            return None, separate(None), unheard
+        return names, estimates, None
+
     def uses_stems(self, sources: int) -> bool:
         """Whether separating ``sources`` sources gives the audio-only network's stems (it has that many slots)."""
         return self.stems is not None and sources == self.stems.net_cfg.slots
@@ -592,9 +604,8 @@ class Separator:
                              f"{self.spectral.cfg.n_fft / self.sample_rate:.3f} s)")
         names, named = self.plan_timbre([np.asarray(f) for f in sources], instruments)  # named at their own size
         rates = [len(f) / duration for f in frames]
-        estimates = self.separate_clips(at_model, frames, fps=rates, timbre=names)
-        if names is not None and self.unheard(named, estimates, at_model) is not None:
-            estimates = self.separate_clips(at_model, frames, fps=rates)
+        _, estimates, _ = self.separate_heard(names, named, at_model, lambda timbre: self.separate_clips(
+            at_model, frames, fps=rates, timbre=timbre))
         out = []
         for est in estimates:
             back = resample(est, self.sample_rate, sample_rate)[:len(wave)]

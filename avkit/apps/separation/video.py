@@ -159,10 +159,8 @@ def separate_sources(sep: Separator, clip: VideoInput, a: Analysis | Recording, 
         names, named = sep.plan_timbre(namer_pictures(clip.net_frames, boxes, clip.frame_size), instruments)
     except AvkitError as err:
         raise MediaError(clip.path, str(err)) from None
-    estimates = sep.separate_regions(a, masks, timbre=names)
-    unheard = None if names is None else sep.unheard(named, estimates, clip.audio)
-    if unheard is not None:  # a name the sound does not bear out: the networks
-        names, estimates = None, sep.separate_regions(a, masks)
+    names, estimates, unheard = sep.separate_heard(names, named, clip.audio,
+                                                   lambda timbre: sep.separate_regions(a, masks, timbre=timbre))
     return FoundSources(masks, boxes, labels, names, named, estimates, unheard)
 
 
@@ -192,10 +190,8 @@ def separate_pair(video_a: str | Path, video_b: str | Path, run_dir: str | Path 
     t_sep = time.perf_counter()
     step("separating")
     names, named = sep.plan_timbre([c.net_frames for c in clips], instruments)
-    estimates = sep.separate_clips(mixture, [c.net_frames for c in clips], timbre=names)
-    unheard = None if names is None else sep.unheard(named, estimates, mixture)
-    if unheard is not None:  # a name the sound does not bear out: the networks
-        names, estimates = None, sep.separate_clips(mixture, [c.net_frames for c in clips])
+    names, estimates, unheard = sep.separate_heard(names, named, mixture, lambda timbre: sep.separate_clips(
+        mixture, [c.net_frames for c in clips], timbre=timbre))
     t_write = time.perf_counter()
     step("scoring")
     # summarize() groups by num_sources; the key is also kept in the written per_source scores
